@@ -1,0 +1,1 @@
+"""Clients (the gateway's customers), their API keys and settings."""

@@ -1,0 +1,1 @@
+"""Price lists, quotes, and the balance ledger."""

@@ -1,0 +1,49 @@
+"""Settings, read from ``TIDINGS_*`` environment variables (and nothing at import time)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the URLs operators type and turn them into the async drivers' forms."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    for plain in ("postgresql:", "postgres:"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg:" + url[len(plain) :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./tidings.db"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "WARNING"
+    currency: str = "EUR"
+
+    # Client API limits.
+    max_batch_size: int = Field(10_000, ge=1)
+    max_sms_parts: int = Field(10, ge=1, le=255)
+
+    # Workers.
+    dispatch_batch_size: int = Field(500, ge=1)
+    poll_interval: float = Field(0.05, gt=0)
+    lease_seconds: float = Field(60.0, gt=0)
+    submit_timeout: float = Field(30.0, gt=0)
+    sweep_interval: float = Field(5.0, gt=0)
+    # A sent message without a final report is closed this long after its validity ends.
+    report_grace_seconds: int = Field(3600, ge=0)
+    supplier_refresh_interval: float = Field(5.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Upstream suppliers behind one interface: the simulator, HTTP, SMPP."""

@@ -1,0 +1,137 @@
+"""A built-in supplier that pretends to be a carrier: no network, configurable behaviour.
+
+Options (all optional), set with `tidings suppliers create --kind simulator --option k=v`:
+    latency_ms       time each submit takes (default 0)
+    dlr_delay_ms     time from submit to the delivery report (default 0)
+    delivery_ratio   share of messages delivered (default 1.0)
+    outcomes         how the rest end, as weights: "undelivered:2,expired:1,rejected:1"
+    enroute          "true": report an intermediate en-route status before the final one
+    reject_ratio     share of submits refused at once, for failure drills (default 0)
+    seed             random seed, for reproducible runs
+
+Reports not yet emitted live in memory: like a real carrier that crashes, a simulator that
+dies forgets them, and the sweeper closes those messages when their validity ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from tidings.clock import Clock
+from tidings.connectors.base import (
+    OutboundMessage,
+    ReportSink,
+    SubmitOutcome,
+    SubmitResult,
+    SupplierReport,
+)
+from tidings.errors import ConfigurationError
+from tidings.messages.status import Status
+
+_FAILURES = {
+    "undelivered": Status.UNDELIVERED,
+    "expired": Status.EXPIRED,
+    "rejected": Status.REJECTED,
+    "unknown": Status.UNKNOWN,
+}
+
+
+def _ratio(options: dict[str, Any], name: str, default: float) -> float:
+    try:
+        value = float(options.get(name, default))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"simulator option {name} must be a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigurationError(f"simulator option {name} must be between 0 and 1")
+    return value
+
+
+def _outcomes(spec: str) -> tuple[list[Status], list[float]]:
+    statuses: list[Status] = []
+    weights: list[float] = []
+    for item in spec.split(","):
+        name, _, weight = item.strip().partition(":")
+        if name not in _FAILURES:
+            raise ConfigurationError(f"simulator outcome {name!r} is not one of {set(_FAILURES)}")
+        statuses.append(_FAILURES[name])
+        weights.append(float(weight or 1))
+    return statuses, weights
+
+
+class SimulatorConnector:
+    def __init__(self, supplier_id: int, options: dict[str, Any], clock: Clock) -> None:
+        self.supplier_id = supplier_id
+        self.clock = clock
+        self.latency = float(options.get("latency_ms", 0)) / 1000
+        self.dlr_delay = float(options.get("dlr_delay_ms", 0)) / 1000
+        self.delivery_ratio = _ratio(options, "delivery_ratio", 1.0)
+        self.reject_ratio = _ratio(options, "reject_ratio", 0.0)
+        self.enroute = str(options.get("enroute", "false")).lower() in ("1", "true", "yes")
+        self.failures, self.failure_weights = _outcomes(
+            str(options.get("outcomes", "undelivered:2,expired:1,rejected:1"))
+        )
+        self.random = random.Random(options.get("seed"))
+        # Ids unique across restarts, so a restarted simulator never reuses an old id.
+        self._id_prefix = uuid.uuid4().hex[:8]
+        self._counter = itertools.count(1)
+        self._sink: ReportSink | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def start(self, reports: ReportSink) -> None:
+        self._sink = reports
+
+    async def stop(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        for task in list(self._pending):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._pending.clear()
+
+    async def submit(self, batch: Sequence[OutboundMessage]) -> list[SubmitOutcome]:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        outcomes: list[SubmitOutcome] = []
+        reports: list[tuple[str, Status]] = []
+        for message in batch:
+            if self.reject_ratio and self.random.random() < self.reject_ratio:
+                outcomes.append(
+                    SubmitOutcome(message.message_id, SubmitResult.REJECTED, error="simulated reject")
+                )
+                continue
+            supplier_id = f"sim-{self._id_prefix}-{next(self._counter)}"
+            outcomes.append(
+                SubmitOutcome(message.message_id, SubmitResult.ACCEPTED, supplier_message_id=supplier_id)
+            )
+            reports.append((supplier_id, self._final_status()))
+        if reports:
+            task = asyncio.get_running_loop().create_task(self._report(reports))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        return outcomes
+
+    def _final_status(self) -> Status:
+        if self.random.random() < self.delivery_ratio:
+            return Status.DELIVERED
+        return self.random.choices(self.failures, self.failure_weights)[0]
+
+    async def _report(self, reports: list[tuple[str, Status]]) -> None:
+        assert self._sink is not None, "submit before start"
+        if self.enroute:
+            now = self.clock.now()
+            await self._sink(
+                self.supplier_id, [SupplierReport(sid, Status.SENT, now) for sid, _ in reports]
+            )
+        # Yield at least once, so the report races the submit answer as a fast carrier's does.
+        await asyncio.sleep(self.dlr_delay)
+        now = self.clock.now()
+        await self._sink(
+            self.supplier_id,
+            [SupplierReport(sid, status, now, detail=f"simulated {status}") for sid, status in reports],
+        )

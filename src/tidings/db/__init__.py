@@ -1,0 +1,1 @@
+"""Storage plumbing shared by every domain package: engine, sessions, column types."""

@@ -1,0 +1,1 @@
+"""Getting accepted messages to suppliers and their reports back: dispatch, receipts, expiry."""

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db.base import Base, UTCDateTime
+
+
+class DispatchJob(Base):
+    """The durable work item for one message still to be handed to its supplier.
+
+    Written in the same transaction as the message; deleted in the same transaction that
+    records the supplier's answer. A worker that dies holding a job only holds its lease:
+    once `locked_until` passes, another worker takes it over.
+    """
+
+    __tablename__ = "dispatch_jobs"
+    __table_args__ = (Index("ix_dispatch_jobs_claim", "supplier_id", "due_at"),)
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Receipt(Base):
+    """A delivery receipt from a supplier, kept whether or not it matched a message yet.
+
+    A fast supplier can report before we have stored the id it gave us; such a receipt stays
+    unapplied (message_id NULL) until the submit answer is recorded, then it is applied.
+    """
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        Index("ix_receipts_supplier_ref", "supplier_id", "supplier_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))
+    supplier_message_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)

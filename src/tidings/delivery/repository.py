@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.delivery.models import DispatchJob, Receipt
+from tidings.messages.models import Message
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    message_id: int
+    attempts: int
+
+
+class DispatchRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enqueue(self, jobs: Sequence[tuple[int, int]], due_at: datetime) -> None:
+        """Jobs are (message_id, supplier_id)."""
+        if jobs:
+            await self.session.execute(
+                insert(DispatchJob),
+                [
+                    {"message_id": m, "supplier_id": s, "due_at": due_at, "attempts": 0}
+                    for m, s in jobs
+                ],
+            )
+
+    async def claim(
+        self, supplier_id: int, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ClaimedJob]:
+        """Lease up to `limit` due jobs of a supplier, oldest first.
+
+        On PostgreSQL the inner SELECT takes row locks with SKIP LOCKED, so concurrent
+        workers (other processes) each lease different jobs and never wait on each other.
+        On SQLite the write lock taken by BEGIN IMMEDIATE serialises claims instead.
+        """
+        claimable = (
+            select(DispatchJob.message_id)
+            .where(
+                DispatchJob.supplier_id == supplier_id,
+                DispatchJob.due_at <= now,
+                or_(DispatchJob.locked_until.is_(None), DispatchJob.locked_until < now),
+            )
+            .order_by(DispatchJob.due_at, DispatchJob.message_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            update(DispatchJob)
+            .where(DispatchJob.message_id.in_(claimable.scalar_subquery()))
+            .values(locked_until=lease_until, attempts=DispatchJob.attempts + 1)
+            .returning(DispatchJob.message_id, DispatchJob.attempts)
+        )
+        return sorted(
+            (ClaimedJob(message_id=row[0], attempts=row[1]) for row in result),
+            key=lambda job: job.message_id,
+        )
+
+    async def complete(self, message_ids: Iterable[int]) -> None:
+        ids = list(message_ids)
+        if ids:
+            await self.session.execute(delete(DispatchJob).where(DispatchJob.message_id.in_(ids)))
+
+    async def retry_later(self, retries: Sequence[tuple[int, datetime, str]]) -> None:
+        """Release leased jobs to run again at a later time: (message_id, due_at, error)."""
+        if not retries:
+            return
+        await self.session.execute(
+            update(DispatchJob)
+            .where(DispatchJob.message_id == bindparam("job_id"))
+            .values(due_at=bindparam("due"), locked_until=None, last_error=bindparam("error")),
+            [{"job_id": m, "due": due, "error": error[:200]} for m, due, error in retries],
+        )
+
+    async def supplier_ids_with_work(self) -> list[int]:
+        result = await self.session.execute(select(DispatchJob.supplier_id).distinct())
+        return [row[0] for row in result]
+
+    async def depth(self, now: datetime) -> int:
+        result = await self.session.execute(
+            select(func.count()).select_from(DispatchJob).where(DispatchJob.due_at <= now)
+        )
+        return int(result.scalar_one())
+
+
+class ReceiptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_many(self, rows: Sequence[dict[str, object]]) -> list[int]:
+        if not rows:
+            return []
+        result = await self.session.execute(
+            insert(Receipt).returning(Receipt.id, sort_by_parameter_order=True), list(rows)
+        )
+        return [row[0] for row in result]
+
+    async def match_messages(
+        self, supplier_id: int, supplier_message_ids: Iterable[str]
+    ) -> dict[str, int]:
+        """Our message ids for the ids a supplier gave us."""
+        ids = list(set(supplier_message_ids))
+        if not ids:
+            return {}
+        result = await self.session.execute(
+            select(Message.supplier_message_id, Message.id).where(
+                Message.supplier_id == supplier_id, Message.supplier_message_id.in_(ids)
+            )
+        )
+        return {row[0]: row[1] for row in result}
+
+    async def unmatched_for(
+        self, pairs: Iterable[tuple[int, str]]
+    ) -> Sequence[Receipt]:
+        """Receipts kept from before their message's supplier id was known."""
+        wanted = list(pairs)
+        if not wanted:
+            return []
+        result = await self.session.execute(
+            select(Receipt)
+            .where(
+                Receipt.message_id.is_(None),
+                tuple_(Receipt.supplier_id, Receipt.supplier_message_id).in_(wanted),
+            )
+            .order_by(Receipt.id)
+        )
+        return result.scalars().all()
+
+    async def mark_matched(self, matches: Sequence[tuple[int, int]]) -> None:
+        """(receipt_id, message_id) pairs."""
+        for receipt_id, message_id in matches:
+            await self.session.execute(
+                update(Receipt).where(Receipt.id == receipt_id).values(message_id=message_id)
+            )
+
+    async def unmatched_count(self, supplier_id: int | None = None) -> int:
+        query = select(func.count()).select_from(Receipt).where(Receipt.message_id.is_(None))
+        if supplier_id is not None:
+            query = query.where(and_(Receipt.supplier_id == supplier_id))
+        result = await self.session.execute(query)
+        return int(result.scalar_one())

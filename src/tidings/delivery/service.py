@@ -1,0 +1,225 @@
+"""Recording what suppliers answer and report, and closing what outlives its validity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.clock import Clock
+from tidings.connectors.base import OutboundMessage, SubmitOutcome, SubmitResult, SupplierReport
+from tidings.delivery.repository import ClaimedJob, DispatchRepository, ReceiptRepository
+from tidings.messages.models import Message
+from tidings.messages.repository import MessageRepository
+from tidings.messages.service import AppliedChange, StatusChange, apply_changes
+from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES, Status
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 10
+    base_delay: float = 2.0
+    max_delay: float = 300.0
+
+    def delay(self, attempts: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return max(0.0, min(retry_after, self.max_delay))
+        return min(self.base_delay * 2 ** max(attempts - 1, 0), self.max_delay)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    """Leased jobs split into what to submit and what has run out of time already."""
+
+    to_send: list[OutboundMessage]
+    attempts: dict[int, int]
+    expired: list[int]
+
+
+async def claim_batch(
+    session: AsyncSession, clock: Clock, supplier_id: int, limit: int, lease_seconds: float
+) -> ClaimedBatch:
+    now = clock.now()
+    jobs: list[ClaimedJob] = await DispatchRepository(session).claim(
+        supplier_id, now, now + timedelta(seconds=lease_seconds), limit
+    )
+    if not jobs:
+        return ClaimedBatch([], {}, [])
+    messages = await MessageRepository(session).get_many([job.message_id for job in jobs])
+    by_id = {message.id: message for message in messages}
+    to_send: list[OutboundMessage] = []
+    expired: list[int] = []
+    for job in jobs:
+        message = by_id.get(job.message_id)
+        if message is None:
+            continue
+        if message.expires_at <= now:
+            expired.append(message.id)
+        else:
+            to_send.append(_outbound(message))
+    return ClaimedBatch(to_send, {job.message_id: job.attempts for job in jobs}, expired)
+
+
+def _outbound(message: Message) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=message.id,
+        msisdn=message.msisdn,
+        originator=message.originator,
+        body=message.body,
+        encoding=message.encoding,
+        parts=message.parts,
+        expires_at=message.expires_at,
+        reference=message.reference,
+    )
+
+
+async def record_outcomes(
+    session: AsyncSession,
+    clock: Clock,
+    supplier_id: int,
+    batch: ClaimedBatch,
+    outcomes: Sequence[SubmitOutcome],
+    policy: RetryPolicy,
+) -> list[AppliedChange]:
+    """Write the supplier's answers for a claimed batch, in the worker's transaction."""
+    now = clock.now()
+    changes: list[StatusChange] = [
+        StatusChange(mid, Status.EXPIRED, now, detail="validity ended before sending")
+        for mid in batch.expired
+    ]
+    done: list[int] = list(batch.expired)
+    retries: list[tuple[int, datetime, str]] = []
+    accepted: list[tuple[int, str]] = []
+    answered = {outcome.message_id for outcome in outcomes}
+    # A connector that forgets a message gets it back to retry, never silently dropped.
+    missing = [
+        SubmitOutcome(m.message_id, SubmitResult.RETRY, error="no answer from connector")
+        for m in batch.to_send
+        if m.message_id not in answered
+    ]
+    expires = {m.message_id: m.expires_at for m in batch.to_send}
+    for outcome in [*outcomes, *missing]:
+        mid = outcome.message_id
+        if mid not in expires:
+            continue
+        if outcome.result is SubmitResult.ACCEPTED and outcome.supplier_message_id:
+            changes.append(
+                StatusChange(
+                    mid, Status.SENT, now, supplier_message_id=outcome.supplier_message_id, sent=True
+                )
+            )
+            accepted.append((mid, outcome.supplier_message_id))
+            done.append(mid)
+        elif outcome.result is SubmitResult.REJECTED:
+            changes.append(StatusChange(mid, Status.REJECTED, now, detail=_short(outcome.error)))
+            done.append(mid)
+        else:
+            attempts = batch.attempts.get(mid, 1)
+            due = now + timedelta(seconds=policy.delay(attempts, outcome.retry_after))
+            error = _short(outcome.error) or "temporary failure"
+            if attempts >= policy.max_attempts or due >= expires[mid]:
+                changes.append(
+                    StatusChange(mid, Status.FAILED, now, detail=f"gave up: {error}")
+                )
+                done.append(mid)
+            else:
+                retries.append((mid, due, error))
+    applied = await apply_changes(session, clock, changes)
+    jobs = DispatchRepository(session)
+    await jobs.complete(done)
+    await jobs.retry_later(retries)
+    if accepted:
+        applied.extend(await _apply_early_receipts(session, clock, supplier_id, accepted))
+    return applied
+
+
+async def _apply_early_receipts(
+    session: AsyncSession, clock: Clock, supplier_id: int, accepted: list[tuple[int, str]]
+) -> list[AppliedChange]:
+    receipts = ReceiptRepository(session)
+    by_supplier_id = {smid: mid for mid, smid in accepted}
+    early = await receipts.unmatched_for((supplier_id, smid) for smid in by_supplier_id)
+    if not early:
+        return []
+    await receipts.mark_matched([(r.id, by_supplier_id[r.supplier_message_id]) for r in early])
+    return await apply_changes(
+        session,
+        clock,
+        [
+            StatusChange(
+                by_supplier_id[r.supplier_message_id], Status(r.status), r.received_at, r.detail
+            )
+            for r in early
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    receipt_ids: list[int]
+    matched: list[bool]
+    applied: list[AppliedChange]
+
+
+async def ingest_reports(
+    session: AsyncSession, clock: Clock, supplier_id: int, reports: Sequence[SupplierReport]
+) -> IngestResult:
+    """Store every report, apply those whose message is known, keep the rest for later."""
+    receipts = ReceiptRepository(session)
+    matches = await receipts.match_messages(supplier_id, (r.supplier_message_id for r in reports))
+    now = clock.now()
+    ids = await receipts.add_many(
+        [
+            {
+                "supplier_id": supplier_id,
+                "supplier_message_id": r.supplier_message_id,
+                "status": r.status.value,
+                "detail": _short(r.detail),
+                "received_at": r.at or now,
+                "message_id": matches.get(r.supplier_message_id),
+            }
+            for r in reports
+        ]
+    )
+    applied = await apply_changes(
+        session,
+        clock,
+        [
+            StatusChange(matches[r.supplier_message_id], r.status, r.at or now, _short(r.detail))
+            for r in reports
+            if r.supplier_message_id in matches
+        ],
+    )
+    return IngestResult(
+        receipt_ids=ids,
+        matched=[r.supplier_message_id in matches for r in reports],
+        applied=applied,
+    )
+
+
+async def sweep_expired(
+    session: AsyncSession, clock: Clock, *, grace_seconds: int, limit: int = 1000
+) -> list[AppliedChange]:
+    """Expire what never left before its validity ended, and close what never got a report."""
+    now = clock.now()
+    messages = MessageRepository(session)
+    pending = await messages.expiring_unleased(PENDING_STATUSES, now, limit)
+    silent = await messages.expiring(
+        IN_FLIGHT_STATUSES, now - timedelta(seconds=grace_seconds), limit
+    )
+    changes = [
+        StatusChange(mid, Status.EXPIRED, now, detail="validity ended before sending")
+        for mid in pending
+    ] + [
+        StatusChange(mid, Status.EXPIRED, now, detail="no final report before validity ended")
+        for mid in silent
+    ]
+    applied = await apply_changes(session, clock, changes)
+    await DispatchRepository(session).complete(pending)
+    return applied
+
+
+def _short(text: str | None) -> str | None:
+    return None if text is None else text[:200]

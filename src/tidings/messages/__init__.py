@@ -1,0 +1,1 @@
+"""The one internal message model and status machine, shared by every API and channel."""

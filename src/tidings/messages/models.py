@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.db.base import Base, Money, UTCDateTime
+
+
+class Task(Base):
+    """A bulk request (`phones` or `individual`): the unit a client asks statistics for."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    destination: Mapped[str] = mapped_column(String(16))  # phones, individual
+    originator: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    validity_hours: Mapped[int] = mapped_column(Integer)
+    total_price: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("client_id", "reference"),
+        Index("ix_messages_supplier_ref", "supplier_id", "supplier_message_id"),
+        Index("ix_messages_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True, index=True)
+    channel: Mapped[str] = mapped_column(String(8))  # sms (viber, hlr later)
+    source: Mapped[str] = mapped_column(String(8))  # api, smpp, ...
+    msisdn: Mapped[str] = mapped_column(String(15))
+    country: Mapped[str] = mapped_column(String(2))
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    originator: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    encoding: Mapped[str] = mapped_column(String(8))
+    parts: Mapped[int] = mapped_column(Integer)
+    tariff: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(Money)  # total for all parts
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    status_detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id"), nullable=True)
+    supplier_message_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    time_in: Mapped[datetime] = mapped_column(UTCDateTime)
+    time_sent: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    time_dr: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class MessageEvent(Base):
+    """One status transition after acceptance (acceptance itself is the message's time_in)."""
+
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.delivery.models import DispatchJob
+from tidings.messages.models import Message, MessageEvent, Task
+
+
+class MessageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_task(self, task: Task) -> Task:
+        self.session.add(task)
+        await self.session.flush()
+        return task
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert messages in one statement; the new ids come back in the rows' order."""
+        result = await self.session.execute(
+            insert(Message).returning(Message.id, sort_by_parameter_order=True), list(rows)
+        )
+        return [row[0] for row in result]
+
+    async def references_in_use(self, client_id: int, references: Iterable[str]) -> list[str]:
+        result = await self.session.execute(
+            select(Message.reference).where(
+                Message.client_id == client_id, Message.reference.in_(list(references))
+            )
+        )
+        return [row[0] for row in result]
+
+    async def get(self, client_id: int, message_id: int) -> Message | None:
+        result = await self.session.execute(
+            select(Message).where(Message.id == message_id, Message.client_id == client_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def get_by_reference(self, client_id: int, reference: str) -> Message | None:
+        result = await self.session.execute(
+            select(Message).where(Message.client_id == client_id, Message.reference == reference)
+        )
+        return result.scalar_one_or_none()
+
+    async def get_many(self, message_ids: Sequence[int]) -> list[Message]:
+        result = await self.session.execute(select(Message).where(Message.id.in_(message_ids)))
+        return list(result.scalars())
+
+    async def get_task(self, client_id: int, task_id: int) -> Task | None:
+        result = await self.session.execute(
+            select(Task).where(Task.id == task_id, Task.client_id == client_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def task_counts(self, task_id: int) -> dict[str, int]:
+        result = await self.session.execute(
+            select(Message.status, func.count())
+            .where(Message.task_id == task_id)
+            .group_by(Message.status)
+        )
+        return {status: count for status, count in result.tuples()}
+
+    async def task_sent_count(self, task_id: int) -> int:
+        result = await self.session.execute(
+            select(func.count()).where(Message.task_id == task_id, Message.time_sent.is_not(None))
+        )
+        return int(result.scalar_one())
+
+    async def events(self, message_id: int) -> Sequence[MessageEvent]:
+        result = await self.session.execute(
+            select(MessageEvent)
+            .where(MessageEvent.message_id == message_id)
+            .order_by(MessageEvent.at, MessageEvent.id)
+        )
+        return result.scalars().all()
+
+    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(MessageEvent), list(rows))
+
+    async def lock_for_update(self, message_ids: Sequence[int]) -> list[Message]:
+        result = await self.session.execute(
+            select(Message).where(Message.id.in_(message_ids)).with_for_update()
+        )
+        return list(result.scalars())
+
+    async def expiring(self, statuses: Iterable[str], before: datetime, limit: int) -> list[int]:
+        result = await self.session.execute(
+            select(Message.id)
+            .where(Message.status.in_(list(statuses)), Message.expires_at < before)
+            .order_by(Message.expires_at)
+            .limit(limit)
+        )
+        return [row[0] for row in result]
+
+    async def expiring_unleased(
+        self, statuses: Iterable[str], before: datetime, limit: int
+    ) -> list[int]:
+        """Pending messages past validity whose dispatch job no worker holds right now."""
+        result = await self.session.execute(
+            select(Message.id)
+            .outerjoin(DispatchJob, DispatchJob.message_id == Message.id)
+            .where(
+                Message.status.in_(list(statuses)),
+                Message.expires_at < before,
+                or_(DispatchJob.locked_until.is_(None), DispatchJob.locked_until < before),
+            )
+            .order_by(Message.expires_at)
+            .limit(limit)
+        )
+        return [row[0] for row in result]

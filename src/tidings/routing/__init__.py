@@ -1,0 +1,1 @@
+"""Suppliers (upstream carriers) and the routes that choose one for each message."""

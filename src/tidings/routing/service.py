@@ -1,0 +1,110 @@
+"""Choosing a supplier for each message, and managing suppliers and routes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.billing.service import MESSAGE_TYPES
+from tidings.clock import Clock
+from tidings.errors import InvalidRequest, NotFound
+from tidings.routing.models import Route, Supplier
+from tidings.routing.repository import RouteRepository, SupplierRepository
+
+SUPPLIER_KINDS = ("simulator", "http", "smpp")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """The active routes of one message type, ordered most specific first."""
+
+    routes: tuple[Route, ...]
+
+    @classmethod
+    def of(cls, routes: Sequence[Route]) -> RouteTable:
+        def specificity(route: Route) -> tuple[int, int, int]:
+            prefix_len = len(route.prefix or "")
+            return (-prefix_len, 0 if route.country else 1, -route.priority)
+
+        return cls(tuple(sorted(routes, key=specificity)))
+
+    def choose(self, msisdn: str, country: str) -> int | None:
+        for route in self.routes:
+            if route.prefix and not msisdn.startswith(route.prefix):
+                continue
+            if route.country and route.country != country:
+                continue
+            return route.supplier_id
+        return None
+
+
+async def load_route_table(session: AsyncSession, type_: str) -> RouteTable:
+    return RouteTable.of(await RouteRepository(session).active(type_))
+
+
+async def create_supplier(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    name: str,
+    kind: str,
+    options: dict[str, Any] | None = None,
+    throughput: float | None = None,
+) -> Supplier:
+    if kind not in SUPPLIER_KINDS:
+        raise InvalidRequest(f"kind must be one of {', '.join(SUPPLIER_KINDS)}")
+    suppliers = SupplierRepository(session)
+    if await suppliers.get_by_name(name) is not None:
+        raise InvalidRequest(f"a supplier named {name!r} exists already", reason="duplicate")
+    return await suppliers.add(
+        Supplier(
+            name=name,
+            kind=kind,
+            options=options or {},
+            throughput=throughput,
+            enabled=True,
+            created_at=clock.now(),
+        )
+    )
+
+
+async def find_supplier(session: AsyncSession, name_or_id: str) -> Supplier:
+    suppliers = SupplierRepository(session)
+    supplier = await suppliers.get_by_name(name_or_id)
+    if supplier is None and name_or_id.isdigit():
+        supplier = await suppliers.get(int(name_or_id))
+    if supplier is None:
+        raise NotFound(f"no supplier {name_or_id!r}")
+    return supplier
+
+
+async def create_route(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    type_: str,
+    supplier: str,
+    country: str | None = None,
+    prefix: str | None = None,
+    priority: int = 0,
+) -> Route:
+    if type_ not in MESSAGE_TYPES:
+        raise InvalidRequest(f"type must be one of {', '.join(MESSAGE_TYPES)}")
+    if prefix is not None and not (prefix.isdigit() and 1 <= len(prefix) <= 15):
+        raise InvalidRequest("prefix must be 1 to 15 digits")
+    if country is not None and not (len(country) == 2 and country.isalpha()):
+        raise InvalidRequest("country must be an ISO 3166 alpha-2 code")
+    found = await find_supplier(session, supplier)
+    return await RouteRepository(session).add(
+        Route(
+            type=type_,
+            supplier_id=found.id,
+            country=country.upper() if country else None,
+            prefix=prefix,
+            priority=priority,
+            created_at=clock.now(),
+        )
+    )
