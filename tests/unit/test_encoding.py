@@ -247,6 +247,15 @@ def test_ucs2_examples() -> None:
         encode_ucs2("a\ud83d")
     # Counting still works on a lone surrogate; only encoding refuses it.
     assert segment("a\ud83d") == Segmentation(Encoding.UCS2, 2, 1)
+
+
+def test_split_text_with_lone_surrogates() -> None:
+    # Two lone halves are two characters of one unit each, free to be cut apart.
+    text = "\ud83d" + "Ж" * 65 + EMOJI + "\ud83d\ude00" + "Ж" * 3
+    assert segment(text) == Segmentation(Encoding.UCS2, 72, 2)
+    assert split(text) == ["\ud83d" + "Ж" * 65, EMOJI + "\ud83d\ude00" + "Ж" * 3]
+    text = "Ж" * 66 + "\ud83d\ude00" + "Ж" * 3
+    assert split(text) == ["Ж" * 66 + "\ud83d", "\ude00" + "Ж" * 3]
     with pytest.raises(ValueError):
         decode_ucs2(b"\xd8\x3d")
     assert decode_ucs2(b"\xd8\x3d", errors="replace") == "\ufffd"
@@ -256,7 +265,7 @@ def test_ucs2_examples() -> None:
 
 gsm_text = st.text(alphabet=st.sampled_from(sorted(GSM7_CHARS)), max_size=700)
 # Weighted towards the characters that make splitting interesting: extension characters,
-# astral ones and non-GSM BMP ones, plus anything at all.
+# astral ones and non-GSM BMP ones, plus anything at all; and texts dense with them.
 any_text = st.text(
     alphabet=st.one_of(
         st.sampled_from(sorted(GSM7_CHARS)),
@@ -264,7 +273,7 @@ any_text = st.text(
         st.characters(),
     ),
     max_size=700,
-)
+) | st.text(alphabet=st.sampled_from(["a", "€", "~", EMOJI, "Ж"]), max_size=700)
 
 
 @given(any_text)

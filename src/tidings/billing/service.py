@@ -63,9 +63,10 @@ async def price_table(
 def parse_price_csv(text: str, countries: CountryTable) -> list[dict[str, object]]:
     """Rows of `type,tariff,country,price,currency`; every bad line is reported at once."""
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or tuple(
-        name.strip().lower() for name in reader.fieldnames
-    ) != CSV_HEADER:
+    if (
+        reader.fieldnames is None
+        or tuple(name.strip().lower() for name in reader.fieldnames) != CSV_HEADER
+    ):
         raise InvalidRequest(f"the header must be {','.join(CSV_HEADER)}", reason="bad_csv")
     rows: list[dict[str, object]] = []
     problems: list[str] = []

@@ -102,12 +102,16 @@ class SimulatorConnector:
         for message in batch:
             if self.reject_ratio and self.random.random() < self.reject_ratio:
                 outcomes.append(
-                    SubmitOutcome(message.message_id, SubmitResult.REJECTED, error="simulated reject")
+                    SubmitOutcome(
+                        message.message_id, SubmitResult.REJECTED, error="simulated reject"
+                    )
                 )
                 continue
             supplier_id = f"sim-{self._id_prefix}-{next(self._counter)}"
             outcomes.append(
-                SubmitOutcome(message.message_id, SubmitResult.ACCEPTED, supplier_message_id=supplier_id)
+                SubmitOutcome(
+                    message.message_id, SubmitResult.ACCEPTED, supplier_message_id=supplier_id
+                )
             )
             reports.append((supplier_id, self._final_status()))
         if reports:
@@ -133,5 +137,8 @@ class SimulatorConnector:
         now = self.clock.now()
         await self._sink(
             self.supplier_id,
-            [SupplierReport(sid, status, now, detail=f"simulated {status}") for sid, status in reports],
+            [
+                SupplierReport(sid, status, now, detail=f"simulated {status}")
+                for sid, status in reports
+            ],
         )

@@ -35,9 +35,7 @@ class Receipt(Base):
     """
 
     __tablename__ = "receipts"
-    __table_args__ = (
-        Index("ix_receipts_supplier_ref", "supplier_id", "supplier_message_id"),
-    )
+    __table_args__ = (Index("ix_receipts_supplier_ref", "supplier_id", "supplier_message_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))

@@ -116,9 +116,7 @@ class ReceiptRepository:
         )
         return {row[0]: row[1] for row in result}
 
-    async def unmatched_for(
-        self, pairs: Iterable[tuple[int, str]]
-    ) -> Sequence[Receipt]:
+    async def unmatched_for(self, pairs: Iterable[tuple[int, str]]) -> Sequence[Receipt]:
         """Receipts kept from before their message's supplier id was known."""
         wanted = list(pairs)
         if not wanted:

@@ -25,8 +25,8 @@ class RetryPolicy:
 
     def delay(self, attempts: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return max(0.0, min(retry_after, self.max_delay))
-        return min(self.base_delay * 2 ** max(attempts - 1, 0), self.max_delay)
+            return max(0.0, min(float(retry_after), self.max_delay))
+        return float(min(self.base_delay * 2 ** max(attempts - 1, 0), self.max_delay))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,11 @@ async def record_outcomes(
         if outcome.result is SubmitResult.ACCEPTED and outcome.supplier_message_id:
             changes.append(
                 StatusChange(
-                    mid, Status.SENT, now, supplier_message_id=outcome.supplier_message_id, sent=True
+                    mid,
+                    Status.SENT,
+                    now,
+                    supplier_message_id=outcome.supplier_message_id,
+                    sent=True,
                 )
             )
             accepted.append((mid, outcome.supplier_message_id))
@@ -120,9 +124,7 @@ async def record_outcomes(
             due = now + timedelta(seconds=policy.delay(attempts, outcome.retry_after))
             error = _short(outcome.error) or "temporary failure"
             if attempts >= policy.max_attempts or due >= expires[mid]:
-                changes.append(
-                    StatusChange(mid, Status.FAILED, now, detail=f"gave up: {error}")
-                )
+                changes.append(StatusChange(mid, Status.FAILED, now, detail=f"gave up: {error}"))
                 done.append(mid)
             else:
                 retries.append((mid, due, error))

@@ -96,7 +96,6 @@ _ASCII_GSM = _ASCII_BASIC + _ASCII_EXT
 # first miss, which beats building a set from the text.
 _NOT_GSM_RE = re.compile("[^" + re.escape("".join(sorted(GSM7_CHARS))) + "]")
 _GSM_EXT_RE = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION_CHARS))) + "]")
-_ASTRAL_RE = re.compile("[\U00010000-\U0010ffff]")
 
 _GSM_ENCODE: dict[int, str] = {
     ord(char): chr(code) for code, char in enumerate(_GSM_BASIC_TABLE) if code != _ESC
@@ -183,37 +182,56 @@ def _classify(text: str) -> tuple[Encoding, int]:
     return Encoding.UCS2, len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def _wide_positions(text: str, encoding: Encoding) -> list[int]:
-    pattern = _GSM_EXT_RE if encoding is Encoding.GSM7 else _ASTRAL_RE
-    return [match.start() for match in pattern.finditer(text)]
+# Texts with two-unit characters are cut on their wire form, where the rule is local: a cut
+# that would land right after an ESC septet or a high surrogate moves back by one. That needs
+# a look at one unit per part instead of a walk over every character.
 
 
-def _greedy_cuts(length: int, wide: list[int], limit: int) -> list[int]:
-    """End offsets of each part of a text of ``length`` characters cut into ``limit`` units.
+def _septet_cuts(septets: str, limit: int) -> list[int]:
+    """Part ends, in septets, of unpacked GSM-7 (``str.translate(_GSM_ENCODE)`` output)."""
+    cuts: list[int] = []
+    end = 0
+    while end < len(septets):
+        end += limit
+        if end >= len(septets):
+            end = len(septets)
+        elif septets[end - 1] == "\x1b":
+            end -= 1
+        cuts.append(end)
+    return cuts
 
-    Characters at the (sorted) ``wide`` offsets cost two units and stay whole, so a part that
-    has one unit left before one of them ends early. Work is per wide character and per part,
-    not per character, which keeps long emoji-free or escape-free runs cheap.
+
+def _code_unit_cuts(utf16le: bytes, limit: int) -> list[int]:
+    """Part ends, in code units, of well-formed UTF-16-LE."""
+    total = len(utf16le) // 2
+    cuts: list[int] = []
+    end = 0
+    while end < total:
+        end += limit
+        if end >= total:
+            end = total
+        elif 0xD8 <= utf16le[2 * end - 1] <= 0xDB:
+            end -= 1
+        cuts.append(end)
+    return cuts
+
+
+def _char_cuts(text: str, limit: int) -> list[int]:
+    """Part ends, in characters, for UCS-2 text holding lone surrogates.
+
+    Such a str has no well-formed UTF-16 form to cut (and two lone halves would fuse into
+    one character on a round trip), so it is walked per character; it is rare and invalid
+    anyway, as encode_ucs2 refuses it.
     """
     cuts: list[int] = []
-    pos = used = 0
-    for stop in (*wide, length):
-        while pos < stop:
-            take = min(stop - pos, limit - used)
-            pos += take
-            used += take
-            if used == limit:
-                cuts.append(pos)
-                used = 0
-        if stop == length:
-            break
-        if used + 2 > limit:
-            cuts.append(pos)
+    used = 0
+    for index, char in enumerate(text):
+        cost = 2 if char > "\uffff" else 1
+        if used + cost > limit:
+            cuts.append(index)
             used = 0
-        pos += 1
-        used += 2
-    if used:
-        cuts.append(pos)
+        used += cost
+    cuts.append(len(text))
     return cuts
 
 
@@ -225,7 +243,13 @@ def segment(text: str) -> Segmentation:
         return Segmentation(encoding, units, 1)
     if units == len(text):
         return Segmentation(encoding, units, -(-units // concatenated))
-    cuts = _greedy_cuts(len(text), _wide_positions(text, encoding), concatenated)
+    if encoding is Encoding.GSM7:
+        cuts = _septet_cuts(text.translate(_GSM_ENCODE), concatenated)
+    else:
+        try:
+            cuts = _code_unit_cuts(text.encode("utf-16-le"), concatenated)
+        except UnicodeEncodeError:
+            cuts = _char_cuts(text, concatenated)
     return Segmentation(encoding, units, len(cuts))
 
 
@@ -240,8 +264,24 @@ def split(text: str) -> list[str]:
         return [text]
     if units == len(text):
         return [text[start : start + concatenated] for start in range(0, len(text), concatenated)]
-    cuts = _greedy_cuts(len(text), _wide_positions(text, encoding), concatenated)
-    return [text[start:end] for start, end in pairwise((0, *cuts))]
+    if encoding is Encoding.GSM7:
+        septets = text.translate(_GSM_ENCODE)
+        parts: list[str] = []
+        start = septet_start = escapes = 0
+        for septet_end in _septet_cuts(septets, concatenated):
+            # Each ESC septet before the cut is a character that took two septets.
+            escapes += septets.count("\x1b", septet_start, septet_end)
+            end = septet_end - escapes
+            parts.append(text[start:end])
+            start, septet_start = end, septet_end
+        return parts
+    try:
+        utf16le = text.encode("utf-16-le")
+    except UnicodeEncodeError:
+        cuts = _char_cuts(text, concatenated)
+        return [text[start:end] for start, end in pairwise((0, *cuts))]
+    cuts = _code_unit_cuts(utf16le, concatenated)
+    return [utf16le[2 * start : 2 * end].decode("utf-16-le") for start, end in pairwise((0, *cuts))]
 
 
 def _unencodable(text: str, what: str) -> UnencodableText:

@@ -386,7 +386,9 @@ async def get_task_summary(session: AsyncSession, client_id: int, task_id: int) 
     )
 
 
-async def history(session: AsyncSession, message: Message) -> list[tuple[str, datetime, str | None]]:
+async def history(
+    session: AsyncSession, message: Message
+) -> list[tuple[str, datetime, str | None]]:
     """The message's statuses in order, acceptance first."""
     initial = Status.SCHEDULED if message.send_at else Status.QUEUED
     entries: list[tuple[str, datetime, str | None]] = [(initial.value, message.time_in, None)]

@@ -14,7 +14,7 @@ from tidings.errors import InvalidRequest, NotFound
 from tidings.routing.models import Route, Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
 
-SUPPLIER_KINDS = ("simulator", "http", "smpp")
+SUPPLIER_KINDS = ("simulator",)  # http and smpp connectors come with their issues
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""The client REST API of seed 004 (KetchUp-style `/rest/...` with X-API-KEY)."""

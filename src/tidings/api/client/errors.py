@@ -1,0 +1,99 @@
+"""Seed 004's error codes (Appendix 1) and how domain errors map onto them.
+
+One table: a domain error's `reason` picks the code; the code picks the HTTP status.
+"""
+
+from __future__ import annotations
+
+from tidings.errors import (
+    AuthError,
+    ClientBlocked,
+    Conflict,
+    InsufficientFunds,
+    NotFound,
+    PricingError,
+    RoutingError,
+    TidingsError,
+)
+
+# Appendix 1, as published (English wording ours).
+DESCRIPTIONS: dict[int, str] = {
+    0: "No errors",
+    1: "Invalid key",
+    2: "Not enough parameters",
+    3: "User is blocked",
+    4: "Function is not supported",
+    5: "Unknown error",
+    6: "Invalid tariff code",
+    7: "Invalid parameters",
+    8: "Not enough money",
+    9: "Tariff is inactive",
+    10: "Invalid send time",
+    11: "Too many messages in processing",
+    12: "Batch is too large",
+    20: "SMS not found",
+    21: "Incorrect msisdn",
+    22: "Missing SMS reference",
+    23: "SMS with this reference already exists",
+    24: "Invalid request payload",
+    25: "Invalid originator",
+    26: "Empty or too long SMS text",
+    27: "Invalid SMS reference",
+    28: "Invalid SMS validity",
+    29: "Invalid task id",
+    30: "Task not found",
+    31: "Phone is already in the batch",
+    32: "Sender not allowed",
+}
+
+SMS_CODES: dict[str, int] = {
+    "missing": 2,
+    "unsupported": 4,
+    "bad_tariff": 6,
+    "unknown_tariff": 6,
+    "invalid": 7,
+    "no_price": 7,
+    "no_route": 7,
+    "inactive_tariff": 9,
+    "mixed_currency": 9,
+    "bad_send_time": 10,
+    "batch_too_large": 12,
+    "message_not_found": 20,
+    "bad_msisdn": 21,
+    "missing_reference": 22,
+    "duplicate_reference": 23,
+    "bad_payload": 24,
+    "empty_batch": 24,
+    "bad_originator": 25,
+    "bad_body": 26,
+    "body_too_long": 26,
+    "bad_reference": 27,
+    "bad_validity": 28,
+    "bad_task_id": 29,
+    "task_not_found": 30,
+    "duplicate_phone": 31,
+}
+
+_HTTP_STATUS: dict[int, int] = {1: 401, 3: 403, 4: 404, 5: 500, 8: 402, 20: 404, 23: 409, 30: 404}
+
+
+def http_status(code: int) -> int:
+    return _HTTP_STATUS.get(code, 400)
+
+
+def code_for(error: TidingsError, codes: dict[str, int] = SMS_CODES) -> int:
+    if isinstance(error, ClientBlocked):
+        return 3
+    if isinstance(error, AuthError):
+        return 1
+    if isinstance(error, InsufficientFunds):
+        return 8
+    if error.reason in codes:
+        return codes[error.reason]
+    if isinstance(error, NotFound):
+        return 20
+    if isinstance(error, Conflict):
+        return 23
+    if isinstance(error, PricingError | RoutingError):
+        return 7
+    return 7

@@ -1,0 +1,174 @@
+"""Seed 004's field rules, turning a request body into the internal SmsRequest.
+
+Every rule raises InvalidRequest with a `reason` that errors.py maps onto Appendix 1.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tidings.errors import InvalidRequest
+from tidings.messages.service import SmsItem, SmsRequest
+
+REFERENCE = re.compile(r"[A-Za-z0-9]{1,32}")
+MAX_ORIGINATOR = 14
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+DESTINATIONS = ("phone", "phones", "individual")
+
+
+def _where(index: int | None, what: str) -> str:
+    return what if index is None else f"phones[{index}]: {what}"
+
+
+def parse_int(
+    value: Any, *, name: str, low: int, high: int, reason: str, default: int | None = None
+) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be a whole number", reason=reason, field=name)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise InvalidRequest(f"{name} must be a whole number", reason=reason, field=name)
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name} must be {low} to {high}", reason=reason, field=name)
+    return value
+
+
+def parse_datetime(value: Any, *, name: str, now: datetime) -> datetime | None:
+    """ISO 8601; a time without an offset is UTC. Past times mean "now"."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be an ISO 8601 string", reason="bad_send_time")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"{name} {value!r} is not an ISO 8601 date", reason="bad_send_time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    if moment > now + MAX_SCHEDULE_AHEAD:
+        raise InvalidRequest(
+            f"{name} is more than {MAX_SCHEDULE_AHEAD.days} days ahead", reason="bad_send_time"
+        )
+    return moment
+
+
+def parse_msisdn_field(value: Any, index: int | None) -> str:
+    if value is None or value == "":
+        raise InvalidRequest(_where(index, "msisdn is missing"), reason="bad_msisdn")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidRequest(_where(index, "msisdn must be a string"), reason="bad_msisdn")
+    return str(value)
+
+
+def parse_reference(value: Any, index: int | None) -> str:
+    if value is None or value == "":
+        raise InvalidRequest(_where(index, "reference is missing"), reason="missing_reference")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not REFERENCE.fullmatch(value):
+        raise InvalidRequest(
+            _where(index, "reference must be 1 to 32 of a-z, A-Z, 0-9"), reason="bad_reference"
+        )
+    return value
+
+
+def parse_originator(value: Any, index: int | None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(_where(index, "originator is missing"), reason="bad_originator")
+    if len(value) > MAX_ORIGINATOR:
+        raise InvalidRequest(
+            _where(index, f"originator is longer than {MAX_ORIGINATOR} characters"),
+            reason="bad_originator",
+        )
+    if not value.isprintable():
+        raise InvalidRequest(
+            _where(index, "originator has unprintable characters"), reason="bad_originator"
+        )
+    return value
+
+
+def parse_body(value: Any, index: int | None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(_where(index, "body is empty"), reason="bad_body")
+    return value
+
+
+def parse_callback_url(value: Any) -> str | None:
+    """An unusable callback_url is ignored, as the seed says, falling back to the client's."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")) and len(value) <= 2000:
+        return value
+    return None
+
+
+def parse_sms_request(payload: Any, now: datetime) -> SmsRequest:
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the body must be a JSON object", reason="bad_payload")
+    destination = payload.get("destination")
+    if destination is None:
+        raise InvalidRequest("destination is missing", reason="missing")
+    if destination == "addressbook":
+        raise InvalidRequest("destination addressbook is not supported", reason="unsupported")
+    if destination not in DESTINATIONS:
+        raise InvalidRequest(
+            f"destination must be one of {', '.join(DESTINATIONS)}", reason="bad_payload"
+        )
+    validity = parse_int(
+        payload.get("validity"), name="validity", low=1, high=72, reason="bad_validity", default=72
+    )
+    tariff = parse_int(payload.get("tariff"), name="tariff", low=0, high=9, reason="bad_tariff")
+    send_time_field = "send_time" if payload.get("send_time") is not None else "scheduledDatetime"
+    send_at = parse_datetime(payload.get(send_time_field), name=send_time_field, now=now)
+    callback_url = parse_callback_url(payload.get("callback_url"))
+
+    if destination == "phone":
+        items = [
+            SmsItem(
+                msisdn=parse_msisdn_field(payload.get("msisdn"), None),
+                reference=parse_reference(payload.get("reference"), None),
+                originator=parse_originator(payload.get("originator"), None),
+                body=parse_body(payload.get("body"), None),
+            )
+        ]
+    else:
+        phones = payload.get("phones")
+        if phones is None:
+            raise InvalidRequest("phones is missing", reason="missing")
+        if not isinstance(phones, list) or not phones:
+            raise InvalidRequest("phones must be a non-empty array", reason="bad_payload")
+        if destination == "phones":
+            originator = parse_originator(payload.get("originator"), None)
+            body = parse_body(payload.get("body"), None)
+        items = []
+        for index, entry in enumerate(phones):
+            if not isinstance(entry, dict):
+                raise InvalidRequest(f"phones[{index}] must be an object", reason="bad_payload")
+            if destination == "individual":
+                originator = parse_originator(entry.get("originator"), index)
+                body = parse_body(entry.get("body"), index)
+            items.append(
+                SmsItem(
+                    msisdn=parse_msisdn_field(entry.get("msisdn"), index),
+                    reference=parse_reference(entry.get("reference"), index),
+                    originator=originator,
+                    body=body,
+                )
+            )
+    return SmsRequest(
+        destination=destination,
+        items=items,
+        tariff=tariff,
+        validity_hours=validity or 72,
+        send_at=send_at,
+        callback_url=callback_url,
+    )

@@ -1,0 +1,280 @@
+"""Seed 004's SMS endpoints: create, price, status by id / reference / task, price tables."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from tidings.accounts.service import Caller, authenticate
+from tidings.api.client.parsing import parse_sms_request
+from tidings.api.client.statuses import SEED_004_STATUS
+from tidings.api.client.wire import ClientApiRoute, json_response, read_payload
+from tidings.api.state import AppState, app_state
+from tidings.billing.service import format_money, price_table
+from tidings.db.engine import transaction
+from tidings.errors import InvalidRequest, NotFound, TidingsError
+from tidings.messages.models import Message
+from tidings.messages.service import (
+    TaskSummary,
+    accept_sms,
+    get_message,
+    get_message_by_reference,
+    get_task_summary,
+    quote_sms,
+)
+from tidings.messages.status import Status
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime(TIME_FORMAT)
+
+
+async def _parse_or_error(request: Request, state: AppState) -> Any:
+    """Parse before the transaction; hand back the error to raise after authentication."""
+    try:
+        return parse_sms_request(await read_payload(request), state.clock.now())
+    except TidingsError as error:
+        return error
+
+
+def build_router(prefix: str) -> APIRouter:
+    router = APIRouter(prefix=prefix, route_class=ClientApiRoute, tags=["SMS (seed 004)"])
+
+    @router.api_route("/sms/create", methods=["PUT", "POST"])
+    async def create_sms(request: Request) -> Response:
+        state = app_state(request)
+        parsed = await _parse_or_error(request, state)
+        async with transaction(state.sessions) as session:
+            caller = await authenticate(session, request.headers.get("x-api-key"))
+            if isinstance(parsed, TidingsError):
+                raise parsed
+            accepted = await accept_sms(session, state.clock, caller, parsed, state.limits)
+        if not parsed.is_batch:
+            item = accepted.items[0]
+            return json_response(
+                {
+                    "error": "0",
+                    "id": str(item.id),
+                    "reference": item.reference,
+                    "price": format_money(item.price),
+                    "currency": item.currency,
+                }
+            )
+        return json_response(
+            {
+                "result": [
+                    {
+                        "reference": item.reference,
+                        "id": str(item.id),
+                        "error": "0",
+                        "price": format_money(item.price),
+                        "currency": item.currency,
+                    }
+                    for item in accepted.items
+                ],
+                "error": "0",
+                "totalprice": format_money(accepted.total_price),
+                "currency": accepted.currency,
+                "task_id": str(accepted.task_id),
+            }
+        )
+
+    @router.api_route("/sms/price", methods=["PUT", "POST"])
+    async def price_sms(request: Request) -> Response:
+        state = app_state(request)
+        parsed = await _parse_or_error(request, state)
+        async with state.sessions() as session:
+            caller = await authenticate(session, request.headers.get("x-api-key"))
+            if isinstance(parsed, TidingsError):
+                raise parsed
+            quote = await quote_sms(session, caller, parsed, state.limits)
+        return json_response(
+            {
+                "error": "0",
+                "totalprice": format_money(quote.total_price),
+                "currency": quote.currency,
+            }
+        )
+
+    async def _prices(request: Request, tariff_text: str) -> Response:
+        state = app_state(request)
+        async with state.sessions() as session:
+            await authenticate(session, request.headers.get("x-api-key"))
+            if not tariff_text.isdigit() or not 0 <= int(tariff_text) <= 9:
+                raise InvalidRequest(f"tariff {tariff_text!r} is not 0 to 9", reason="bad_tariff")
+            rows = await price_table(session, state.countries, "sms", int(tariff_text))
+        return json_response(
+            {
+                "error": "0",
+                "prices": [
+                    {
+                        "type": row.type,
+                        "country": row.country,
+                        "country_name": row.country_name,
+                        "mcc": row.mcc,
+                        "price": format_money(row.price),
+                        "currency": row.currency,
+                    }
+                    for row in rows
+                ],
+            }
+        )
+
+    @router.get("/sms/prices")
+    async def sms_prices_default(request: Request) -> Response:
+        return await _prices(request, "0")
+
+    @router.get("/sms/prices/{tariff}")
+    async def sms_prices(request: Request, tariff: str) -> Response:
+        return await _prices(request, tariff)
+
+    @router.get("/sms/reference/{reference}")
+    async def sms_by_reference(request: Request, reference: str) -> Response:
+        state = app_state(request)
+        async with state.sessions() as session:
+            caller = await authenticate(session, request.headers.get("x-api-key"))
+            if caller.is_test:
+                return json_response(_fake_status(reference=reference, clock_now=state.clock.now()))
+            message = await get_message_by_reference(session, caller.client_id, reference)
+        return json_response(_status_body(message))
+
+    @router.get("/sms/task/{task_id}")
+    async def sms_task(request: Request, task_id: str) -> Response:
+        state = app_state(request)
+        if not task_id.isdigit():
+            async with state.sessions() as session:
+                await authenticate(session, request.headers.get("x-api-key"))
+            raise InvalidRequest(f"task id {task_id!r} is not a number", reason="bad_task_id")
+        async with state.sessions() as session:
+            caller = await authenticate(session, request.headers.get("x-api-key"))
+            if caller.is_test:
+                return json_response(_fake_task(int(task_id)))
+            summary = await get_task_summary(session, caller.client_id, int(task_id))
+        return json_response(_task_body(summary))
+
+    @router.get("/sms/{message_id}")
+    async def sms_by_id(request: Request, message_id: str) -> Response:
+        state = app_state(request)
+        async with state.sessions() as session:
+            caller = await authenticate(session, request.headers.get("x-api-key"))
+            if caller.is_test:
+                return json_response(
+                    _fake_status(message_id=message_id, clock_now=state.clock.now())
+                )
+            if prefix == "":
+                return json_response(await _short_form(session, caller, message_id))
+            if not message_id.isdigit():
+                raise NotFound(f"no message {message_id!r}", reason="message_not_found")
+            message = await get_message(session, caller.client_id, int(message_id))
+        return json_response(_status_body(message))
+
+    return router
+
+
+async def _short_form(session: Any, caller: Caller, key: str) -> dict[str, Any]:
+    """`GET /sms/{id|reference|task_id}`: a message id first, then a reference, then a task."""
+    if key.isdigit():
+        try:
+            return _status_body(await get_message(session, caller.client_id, int(key)))
+        except NotFound:
+            pass
+    try:
+        return _status_body(await get_message_by_reference(session, caller.client_id, key))
+    except NotFound:
+        pass
+    if key.isdigit():
+        try:
+            return _task_body(await get_task_summary(session, caller.client_id, int(key)))
+        except NotFound:
+            pass
+    raise NotFound(f"no message, reference or task {key!r}", reason="message_not_found")
+
+
+def _status_body(message: Message) -> dict[str, Any]:
+    return {
+        "error": "0",
+        "id": str(message.id),
+        "msisdn": message.msisdn,
+        "reference": message.reference,
+        "time_in": _time(message.time_in),
+        "time_sent": _time(message.time_sent),
+        "time_dr": _time(message.time_dr),
+        "status": SEED_004_STATUS[Status(message.status)],
+        "price": format_money(message.price),
+        "currency": message.currency,
+    }
+
+
+def _task_body(summary: TaskSummary) -> dict[str, Any]:
+    task = summary.task
+    return {
+        "error": "0",
+        "task_id": str(task.id),
+        "originator": task.originator,
+        "body": task.body,
+        "validity": task.validity_hours,
+        "total": str(summary.total),
+        "sent": str(summary.sent),
+        "delivered": str(summary.count(Status.DELIVERED)),
+        "expired": str(summary.count(Status.EXPIRED)),
+        "undeliverable": str(summary.count(Status.UNDELIVERED, Status.REJECTED, Status.FAILED)),
+        "unknown": str(summary.count(Status.UNKNOWN)),
+        "totalprice": format_money(task.total_price),
+        "currency": task.currency,
+    }
+
+
+_FAKE_STATUSES = ("delivered", "delivered", "delivered", "sent", "undelivered", "expired")
+
+
+def _fake_status(
+    *, clock_now: datetime, message_id: str | None = None, reference: str | None = None
+) -> dict[str, Any]:
+    """Test keys get plausible random data, as the seed says."""
+    rng = random.Random(message_id or reference)
+    time_in = clock_now - timedelta(seconds=rng.randrange(60, 86_400))
+    status = rng.choice(_FAKE_STATUSES)
+    return {
+        "error": "0",
+        "id": message_id
+        if message_id and message_id.isdigit()
+        else str(rng.randrange(10**7, 10**8)),
+        "msisdn": f"380972{rng.randrange(10**6):06d}",
+        "reference": reference or f"test{rng.randrange(10**6)}",
+        "time_in": _time(time_in),
+        "time_sent": _time(time_in + timedelta(seconds=1)),
+        "time_dr": None
+        if status == "sent"
+        else _time(time_in + timedelta(seconds=rng.randrange(2, 60))),
+        "status": status,
+        "price": "0.02",
+        "currency": "EUR",
+    }
+
+
+def _fake_task(task_id: int) -> dict[str, Any]:
+    rng = random.Random(task_id)
+    total = rng.randrange(2, 50)
+    delivered = rng.randrange(0, total + 1)
+    undeliverable = total - delivered
+    return {
+        "error": "0",
+        "task_id": str(task_id),
+        "originator": "test",
+        "body": "test sms",
+        "validity": 72,
+        "total": str(total),
+        "sent": str(total),
+        "delivered": str(delivered),
+        "expired": "0",
+        "undeliverable": str(undeliverable),
+        "unknown": "0",
+        "totalprice": format_money(total * Decimal("0.02")),
+        "currency": "EUR",
+    }

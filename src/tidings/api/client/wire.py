@@ -1,0 +1,100 @@
+"""Reading requests and writing answers the way seed 004 does.
+
+Bodies may come as JSON (`application/json`, `text/json`, or no content type), as a form
+(`multipart/form-data`, `application/x-www-form-urlencoded`), or as a form whose `payload`
+field holds the JSON. Answers are JSON; every error is `{"error": "N", "errorDescription": …}`
+with the HTTP status from the error table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.datastructures import UploadFile
+
+from tidings.api.client.errors import DESCRIPTIONS, code_for, http_status
+from tidings.errors import InvalidRequest, TidingsError
+
+log = logging.getLogger("tidings.api.client")
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+
+
+def error_response(code: int, detail: str | None = None) -> Response:
+    description = DESCRIPTIONS.get(code, "Error")
+    if detail:
+        description = f"{description}: {detail}"
+    return json_response(
+        {"error": str(code), "errorDescription": description}, status_code=http_status(code)
+    )
+
+
+class ClientApiRoute(APIRoute):
+    """Turns every failure of a seed-004 endpoint into seed 004's error shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except TidingsError as error:
+                return error_response(code_for(error), error.message)
+            except Exception:
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                return error_response(5)
+
+        return guarded
+
+
+async def read_payload(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await _read_form(request)
+    body = await request.body()
+    if content_type == "application/x-www-form-urlencoded" and body.lstrip()[:1] not in (
+        b"{",
+        b"[",
+    ):
+        return await _read_form(request)
+    # JSON sent without a JSON content type (curl -d does that) is still JSON.
+    if not body.strip():
+        raise InvalidRequest("the request has no body", reason="bad_payload")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequest(f"the body is not JSON ({error})", reason="bad_payload") from None
+
+
+async def _read_form(request: Request) -> Any:
+    try:
+        form = await request.form()
+    except Exception as error:  # malformed multipart bodies raise parser-specific errors
+        raise InvalidRequest(f"the form cannot be read ({error})", reason="bad_payload") from None
+    fields: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        text = (
+            (await value.read()).decode("utf-8", "replace")
+            if isinstance(value, UploadFile)
+            else value
+        )
+        fields[key] = text
+    if "payload" in fields:
+        try:
+            return orjson.loads(fields["payload"])
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("the payload field is not JSON", reason="bad_payload") from None
+    # Structured fields (arrays, objects) arrive as JSON text inside a form.
+    for key, value in fields.items():
+        if isinstance(value, str) and value[:1] in ("[", "{"):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                fields[key] = orjson.loads(value)
+    return fields

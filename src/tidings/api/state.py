@@ -1,0 +1,31 @@
+"""What the HTTP layer needs from the running process, built once by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import Request
+
+from tidings.clock import Clock
+from tidings.config import Settings
+from tidings.delivery.worker import DeliveryWorker
+from tidings.messages.service import Limits
+from tidings.numbering import CountryTable
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    countries: CountryTable
+    limits: Limits
+    worker: DeliveryWorker | None = None
+    ready: bool = field(default=False)
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.tidings
+    return state

@@ -1,0 +1,1 @@
+"""The `tidings` command: run the gateway and administer it."""

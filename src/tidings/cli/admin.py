@@ -1,0 +1,360 @@
+"""Administration commands: clients, keys, prices, suppliers, routes."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.accounts.models import Client
+from tidings.accounts.repository import ApiKeyRepository, ClientRepository
+from tidings.accounts.service import (
+    KeyKind,
+    create_client,
+    issue_key,
+    require_client,
+    set_balance,
+    top_up,
+    validate_tariff,
+)
+from tidings.billing.repository import PriceRepository
+from tidings.billing.service import MESSAGE_TYPES, import_prices
+from tidings.cli.common import JSON_OPTION, clock, emit, fail, parse_options, run_in_transaction
+from tidings.errors import NotFound
+from tidings.numbering import CountryTable
+from tidings.routing.models import Supplier
+from tidings.routing.repository import RouteRepository, SupplierRepository
+from tidings.routing.service import create_route, create_supplier, find_supplier
+
+clients_app = typer.Typer(help="Clients: accounts, balances, tariffs, keys.", no_args_is_help=True)
+prices_app = typer.Typer(
+    help="Price lists per message type, tariff and country.", no_args_is_help=True
+)
+suppliers_app = typer.Typer(help="Upstream suppliers.", no_args_is_help=True)
+routes_app = typer.Typer(help="Routes from destinations to suppliers.", no_args_is_help=True)
+
+
+def _money(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        fail(f"{text!r} is not an amount")
+    if not value.is_finite() or value.as_tuple().exponent < -6:  # type: ignore[operator]
+        fail(f"{text!r} is not an amount with at most 6 decimals")
+    return value
+
+
+def client_view(client: Client) -> dict[str, Any]:
+    return {
+        "id": client.id,
+        "name": client.name,
+        "balance": str(client.balance),
+        "tariff": client.tariff,
+        "blocked": client.blocked,
+        "callback_url": client.callback_url,
+        "created_at": client.created_at,
+    }
+
+
+@clients_app.command("create")
+def clients_create(
+    name: str = typer.Option(..., "--name"),
+    balance: str = typer.Option("0", "--balance", help="Opening balance in EUR."),
+    tariff: int = typer.Option(0, "--tariff", min=0, max=9),
+    callback_url: str | None = typer.Option(None, "--callback-url"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a client with a live and a test API key (shown once: only hashes are kept)."""
+    amount = _money(balance)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        created = await create_client(
+            session, clock, name=name, balance=amount, tariff=tariff, callback_url=callback_url
+        )
+        return {"id": created.client.id, "live_key": created.live_key, "test_key": created.test_key}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("list")
+def clients_list(as_json: bool = JSON_OPTION) -> None:
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return [client_view(c) for c in await ClientRepository(session).list()]
+
+    emit(run_in_transaction(work), as_json, title="Clients")
+
+
+@clients_app.command("show")
+def clients_show(client_id: int, as_json: bool = JSON_OPTION) -> None:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return client_view(await require_client(session, client_id))
+
+    emit(run_in_transaction(work), as_json)
+
+
+def _set_blocked(client_id: int, blocked: bool, as_json: bool) -> None:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        client = await require_client(session, client_id)
+        client.blocked = blocked
+        await session.flush()
+        return client_view(client)
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("block")
+def clients_block(client_id: int, as_json: bool = JSON_OPTION) -> None:
+    """Block a client: every API call answers error 3."""
+    _set_blocked(client_id, True, as_json)
+
+
+@clients_app.command("unblock")
+def clients_unblock(client_id: int, as_json: bool = JSON_OPTION) -> None:
+    _set_blocked(client_id, False, as_json)
+
+
+@clients_app.command("set-balance")
+def clients_set_balance(client_id: int, amount: str, as_json: bool = JSON_OPTION) -> None:
+    value = _money(amount)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return client_view(await set_balance(session, clock, client_id, value))
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("top-up")
+def clients_top_up(client_id: int, amount: str, as_json: bool = JSON_OPTION) -> None:
+    value = _money(amount)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return client_view(await top_up(session, clock, client_id, value))
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("update")
+def clients_update(
+    client_id: int,
+    tariff: int | None = typer.Option(None, "--tariff", min=0, max=9),
+    callback_url: str | None = typer.Option(None, "--callback-url", help="'' clears it."),
+    name: str | None = typer.Option(None, "--name"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        client = await require_client(session, client_id)
+        if tariff is not None:
+            client.tariff = validate_tariff(tariff)
+        if callback_url is not None:
+            client.callback_url = callback_url or None
+        if name is not None:
+            client.name = name
+        await session.flush()
+        return client_view(client)
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("set-tariff")
+def clients_set_tariff(client_id: int, tariff: int, as_json: bool = JSON_OPTION) -> None:
+    clients_update(client_id, tariff=tariff, callback_url=None, name=None, as_json=as_json)
+
+
+@clients_app.command("issue-key")
+def clients_issue_key(
+    client_id: int,
+    kind: KeyKind = typer.Option(KeyKind.LIVE, "--kind"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Issue another API key (shown once)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await require_client(session, client_id)
+        return {
+            "client_id": client_id,
+            "kind": kind.value,
+            "key": await issue_key(session, clock, client_id, kind),
+        }
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("keys")
+def clients_keys(client_id: int, as_json: bool = JSON_OPTION) -> None:
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        await require_client(session, client_id)
+        return [
+            {
+                "id": key.id,
+                "kind": key.kind,
+                "hint": key.hint + "…",
+                "created_at": key.created_at,
+                "revoked_at": key.revoked_at,
+            }
+            for key in await ApiKeyRepository(session).list_for(client_id)
+        ]
+
+    emit(run_in_transaction(work), as_json, title="API keys")
+
+
+@clients_app.command("revoke-key")
+def clients_revoke_key(key_id: int, as_json: bool = JSON_OPTION) -> None:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        if not await ApiKeyRepository(session).revoke(key_id, clock.now()):
+            raise NotFound(f"no active key {key_id}")
+        return {"id": key_id, "revoked": True}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@prices_app.command("import")
+def prices_import(file: Path, as_json: bool = JSON_OPTION) -> None:
+    """Import `type,tariff,country,price,currency` rows; existing rows for a key are replaced."""
+    try:
+        text = file.read_text("utf-8-sig")
+    except OSError as error:
+        fail(str(error))
+    countries = CountryTable.load()
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return {"imported": await import_prices(session, countries, text)}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@prices_app.command("list")
+def prices_list(
+    type_: str = typer.Option("sms", "--type"),
+    tariff: int = typer.Option(0, "--tariff", min=0, max=9),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    if type_ not in MESSAGE_TYPES:
+        fail(f"--type must be one of {', '.join(MESSAGE_TYPES)}")
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": p.type,
+                "tariff": p.tariff,
+                "country": p.country,
+                "mcc": p.mcc,
+                "price": str(p.price),
+                "currency": p.currency,
+            }
+            for p in await PriceRepository(session).for_tariff(type_, tariff)
+        ]
+
+    emit(run_in_transaction(work), as_json, title="Prices")
+
+
+def supplier_view(supplier: Supplier) -> dict[str, Any]:
+    return {
+        "id": supplier.id,
+        "name": supplier.name,
+        "kind": supplier.kind,
+        "throughput": supplier.throughput,
+        "enabled": supplier.enabled,
+        "options": supplier.options,
+    }
+
+
+@suppliers_app.command("create")
+def suppliers_create(
+    name: str = typer.Option(..., "--name"),
+    kind: str = typer.Option(..., "--kind", help="simulator"),
+    option: list[str] = typer.Option([], "--option", help="key=value, repeatable."),
+    throughput: float | None = typer.Option(None, "--throughput", help="Messages/s limit."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    options = parse_options(option)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        supplier = await create_supplier(
+            session, clock, name=name, kind=kind, options=options, throughput=throughput
+        )
+        return {"id": supplier.id}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@suppliers_app.command("list")
+def suppliers_list(as_json: bool = JSON_OPTION) -> None:
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return [supplier_view(s) for s in await SupplierRepository(session).list()]
+
+    emit(run_in_transaction(work), as_json, title="Suppliers")
+
+
+def _set_enabled(name: str, enabled: bool, as_json: bool) -> None:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        supplier = await find_supplier(session, name)
+        supplier.enabled = enabled
+        await session.flush()
+        return supplier_view(supplier)
+
+    emit(run_in_transaction(work), as_json)
+
+
+@suppliers_app.command("disable")
+def suppliers_disable(name: str, as_json: bool = JSON_OPTION) -> None:
+    _set_enabled(name, False, as_json)
+
+
+@suppliers_app.command("enable")
+def suppliers_enable(name: str, as_json: bool = JSON_OPTION) -> None:
+    _set_enabled(name, True, as_json)
+
+
+@routes_app.command("create")
+def routes_create(
+    type_: str = typer.Option(..., "--type"),
+    supplier: str = typer.Option(..., "--supplier", help="Supplier name or id."),
+    country: str | None = typer.Option(None, "--country"),
+    prefix: str | None = typer.Option(None, "--prefix"),
+    priority: int = typer.Option(0, "--priority"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        route = await create_route(
+            session,
+            clock,
+            type_=type_,
+            supplier=supplier,
+            country=country,
+            prefix=prefix,
+            priority=priority,
+        )
+        return {"id": route.id}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@routes_app.command("list")
+def routes_list(as_json: bool = JSON_OPTION) -> None:
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": r.id,
+                "type": r.type,
+                "supplier_id": r.supplier_id,
+                "country": r.country,
+                "prefix": r.prefix,
+                "priority": r.priority,
+            }
+            for r in await RouteRepository(session).list()
+        ]
+
+    emit(run_in_transaction(work), as_json, title="Routes")
+
+
+@routes_app.command("delete")
+def routes_delete(route_id: int, as_json: bool = JSON_OPTION) -> None:
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        if not await RouteRepository(session).delete(route_id):
+            raise NotFound(f"no route {route_id}")
+        return {"id": route_id, "deleted": True}
+
+    emit(run_in_transaction(work), as_json)

@@ -1,0 +1,97 @@
+"""What every CLI command shares: settings, a transaction, output as JSON or a table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.clock import SystemClock
+from tidings.config import Settings
+from tidings.db.engine import create_engine, create_sessionmaker, transaction
+from tidings.errors import TidingsError
+
+T = TypeVar("T")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
+clock = SystemClock()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction against the configured database; errors exit 1."""
+
+    async def main() -> T:
+        engine = create_engine(Settings().database_url)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except TidingsError as error:
+        return fail(error.message)  # type: ignore[no-any-return]
+
+
+def fail(message: str) -> Any:
+    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def emit(data: Any, as_json: bool, *, title: str | None = None) -> None:
+    """JSON for scripts; for people, a table of a list of dicts or key/value pairs."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=_default) + "\n")
+        return
+    console = Console()
+    rows: Sequence[dict[str, Any]] = data if isinstance(data, list) else [data]
+    if not rows:
+        console.print("(none)")
+        return
+    table = Table(title=title)
+    for column in rows[0]:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row.values()))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=_default)
+    return str(value)
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """`--option key=value` pairs; numbers and booleans become JSON values."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--option takes key=value, not {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options

@@ -1,0 +1,158 @@
+"""`tidings`: the gateway's one command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import typer
+import uvicorn
+
+from tidings.cli.admin import clients_app, prices_app, routes_app, suppliers_app
+from tidings.cli.common import clock, emit, run_in_transaction
+from tidings.config import Settings
+from tidings.db.engine import create_engine, create_sessionmaker
+from tidings.db.migrate import upgrade, upgrade_sync
+from tidings.delivery.worker import DeliveryWorker, WorkerOptions
+from tidings.demo import DemoKeys, ensure_demo
+
+app = typer.Typer(
+    help="Tidings, an A2P messaging gateway. Settings come from TIDINGS_* variables.",
+    no_args_is_help=True,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(clients_app, name="clients")
+app.add_typer(prices_app, name="prices")
+app.add_typer(suppliers_app, name="suppliers")
+app.add_typer(routes_app, name="routes")
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply the Alembic migrations."""
+    upgrade_sync(Settings().database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+def _run_http(settings: Settings, *, with_workers: bool) -> None:
+    from tidings.api.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings, with_workers=with_workers),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def serve(
+    demo: bool = typer.Option(False, "--demo", help="Set up the demo client and print its key."),
+) -> None:
+    """Run the HTTP API and the workers in one process (the embedded mode)."""
+    settings = Settings()
+    _logging(settings)
+    if settings.is_sqlite or demo:
+        asyncio.run(upgrade(settings.database_url))
+    if demo:
+        _print_demo(settings)
+    _run_http(settings, with_workers=True)
+
+
+@app.command()
+def api() -> None:
+    """Run only the HTTP API (run `tidings worker` processes beside it)."""
+    settings = Settings()
+    _logging(settings)
+    _run_http(settings, with_workers=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run only the delivery workers; several may share one PostgreSQL."""
+    settings = Settings()
+    _logging(settings)
+
+    async def main() -> None:
+        engine = create_engine(settings.database_url)
+        delivery = DeliveryWorker(
+            create_sessionmaker(engine), clock, WorkerOptions.from_settings(settings)
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await delivery.start()
+        typer.echo(f"worker {delivery.worker_id} running", err=True)
+        try:
+            await stop.wait()
+        finally:
+            await delivery.stop()
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+@app.command()
+def demo(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Set up the demo client, prices and simulator supplier; print fresh demo keys."""
+    settings = Settings()
+    asyncio.run(upgrade(settings.database_url))
+    keys = _demo_keys()
+    emit({"id": keys.client_id, "live_key": keys.live_key, "test_key": keys.test_key}, as_json)
+
+
+def _demo_keys() -> DemoKeys:
+    from tidings.numbering import CountryTable
+
+    countries = CountryTable.load()
+    return run_in_transaction(lambda session: ensure_demo(session, clock, countries))
+
+
+DEMO_BODY = (
+    '{"destination":"phone","msisdn":"380972000000","reference":"demo1",'
+    '"originator":"Tidings","body":"Hello from Tidings"}'
+)
+
+
+def _print_demo(settings: Settings) -> None:
+    keys = _demo_keys()
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    live_key = keys.live_key
+    test_key = keys.test_key
+    typer.echo(
+        f"""
+Tidings demo: client "demo" with 100.00 EUR, simulator supplier, demo price list.
+  live key: {live_key}
+  test key: {test_key}
+
+Send an SMS:
+  curl -s -X POST {base}/rest/sms/create -H 'X-API-KEY: {live_key}' \\
+    -H 'Content-Type: application/json' \\
+    -d '{DEMO_BODY}'
+Then its status:
+  curl -s {base}/rest/sms/reference/demo1 -H 'X-API-KEY: {live_key}'
+""",
+        err=True,
+    )
+
+
+def main() -> None:
+    app()

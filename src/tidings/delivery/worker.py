@@ -1,0 +1,217 @@
+"""The delivery worker: one lane per supplier, a sweeper, and the report sink.
+
+Each lane claims due jobs of its own supplier, so a slow or dead supplier only ever
+holds up its own messages. Every step is a short transaction; all state that must survive
+a crash (jobs, leases, attempts, receipts) is in the database, none of it in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tidings.clock import Clock
+from tidings.config import Settings
+from tidings.connectors.base import Connector, SubmitOutcome, SubmitResult, SupplierReport
+from tidings.connectors.registry import build_connector
+from tidings.db.engine import transaction
+from tidings.delivery.ratelimit import TokenBucket
+from tidings.delivery.service import (
+    ClaimedBatch,
+    RetryPolicy,
+    claim_batch,
+    ingest_reports,
+    record_outcomes,
+    sweep_expired,
+)
+from tidings.routing.models import Supplier
+from tidings.routing.repository import SupplierRepository
+
+log = logging.getLogger("tidings.delivery")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    batch_size: int = 500
+    poll_interval: float = 0.05
+    lease_seconds: float = 60.0
+    submit_timeout: float = 30.0
+    sweep_interval: float = 5.0
+    report_grace_seconds: int = 3600
+    supplier_refresh_interval: float = 5.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerOptions:
+        return cls(
+            batch_size=settings.dispatch_batch_size,
+            poll_interval=settings.poll_interval,
+            lease_seconds=settings.lease_seconds,
+            submit_timeout=settings.submit_timeout,
+            sweep_interval=settings.sweep_interval,
+            report_grace_seconds=settings.report_grace_seconds,
+            supplier_refresh_interval=settings.supplier_refresh_interval,
+        )
+
+
+class SupplierLane:
+    def __init__(
+        self,
+        supplier: Supplier,
+        connector: Connector,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        options: WorkerOptions,
+    ) -> None:
+        self.supplier_id = supplier.id
+        self.name = supplier.name
+        self.connector = connector
+        self.sessions = sessions
+        self.clock = clock
+        self.options = options
+        self.bucket = TokenBucket(supplier.throughput) if supplier.throughput else None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"lane-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.connector.stop()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                worked = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database or the connector hiccuped; leases make retrying safe.
+                log.exception("lane %s failed a step", self.name)
+                worked = False
+            if not worked:
+                await asyncio.sleep(self.options.poll_interval)
+
+    async def step(self) -> bool:
+        """Claim, submit and record one batch. Returns whether there was anything to do."""
+        limit = self.options.batch_size
+        if self.bucket is not None:
+            limit = await self.bucket.take(limit)
+        async with transaction(self.sessions) as session:
+            batch = await claim_batch(
+                session, self.clock, self.supplier_id, limit, self.options.lease_seconds
+            )
+        if self.bucket is not None:
+            # Give back what was not used, so an idle lane does not bank a burst.
+            self.bucket.tokens += limit - len(batch.to_send)
+        if not batch.to_send and not batch.expired:
+            return False
+        outcomes = await self._submit(batch)
+        async with transaction(self.sessions) as session:
+            await record_outcomes(
+                session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
+            )
+        return True
+
+    async def _submit(self, batch: ClaimedBatch) -> Sequence[SubmitOutcome]:
+        if not batch.to_send:
+            return []
+        try:
+            return await asyncio.wait_for(
+                self.connector.submit(batch.to_send), self.options.submit_timeout
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the whole batch goes back to be retried
+            reason = f"{type(error).__name__}: {error}"[:200]
+            log.warning("supplier %s submit failed: %s", self.name, reason)
+            return [
+                SubmitOutcome(m.message_id, SubmitResult.RETRY, error=reason) for m in batch.to_send
+            ]
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        options: WorkerOptions,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.options = options
+        self.lanes: dict[int, SupplierLane] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def start(self) -> None:
+        await self.refresh_suppliers()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._every(self.options.sweep_interval, self.sweep), name="sweeper"),
+            loop.create_task(
+                self._every(self.options.supplier_refresh_interval, self.refresh_suppliers),
+                name="supplier-refresh",
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for lane in list(self.lanes.values()):
+            await lane.stop()
+        self.lanes.clear()
+
+    async def report(self, supplier_id: int, reports: Sequence[SupplierReport]) -> None:
+        """The sink connectors report into: returns once the reports are committed."""
+        async with transaction(self.sessions) as session:
+            await ingest_reports(session, self.clock, supplier_id, reports)
+
+    async def sweep(self) -> None:
+        async with transaction(self.sessions) as session:
+            await sweep_expired(
+                session, self.clock, grace_seconds=self.options.report_grace_seconds
+            )
+
+    async def refresh_suppliers(self) -> None:
+        async with self.sessions() as session:
+            suppliers = {s.id: s for s in await SupplierRepository(session).list(enabled_only=True)}
+        for supplier_id in set(self.lanes) - set(suppliers):
+            await self.lanes.pop(supplier_id).stop()
+        for supplier_id, supplier in suppliers.items():
+            if supplier_id in self.lanes:
+                continue
+            try:
+                connector = build_connector(supplier, self.clock)
+                await connector.start(self.report)
+            except Exception:
+                log.exception("supplier %s could not start", supplier.name)
+                continue
+            lane = SupplierLane(supplier, connector, self.sessions, self.clock, self.options)
+            lane.start()
+            self.lanes[supplier_id] = lane
+
+    async def _every(self, interval: float, action: object) -> None:
+        assert callable(action)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await action()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic %s failed", getattr(action, "__name__", action))
