@@ -78,29 +78,36 @@ class SupplierLane:
         self.options = options
         self.bucket = TokenBucket(supplier.throughput) if supplier.throughput else None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"lane-{self.name}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let the batch in hand finish (so its jobs are not left leased), then stop."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
         await self.connector.stop()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 worked = await self.step()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 # The database or the connector hiccuped; leases make retrying safe.
                 log.exception("lane %s failed a step", self.name)
                 worked = False
             if not worked:
-                await asyncio.sleep(self.options.poll_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.options.poll_interval)
 
     async def step(self) -> bool:
         """Claim, submit and record one batch. Returns whether there was anything to do."""
@@ -153,8 +160,11 @@ class DeliveryWorker:
         self.lanes: dict[int, SupplierLane] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        # Lanes only run on their own once started; until then (tests) they are stepped by hand.
+        self._running = False
 
     async def start(self) -> None:
+        self._running = True
         await self.refresh_suppliers()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -166,6 +176,7 @@ class DeliveryWorker:
         ]
 
     async def stop(self) -> None:
+        self._running = False
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -202,7 +213,8 @@ class DeliveryWorker:
                 log.exception("supplier %s could not start", supplier.name)
                 continue
             lane = SupplierLane(supplier, connector, self.sessions, self.clock, self.options)
-            lane.start()
+            if self._running:
+                lane.start()
             self.lanes[supplier_id] = lane
 
     async def _every(self, interval: float, action: object) -> None:

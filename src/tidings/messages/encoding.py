@@ -187,8 +187,21 @@ def _classify(text: str) -> tuple[Encoding, int]:
 # a look at one unit per part instead of a walk over every character.
 
 
+def _mark_escapes(text: str) -> str:
+    """``text`` with an ESC before each extension character: one item per septet.
+
+    Only where the escapes fall matters for cutting, not the septet values, and a few
+    str.replace calls stay in C where str.translate to two-character strings goes through
+    its slow generic path for the whole text.
+    """
+    for char in _GSM_EXT_TABLE:
+        if char in text:
+            text = text.replace(char, "\x1b" + char)
+    return text
+
+
 def _septet_cuts(septets: str, limit: int) -> list[int]:
-    """Part ends, in septets, of unpacked GSM-7 (``str.translate(_GSM_ENCODE)`` output)."""
+    """Part ends, in septets, of GSM-7 text as laid out by _mark_escapes."""
     cuts: list[int] = []
     end = 0
     while end < len(septets):
@@ -244,7 +257,7 @@ def segment(text: str) -> Segmentation:
     if units == len(text):
         return Segmentation(encoding, units, -(-units // concatenated))
     if encoding is Encoding.GSM7:
-        cuts = _septet_cuts(text.translate(_GSM_ENCODE), concatenated)
+        cuts = _septet_cuts(_mark_escapes(text), concatenated)
     else:
         try:
             cuts = _code_unit_cuts(text.encode("utf-16-le"), concatenated)
@@ -265,7 +278,7 @@ def split(text: str) -> list[str]:
     if units == len(text):
         return [text[start : start + concatenated] for start in range(0, len(text), concatenated)]
     if encoding is Encoding.GSM7:
-        septets = text.translate(_GSM_ENCODE)
+        septets = _mark_escapes(text)
         parts: list[str] = []
         start = septet_start = escapes = 0
         for septet_end in _septet_cuts(septets, concatenated):

@@ -1,0 +1,38 @@
+# Tidings: `make run` starts the gateway with a demo set-up, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint format bench bench-postgres clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/tidings serve --demo
+
+# TIDINGS_REQUIRE_POSTGRES=1: the PostgreSQL half of the suite must run, not be skipped.
+test: $(STAMP)
+	TIDINGS_REQUIRE_POSTGRES=$${TIDINGS_REQUIRE_POSTGRES:-1} $(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --database sqlite
+
+bench-postgres: $(STAMP)
+	$(BIN)/python -m bench.run --database postgres
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info tidings.db tidings.db-wal tidings.db-shm
