@@ -35,7 +35,10 @@ class Receipt(Base):
     """
 
     __tablename__ = "receipts"
-    __table_args__ = (Index("ix_receipts_supplier_ref", "supplier_id", "supplier_message_id"),)
+    __table_args__ = (
+        Index("ix_receipts_supplier_ref", "supplier_id", "supplier_message_id"),
+        Index("ix_receipts_unmatched", "message_id", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))

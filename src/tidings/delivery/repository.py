@@ -72,9 +72,11 @@ class DispatchRepository:
         """Release leased jobs to run again at a later time: (message_id, due_at, error)."""
         if not retries:
             return
+        jobs = DispatchJob.__table__
+        # Core (not ORM) UPDATE, so that one executemany carries every row.
         await self.session.execute(
-            update(DispatchJob)
-            .where(DispatchJob.message_id == bindparam("job_id"))
+            update(jobs)
+            .where(jobs.c.message_id == bindparam("job_id"))
             .values(due_at=bindparam("due"), locked_until=None, last_error=bindparam("error")),
             [{"job_id": m, "due": due, "error": error[:200]} for m, due, error in retries],
         )
@@ -137,6 +139,28 @@ class ReceiptRepository:
             await self.session.execute(
                 update(Receipt).where(Receipt.id == receipt_id).values(message_id=message_id)
             )
+
+    async def newly_matchable(self, since: datetime, limit: int) -> list[tuple[Receipt, int]]:
+        """Unmatched receipts whose message now carries their supplier id.
+
+        A receipt and the submit answer it belongs to can be written by two transactions at
+        once; under READ COMMITTED neither sees the other, so both miss the match. This
+        catches those up (and any left by a crash between the two).
+        """
+        result = await self.session.execute(
+            select(Receipt, Message.id)
+            .join(
+                Message,
+                and_(
+                    Message.supplier_id == Receipt.supplier_id,
+                    Message.supplier_message_id == Receipt.supplier_message_id,
+                ),
+            )
+            .where(Receipt.message_id.is_(None), Receipt.received_at >= since)
+            .order_by(Receipt.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in result]
 
     async def unmatched_count(self, supplier_id: int | None = None) -> int:
         query = select(func.count()).select_from(Receipt).where(Receipt.message_id.is_(None))

@@ -220,7 +220,30 @@ async def sweep_expired(
     ]
     applied = await apply_changes(session, clock, changes)
     await DispatchRepository(session).complete(pending)
+    applied.extend(await match_late_receipts(session, clock, limit=limit))
     return applied
+
+
+# Receipts older than this that still match nothing are for ids we never gave out.
+UNMATCHED_RECEIPT_WINDOW = timedelta(days=3)
+
+
+async def match_late_receipts(
+    session: AsyncSession, clock: Clock, *, limit: int = 1000
+) -> list[AppliedChange]:
+    receipts = ReceiptRepository(session)
+    found = await receipts.newly_matchable(clock.now() - UNMATCHED_RECEIPT_WINDOW, limit)
+    if not found:
+        return []
+    await receipts.mark_matched([(receipt.id, message_id) for receipt, message_id in found])
+    return await apply_changes(
+        session,
+        clock,
+        [
+            StatusChange(message_id, Status(r.status), r.received_at, r.detail)
+            for r, message_id in found
+        ],
+    )
 
 
 def _short(text: str | None) -> str | None:

@@ -1,8 +1,8 @@
 """SMS text encoding and segment counting (3GPP TS 23.038 / TS 23.040).
 
 A text goes out as GSM 7-bit when every character is in the GSM 03.38 default alphabet or
-its default extension table, and as UCS-2 (UTF-16 in practice, since every handset decodes
-surrogate pairs) otherwise.
+its default extension table, and as UCS-2 otherwise; UTF-16 in practice, since emoji and
+other characters outside the BMP travel as surrogate pairs.
 
 One message holds 140 octets of user data: 160 septets or 70 UTF-16 code units. A longer
 text is sent as a concatenated message, whose user data header (6 octets) leaves 153 septets
@@ -95,7 +95,6 @@ _ASCII_GSM = _ASCII_BASIC + _ASCII_EXT
 # Non-ASCII input falls back to a regex: sre scans a character class in C and stops at the
 # first miss, which beats building a set from the text.
 _NOT_GSM_RE = re.compile("[^" + re.escape("".join(sorted(GSM7_CHARS))) + "]")
-_GSM_EXT_RE = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION_CHARS))) + "]")
 
 _GSM_ENCODE: dict[int, str] = {
     ord(char): chr(code) for code, char in enumerate(_GSM_BASIC_TABLE) if code != _ESC

@@ -430,7 +430,8 @@ async def apply_changes(
     """Apply status changes monotonically; return those that moved a message.
 
     Duplicates, late intermediate reports and anything after a final status change nothing.
-    A message that ends failed or expired without ever reaching a supplier is refunded.
+    A message that reaches a final status without ever being taken by a supplier (failed,
+    expired before sending, rejected at submit) is refunded.
     """
     if not changes:
         return []
@@ -454,7 +455,8 @@ async def apply_changes(
         message.status_detail = change.detail
         if change.status in FINAL_STATUSES:
             message.time_dr = change.at
-            if change.status in (Status.FAILED, Status.EXPIRED) and message.time_sent is None:
+            # We only pay a supplier for what it took, so what never left is refunded.
+            if message.time_sent is None:
                 refunds.by_client[message.client_id] += message.price
                 refunds.entries.append(
                     (message.client_id, message.price, "refund", f"message:{message.id}")
