@@ -82,16 +82,17 @@ async def test_kill_9_mid_batch_loses_nothing(
     gateway.start()
     headers = {"X-API-KEY": client["live_key"]}
     accepted: list[str] = []
-    with httpx.Client(base_url=gateway.base_url, headers=headers, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=gateway.base_url, headers=headers, timeout=30) as http:
         for batch in range(3):
             phones = [
                 {"msisdn": f"3809710{batch}{i:04d}", "reference": f"k{batch}x{i}"}
                 for i in range(1000)
             ]
-            answer = http.post(
+            response = await http.post(
                 "/rest/sms/create",
                 json={"destination": "phones", "phones": phones, "originator": "t", "body": "b"},
-            ).json()
+            )
+            answer = response.json()
             assert answer["error"] == "0"
             accepted.extend(item["id"] for item in answer["result"])
     await asyncio.sleep(0.6)

@@ -367,8 +367,10 @@ async def test_form_fields_without_payload_are_read_too(
         phones = {
             **{k: str(v) for k, v in SEED_PHONES.items() if v is not None},
             "phones": json.dumps(
-                [{"msisdn": "380972000003", "reference": "f1"}]
-                + [{"msisdn": "380972000004", "reference": "f2"}]
+                [
+                    {"msisdn": "380972000003", "reference": "f1"},
+                    {"msisdn": "380972000004", "reference": "f2"},
+                ]
             ),
         }
         multipart = await api.post(
@@ -1271,9 +1273,7 @@ async def test_bug_uploaded_payload_file_is_closed(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         async with api_client(database_url, clock) as api:
-            response = await send(
-                api, "POST", CREATE, SEED_PHONE, world.live_key, "multipart-file"
-            )
+            response = await send(api, "POST", CREATE, SEED_PHONE, world.live_key, "multipart-file")
             body = response.json()
             del response
         gc.collect()

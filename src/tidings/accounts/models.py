@@ -20,6 +20,19 @@ class Client(Base):
     callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    # Delivery-report webhooks: which seed's payload, which retry schedule (a preset name or
+    # comma-separated seconds), the HMAC secret every request is signed with, and the
+    # credentials to put in the request for receivers that want them (the Smartswitch format).
+    webhook_format: Mapped[str] = mapped_column(String(16), default="ketchup")
+    retry_schedule: Mapped[str] = mapped_column(String(200), default="ketchup")
+    webhook_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    webhook_login: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    webhook_password: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    # HTTP Basic credentials for the delivery-report query API (seed 000).
+    dr_login: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    dr_password_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
 
 class ApiKey(Base):
     """An API key, stored as its SHA-256 only: a leaked table leaks no usable key."""

@@ -6,6 +6,7 @@ from tidings.db.base import Base
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.messages.models import Message, MessageEvent, Task
 from tidings.routing.models import Route, Supplier
+from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "ApiKey",
@@ -20,4 +21,6 @@ __all__ = [
     "Route",
     "Supplier",
     "Task",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

@@ -3,8 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.delivery.models import DispatchJob, Receipt
@@ -72,7 +73,7 @@ class DispatchRepository:
         """Release leased jobs to run again at a later time: (message_id, due_at, error)."""
         if not retries:
             return
-        jobs = DispatchJob.__table__
+        jobs = cast(Table, DispatchJob.__table__)
         # Core (not ORM) UPDATE, so that one executemany carries every row.
         await self.session.execute(
             update(jobs)

@@ -20,6 +20,9 @@ class Supplier(Base):
     throughput: Mapped[float | None] = mapped_column(Float, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Credentials the supplier uses to post delivery receipts to /api/dlr (seeds 001/002).
+    dlr_login: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    dlr_password_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Route(Base):

@@ -11,28 +11,20 @@ from fastapi import APIRouter, Request, Response
 
 from tidings.accounts.service import Caller, authenticate
 from tidings.api.client.parsing import parse_sms_request
-from tidings.api.client.statuses import SEED_004_STATUS
+from tidings.api.client.render import format_time as _time
+from tidings.api.client.render import status_body, task_body
 from tidings.api.client.wire import ClientApiRoute, json_response, read_payload
 from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money, price_table
 from tidings.db.engine import transaction
 from tidings.errors import InvalidRequest, NotFound, TidingsError
-from tidings.messages.models import Message
 from tidings.messages.service import (
-    TaskSummary,
     accept_sms,
     get_message,
     get_message_by_reference,
     get_task_summary,
     quote_sms,
 )
-from tidings.messages.status import Status
-
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.strftime(TIME_FORMAT)
 
 
 async def _parse_or_error(request: Request, state: AppState) -> Any:
@@ -142,7 +134,7 @@ def build_router(prefix: str) -> APIRouter:
             if caller.is_test:
                 return json_response(_fake_status(reference=reference, clock_now=state.clock.now()))
             message = await get_message_by_reference(session, caller.client_id, reference)
-        return json_response(_status_body(message))
+        return json_response(status_body(message))
 
     @router.get("/sms/task/{task_id}")
     async def sms_task(request: Request, task_id: str) -> Response:
@@ -156,7 +148,7 @@ def build_router(prefix: str) -> APIRouter:
             if caller.is_test:
                 return json_response(_fake_task(int(task_id)))
             summary = await get_task_summary(session, caller.client_id, int(task_id))
-        return json_response(_task_body(summary))
+        return json_response(task_body(summary))
 
     @router.get("/sms/{message_id}")
     async def sms_by_id(request: Request, message_id: str) -> Response:
@@ -172,7 +164,7 @@ def build_router(prefix: str) -> APIRouter:
             if not message_id.isdigit():
                 raise NotFound(f"no message {message_id!r}", reason="message_not_found")
             message = await get_message(session, caller.client_id, int(message_id))
-        return json_response(_status_body(message))
+        return json_response(status_body(message))
 
     return router
 
@@ -181,53 +173,19 @@ async def _short_form(session: Any, caller: Caller, key: str) -> dict[str, Any]:
     """`GET /sms/{id|reference|task_id}`: a message id first, then a reference, then a task."""
     if key.isdigit():
         try:
-            return _status_body(await get_message(session, caller.client_id, int(key)))
+            return status_body(await get_message(session, caller.client_id, int(key)))
         except NotFound:
             pass
     try:
-        return _status_body(await get_message_by_reference(session, caller.client_id, key))
+        return status_body(await get_message_by_reference(session, caller.client_id, key))
     except NotFound:
         pass
     if key.isdigit():
         try:
-            return _task_body(await get_task_summary(session, caller.client_id, int(key)))
+            return task_body(await get_task_summary(session, caller.client_id, int(key)))
         except NotFound:
             pass
     raise NotFound(f"no message, reference or task {key!r}", reason="message_not_found")
-
-
-def _status_body(message: Message) -> dict[str, Any]:
-    return {
-        "error": "0",
-        "id": str(message.id),
-        "msisdn": message.msisdn,
-        "reference": message.reference,
-        "time_in": _time(message.time_in),
-        "time_sent": _time(message.time_sent),
-        "time_dr": _time(message.time_dr),
-        "status": SEED_004_STATUS[Status(message.status)],
-        "price": format_money(message.price),
-        "currency": message.currency,
-    }
-
-
-def _task_body(summary: TaskSummary) -> dict[str, Any]:
-    task = summary.task
-    return {
-        "error": "0",
-        "task_id": str(task.id),
-        "originator": task.originator,
-        "body": task.body,
-        "validity": task.validity_hours,
-        "total": str(summary.total),
-        "sent": str(summary.sent),
-        "delivered": str(summary.count(Status.DELIVERED)),
-        "expired": str(summary.count(Status.EXPIRED)),
-        "undeliverable": str(summary.count(Status.UNDELIVERED, Status.REJECTED, Status.FAILED)),
-        "unknown": str(summary.count(Status.UNKNOWN)),
-        "totalprice": format_money(task.total_price),
-        "currency": task.currency,
-    }
 
 
 _FAKE_STATUSES = ("delivered", "delivered", "delivered", "sent", "undelivered", "expired")

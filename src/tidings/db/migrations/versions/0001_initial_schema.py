@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 06:31:25.799173
+Create Date: 2026-11-24 06:34:41.852350
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import tidings.db.base
-
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -30,7 +29,15 @@ def upgrade() -> None:
         sa.Column("blocked", sa.Boolean(), nullable=False),
         sa.Column("callback_url", sa.String(length=2000), nullable=True),
         sa.Column("created_at", tidings.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("webhook_format", sa.String(length=16), nullable=False),
+        sa.Column("retry_schedule", sa.String(length=200), nullable=False),
+        sa.Column("webhook_secret", sa.String(length=100), nullable=True),
+        sa.Column("webhook_login", sa.String(length=100), nullable=True),
+        sa.Column("webhook_password", sa.String(length=200), nullable=True),
+        sa.Column("dr_login", sa.String(length=64), nullable=True),
+        sa.Column("dr_password_hash", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_clients")),
+        sa.UniqueConstraint("dr_login", name=op.f("uq_clients_dr_login")),
         sa.UniqueConstraint("name", name=op.f("uq_clients_name")),
     )
     op.create_table(
@@ -54,7 +61,10 @@ def upgrade() -> None:
         sa.Column("throughput", sa.Float(), nullable=True),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", tidings.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("dlr_login", sa.String(length=64), nullable=True),
+        sa.Column("dlr_password_hash", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_suppliers")),
+        sa.UniqueConstraint("dlr_login", name=op.f("uq_suppliers_dlr_login")),
         sa.UniqueConstraint("name", name=op.f("uq_suppliers_name")),
     )
     op.create_table(
@@ -232,11 +242,77 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_receipts_unmatched", ["message_id", "received_at"], unique=False)
 
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("client_id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=True),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("format", sa.String(length=16), nullable=False),
+        sa.Column("content_type", sa.String(length=64), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=12), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("schedule", sa.JSON(), nullable=False),
+        sa.Column("next_attempt_at", tidings.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", tidings.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", tidings.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", tidings.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["client_id"], ["clients.id"], name=op.f("fk_webhook_deliveries_client_id_clients")
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"], ["messages.id"], name=op.f("fk_webhook_deliveries_message_id_messages")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_webhook_deliveries_client_id"), ["client_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_webhook_deliveries_due", ["state", "next_attempt_at"], unique=False
+        )
+        batch_op.create_index("ix_webhook_deliveries_message", ["message_id", "id"], unique=False)
+
+    op.create_table(
+        "webhook_attempts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=False),
+        sa.Column("at", tidings.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("response_body", sa.String(length=500), nullable=True),
+        sa.Column("error", sa.String(length=200), nullable=True),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["webhook_deliveries.id"],
+            name=op.f("fk_webhook_attempts_delivery_id_webhook_deliveries"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
+    )
+    with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_webhook_attempts_delivery_id"), ["delivery_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_attempts_delivery_id"))
+
+    op.drop_table("webhook_attempts")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_deliveries_message")
+        batch_op.drop_index("ix_webhook_deliveries_due")
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_client_id"))
+
+    op.drop_table("webhook_deliveries")
     with op.batch_alter_table("receipts", schema=None) as batch_op:
         batch_op.drop_index("ix_receipts_unmatched")
         batch_op.drop_index("ix_receipts_supplier_ref")

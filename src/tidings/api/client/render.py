@@ -1,0 +1,52 @@
+"""Seed 004's answer shapes for a message and a task (also the seed-004 webhook payload)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tidings.api.client.statuses import SEED_004_STATUS
+from tidings.billing.service import format_money
+from tidings.messages.models import Message
+from tidings.messages.service import TaskSummary
+from tidings.messages.status import Status
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def format_time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime(TIME_FORMAT)
+
+
+def status_body(message: Message) -> dict[str, Any]:
+    return {
+        "error": "0",
+        "id": str(message.id),
+        "msisdn": message.msisdn,
+        "reference": message.reference,
+        "time_in": format_time(message.time_in),
+        "time_sent": format_time(message.time_sent),
+        "time_dr": format_time(message.time_dr),
+        "status": SEED_004_STATUS[Status(message.status)],
+        "price": format_money(message.price),
+        "currency": message.currency,
+    }
+
+
+def task_body(summary: TaskSummary) -> dict[str, Any]:
+    task = summary.task
+    return {
+        "error": "0",
+        "task_id": str(task.id),
+        "originator": task.originator,
+        "body": task.body,
+        "validity": task.validity_hours,
+        "total": str(summary.total),
+        "sent": str(summary.sent),
+        "delivered": str(summary.count(Status.DELIVERED)),
+        "expired": str(summary.count(Status.EXPIRED)),
+        "undeliverable": str(summary.count(Status.UNDELIVERED, Status.REJECTED, Status.FAILED)),
+        "unknown": str(summary.count(Status.UNKNOWN)),
+        "totalprice": format_money(task.total_price),
+        "currency": task.currency,
+    }
