@@ -112,7 +112,12 @@ def run_scenario(
     sub = root / f"{kind}-{scenario}"
     sub.mkdir()
     db = template.clone(sub)
-    server = Server(db.url, sub)
+    server = Server(
+        db.url,
+        sub,
+        mode="api" if args.api_only else "serve",
+        query_stats=sub / "queries.json" if args.query_stats else None,
+    )
     profiler: Profiler | None = None
     try:
         server.start()
@@ -122,8 +127,10 @@ def run_scenario(
         sampler.start()
         key = args.key
         asyncio.run(warm_up(server.base_url, key))
-        _wait_drained(db)
+        if not args.api_only:
+            _wait_drained(db)
         before = db.status_counts()
+        server.query_stats_window(opening=True)
         if args.profile:
             profiler = Profiler(
                 server.process.pid,
@@ -135,6 +142,7 @@ def run_scenario(
         cpu0, wall0 = _cpu_seconds(sampler), time.monotonic()
         outcome = _measure(kind, scenario, server, db, key, sub, args)
         outcome.server_cpu = (_cpu_seconds(sampler) - cpu0) / (time.monotonic() - wall0)
+        server.query_stats_window(opening=False)
         if profiler is not None:
             profiler.stop()
             outcome.profile = str(profiler.path)
@@ -143,6 +151,8 @@ def run_scenario(
         outcome.peak_rss_mb = stats.peak_rss / MB
         after = db.status_counts()
         outcome.details["rows_added"] = sum(after.values()) - sum(before.values())
+        if server.query_stats is not None and server.query_stats.exists():
+            outcome.details["queries"] = json.loads(server.query_stats.read_text("utf-8"))
         return outcome
     except BaseException:
         log(f"server log tail:\n{server.log_tail()}")
@@ -279,6 +289,27 @@ def _measure(
 
 # --- Output --------------------------------------------------------------------------
 
+
+def query_table(outcome: Outcome, top: int = 14) -> list[str]:
+    """The statements of one window, by the time the event loop waited on them."""
+    rows = outcome.details.get("queries") or []
+    messages = max(int(outcome.details.get("rows_added", 0)), 1)
+    total = sum(r["seconds"] for r in rows) or 1.0
+    lines = [
+        f"SQL in the {outcome.database} {outcome.scenario} window: {len(rows)} distinct "
+        f"statements, {sum(r['executions'] for r in rows):,} executions, "
+        f"{sum(r['seconds'] for r in rows):.1f} s of statement latency, "
+        f"{messages:,} messages stored",
+        f"  {'execs':>8} {'per msg':>8} {'rows':>9} {'seconds':>8} {'share':>6}  statement",
+    ]
+    for r in sorted(rows, key=lambda r: -r["seconds"])[:top]:
+        lines.append(
+            f"  {r['executions']:>8,} {r['executions'] / messages:>8.2f} {r['rows']:>9,} "
+            f"{r['seconds']:>8.2f} {100 * r['seconds'] / total:>5.1f}%  {r['statement'][:110]}"
+        )
+    return lines
+
+
 LABELS = {
     "single": "1 single create",
     "bulk": "2 bulk 1000/request",
@@ -341,7 +372,8 @@ def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
         lines.append(f"{'':9} {'':23} {note}")
     lines.append(rule)
     lines.append(
-        "p50/p99: per request (a bulk request carries 1,000 messages). srv CPU: cores the "
+        ("`tidings api` only (no delivery workers). " if args.api_only else "")
+        + "p50/p99: per request (a bulk request carries 1,000 messages). srv CPU: cores the "
         "server process used; gen CPU: cores the load generator used."
     )
     return "\n".join(lines)
@@ -362,6 +394,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="py-spy each measured window")
     parser.add_argument("--profile-dir", type=Path, default=Path(__file__).parent / "profiles")
     parser.add_argument("--profile-rate", type=int, default=100)
+    parser.add_argument(
+        "--query-stats",
+        action="store_true",
+        help="count every SQL statement of each window (runs bench.instrumented serve)",
+    )
+    parser.add_argument(
+        "--api-only",
+        action="store_true",
+        help="diagnostic: run `tidings api` (no delivery workers); skips end-to-end",
+    )
     parser.add_argument("--single-seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--wrk-threads", type=int, default=1)
@@ -400,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     databases = ("sqlite", "postgres") if args.database == "both" else (args.database,)
     scenarios = [s for s in SCENARIOS if not args.only or s in args.only]
+    if args.api_only:
+        scenarios = [s for s in scenarios if s != "e2e"]
     outcomes: list[Outcome] = []
     with workdir(keep=args.keep) as root:
         if args.keep:
@@ -420,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{kind}: {scenario}: {outcome.value:,.0f} {outcome.unit}, "
                         f"peak RSS {outcome.peak_rss_mb:.0f} MB"
                     )
+                    if outcome.details.get("queries") is not None:
+                        print("\n".join(query_table(outcome)), file=sys.stderr)
                     if outcome.profile:
                         print(
                             "\n".join(

@@ -295,6 +295,8 @@ class Server:
 
     database_url: str
     workdir: Path
+    mode: str = "serve"  # or "api": no delivery workers
+    query_stats: Path | None = None  # run under bench.instrumented, counting statements
     port: int = field(default_factory=free_port)
     popen: subprocess.Popen[bytes] | None = None
     process: psutil.Process | None = None
@@ -308,10 +310,16 @@ class Server:
         return self.workdir / "server.log"
 
     def start(self) -> None:
+        env = cli_env(self.database_url, self.port)
+        command = [str(TIDINGS), self.mode]
+        if self.query_stats is not None:
+            command = [sys.executable, "-m", "bench.instrumented", self.mode]
+            env["BENCH_QUERY_STATS"] = str(self.query_stats)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                [str(TIDINGS), "serve"],
-                env=cli_env(self.database_url, self.port),
+                command,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -330,6 +338,21 @@ class Server:
                         return
                 time.sleep(0.1)
         raise RuntimeError(f"the server was not healthy in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def query_stats_window(self, opening: bool) -> None:
+        """Open (clear the counts) or close (write them) the statement-counting window."""
+        if self.query_stats is None or self.popen is None:
+            return
+        if opening:
+            self.popen.send_signal(signal.SIGUSR1)
+            time.sleep(0.3)
+            return
+        self.query_stats.unlink(missing_ok=True)
+        self.popen.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not self.query_stats.exists():
+            time.sleep(0.1)
+        time.sleep(0.2)  # let the write finish
 
     def log_tail(self, chars: int = 3000) -> str:
         with contextlib.suppress(OSError):

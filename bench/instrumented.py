@@ -1,0 +1,106 @@
+"""`tidings serve` with every SQL statement counted: `python -m bench.instrumented serve`.
+
+Used by `python -m bench.run --query-stats`. Listens on SQLAlchemy's Engine class (so it
+sees the app's engines without touching src/), and on exit writes to the JSON file named by
+BENCH_QUERY_STATS, per statement: executions, parameter sets (executemany rows) and the
+seconds between the cursor call and its return (the statement's latency as the event loop
+sees it, including the hop to aiosqlite's thread). SIGUSR1 clears the counts (the window
+opens), SIGUSR2 writes them (the window closes); exit writes them too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+_SPACES = re.compile(r"\s+")
+_IN_LIST = re.compile(r"\((?:\s*(?:\?|\$\d+|%\(\w+\)s|__\[POSTCOMPILE_\w+\])\s*,?)+\)")
+_VALUES = re.compile(r"VALUES\s*\(.*", re.S)
+
+stats: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+_lock = threading.Lock()
+
+
+def normalize(statement: str) -> str:
+    text = _SPACES.sub(" ", statement).strip()
+    text = _IN_LIST.sub("(…)", text)
+    text = _VALUES.sub("VALUES (…)", text)
+    return text[:160]
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+    conn.info.setdefault("bench_t0", []).append(time.perf_counter())
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+    started = conn.info.get("bench_t0")
+    elapsed = time.perf_counter() - started.pop() if started else 0.0
+    key = normalize(statement)
+    with _lock:
+        entry = stats[key]
+        entry[0] += 1
+        entry[1] += len(params) if many and isinstance(params, list | tuple) else 1
+        entry[2] += elapsed
+
+
+def _dump() -> None:
+    target = os.environ.get("BENCH_QUERY_STATS")
+    if not target:
+        return
+    with _lock:
+        rows = [
+            {"statement": k, "executions": int(v[0]), "rows": int(v[1]), "seconds": v[2]}
+            for k, v in stats.items()
+        ]
+    partial = Path(f"{target}.partial")
+    partial.write_text(json.dumps(rows, indent=1), "utf-8")
+    os.replace(partial, target)
+
+
+_reset = threading.Event()
+_write = threading.Event()
+_frozen = threading.Event()
+
+
+def _signals() -> None:
+    """A helper thread does what the signals ask, so no handler waits on `_lock`."""
+    while True:
+        if _reset.wait(0.1):
+            _reset.clear()
+            with _lock:
+                stats.clear()
+        if _write.is_set():
+            _write.clear()
+            _dump()
+            _frozen.set()
+
+
+def main() -> None:
+    atexit.register(lambda: None if _frozen.is_set() else _dump())
+    signal.signal(signal.SIGUSR1, lambda *_: _reset.set())
+    signal.signal(signal.SIGUSR2, lambda *_: _write.set())
+    threading.Thread(target=_signals, name="bench-query-stats", daemon=True).start()
+    # uvicorn handles SIGINT itself and returns normally, so atexit runs; SIGTERM too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    from tidings.cli.main import main as tidings_main
+
+    sys.argv = ["tidings", *sys.argv[1:]]
+    tidings_main()
+
+
+if __name__ == "__main__":
+    main()
