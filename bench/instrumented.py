@@ -42,18 +42,25 @@ def normalize(statement: str) -> str:
 
 @event.listens_for(Engine, "before_cursor_execute")
 def _before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-    conn.info.setdefault("bench_t0", []).append(time.perf_counter())
+    # Keyed here, by the statement as sent: an "insertmanyvalues" batch that SQLAlchemy runs
+    # row by row fires this once per row, while its after-event repeats the whole statement.
+    rows = len(params) if many and params and isinstance(params[0], list | tuple | dict) else 1
+    conn.info.setdefault("bench_stack", []).append(
+        (normalize(statement), rows, time.perf_counter())
+    )
 
 
 @event.listens_for(Engine, "after_cursor_execute")
 def _after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-    started = conn.info.get("bench_t0")
-    elapsed = time.perf_counter() - started.pop() if started else 0.0
-    key = normalize(statement)
+    stack = conn.info.get("bench_stack")
+    if not stack:
+        return
+    key, rows, started = stack.pop()
+    elapsed = time.perf_counter() - started
     with _lock:
         entry = stats[key]
         entry[0] += 1
-        entry[1] += len(params) if many and isinstance(params, list | tuple) else 1
+        entry[1] += rows
         entry[2] += elapsed
 
 
@@ -71,28 +78,36 @@ def _dump() -> None:
     os.replace(partial, target)
 
 
-_reset = threading.Event()
-_write = threading.Event()
-_frozen = threading.Event()
+_wake = threading.Event()
+_pending: list[str] = []
 
 
 def _signals() -> None:
     """A helper thread does what the signals ask, so no handler waits on `_lock`."""
     while True:
-        if _reset.wait(0.1):
-            _reset.clear()
-            with _lock:
-                stats.clear()
-        if _write.is_set():
-            _write.clear()
-            _dump()
-            _frozen.set()
+        _wake.wait()  # no timeout: an idle thread, not a polling one
+        _wake.clear()
+        while _pending:
+            if _pending.pop(0) == "reset":
+                with _lock:
+                    stats.clear()
+            else:
+                _dump()
+                _frozen.set()
+
+
+def _ask(what: str) -> None:
+    _pending.append(what)
+    _wake.set()
+
+
+_frozen = threading.Event()
 
 
 def main() -> None:
     atexit.register(lambda: None if _frozen.is_set() else _dump())
-    signal.signal(signal.SIGUSR1, lambda *_: _reset.set())
-    signal.signal(signal.SIGUSR2, lambda *_: _write.set())
+    signal.signal(signal.SIGUSR1, lambda *_: _ask("reset"))
+    signal.signal(signal.SIGUSR2, lambda *_: _ask("write"))
     threading.Thread(target=_signals, name="bench-query-stats", daemon=True).start()
     # uvicorn handles SIGINT itself and returns normally, so atexit runs; SIGTERM too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -46,6 +46,7 @@ ROOT_MARKERS = (
     "uvicorn/server.py",
     "uvicorn/main.py",
     "uvicorn/_compat.py",
+    "bench/instrumented.py",
     "<module>",
     "threading.py",
 )

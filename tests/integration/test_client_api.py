@@ -2,7 +2,7 @@
 
 Covers the seed's own request examples and answer shapes, every SMS error code of
 Appendix 1 with its HTTP status, all-or-nothing batches, test keys, the price endpoints and
-status look-ups (long and short forms). Tests marked xfail(strict) pin known bugs in src/.
+status look-ups (long and short forms).
 """
 
 from __future__ import annotations
@@ -1101,14 +1101,9 @@ async def test_individual_task_has_no_shared_text(
     assert task["validity"] == 72 and task["total"] == "2" and task["totalprice"] == "0.04"
 
 
-# --- Known bugs (xfail strict: they pass once src/ is fixed) ---------------------------------
+# --- Bugs found by these tests, fixed; kept as regression tests ---------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parsing.py parse_int: '--5' passes the isdigit() guard, int() raises "
-    "ValueError, the API answers error 5 / HTTP 500 instead of 28",
-)
 async def test_bug_validity_double_minus_is_error_28(
     database_url: str, sessions: Sessions, clock: FrozenClock
 ) -> None:
@@ -1118,11 +1113,6 @@ async def test_bug_validity_double_minus_is_error_28(
     assert_error(response, 28)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parsing.py parse_int: '²' is isdigit() but not int()-able; error 5 / 500 "
-    "instead of 6",
-)
 async def test_bug_tariff_superscript_digit_is_error_6(
     database_url: str, sessions: Sessions, clock: FrozenClock
 ) -> None:
@@ -1132,11 +1122,6 @@ async def test_bug_tariff_superscript_digit_is_error_6(
     assert_error(response, 6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parsing.py parse_datetime: astimezone() overflows near year 9999 "
-    "(OverflowError), error 5 / 500 instead of 10",
-)
 async def test_bug_send_time_at_the_end_of_time_is_error_10(
     database_url: str, sessions: Sessions, clock: FrozenClock
 ) -> None:
@@ -1148,11 +1133,6 @@ async def test_bug_send_time_at_the_end_of_time_is_error_10(
     assert_error(response, 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sms.py: digit ids/task ids beyond the INTEGER column range reach the "
-    "database and fail there (error 5 / 500) instead of 'not found'",
-)
 @pytest.mark.parametrize(
     ("path", "code"),
     [
@@ -1170,11 +1150,6 @@ async def test_bug_huge_ids_are_not_found(
     assert_error(response, code)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sms.py: str.isdigit() accepts '²' that int() refuses; error 5 / 500 "
-    "instead of 6 (prices) or 29 (task)",
-)
 @pytest.mark.parametrize(
     ("path", "code"), [("/rest/sms/prices/%C2%B2", 6), ("/rest/sms/task/%C2%B2", 29)]
 )
@@ -1187,11 +1162,6 @@ async def test_bug_non_ascii_digits_in_paths(
     assert_error(response, code)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parsing.py: the seed spells the future destination 'addresbook'; it gets "
-    "24 instead of 4 (function not supported)",
-)
 async def test_bug_seed_spelling_of_addressbook_is_error_4(
     database_url: str, sessions: Sessions, clock: FrozenClock
 ) -> None:
@@ -1199,12 +1169,6 @@ async def test_bug_seed_spelling_of_addressbook_is_error_4(
     async with api_client(database_url, clock) as api:
         response = await send(api, "POST", CREATE, single(destination="addresbook"), world.live_key)
     assert_error(response, 4)
-
-
-def xfail_on_postgres(request: pytest.FixtureRequest, database_url: str, reason: str) -> None:
-    """Mark a test xfail(strict) on PostgreSQL only, where the bug shows."""
-    if not database_url.startswith("sqlite"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 @pytest.mark.parametrize(
@@ -1224,12 +1188,6 @@ async def test_bug_nul_characters_never_reach_the_database(
     changes: dict[str, Any],
     codes: set[str],
 ) -> None:
-    xfail_on_postgres(
-        request,
-        database_url,
-        "BUG: parsing.py parse_body/parse_callback_url let U+0000 through; PostgreSQL text "
-        "refuses it on INSERT: error 5 / HTTP 500 (SQLite stores it)",
-    )
     world = await build_world(sessions, clock)
     async with api_client(database_url, clock) as api:
         response = await send(api, "POST", CREATE, single(**changes), world.live_key)
@@ -1253,23 +1211,12 @@ async def test_bug_ids_beyond_int32_are_not_found(
     path: str,
     code: int,
 ) -> None:
-    xfail_on_postgres(
-        request,
-        database_url,
-        "BUG: sms.py passes ids >= 2**31 to an INTEGER column; asyncpg refuses the "
-        "parameter: error 5 / HTTP 500 instead of not found",
-    )
     world = await build_world(sessions, clock)
     async with api_client(database_url, clock) as api:
         response = await send(api, "GET", path, None, world.live_key)
     assert_error(response, code)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: wire.py _read_form never closes the parsed form: an uploaded `payload` "
-    "file's SpooledTemporaryFile leaks (ResourceWarning)",
-)
 async def test_bug_uploaded_payload_file_is_closed(
     database_url: str, sessions: Sessions, clock: FrozenClock
 ) -> None:

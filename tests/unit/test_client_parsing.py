@@ -1,8 +1,4 @@
-"""Pure tests of tidings.api.client.parsing: seed 004's field rules, without HTTP or a database.
-
-Tests marked xfail(strict) pin known bugs; they start passing (and so failing as XPASS) once
-src/ is fixed, and `_hits_known_bug` below can then go.
-"""
+"""Pure tests of tidings.api.client.parsing: seed 004's field rules, without HTTP or a database."""
 
 from __future__ import annotations
 
@@ -10,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import assume, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tidings.api.client.errors import SMS_CODES
@@ -271,11 +267,6 @@ def test_parse_datetime_rejects(value: Any) -> None:
     assert raised.value.reason == "bad_send_time"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parsing.py parse_datetime: astimezone(UTC) raises OverflowError for "
-    "instants outside datetime's range instead of InvalidRequest",
-)
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_parse_datetime_out_of_range(text: str) -> None:
     with pytest.raises(InvalidRequest) as raised:
@@ -335,11 +326,6 @@ def test_parse_int_rejects(value: Any) -> None:
     assert raised.value.field == "validity"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parsing.py parse_int: the isdigit() guard lets '--5' and '²' through to "
-    "int(), which raises ValueError instead of InvalidRequest",
-)
 @pytest.mark.parametrize("value", ["--5", "²", "-²"])
 def test_parse_int_rejects_digit_lookalikes(value: str) -> None:
     with pytest.raises(InvalidRequest):
@@ -446,47 +432,6 @@ with_destination = st.builds(
 payloads = json_values | st.dictionaries(keys, json_values, max_size=11) | with_destination
 
 
-def _int_bug(value: Any) -> bool:
-    """parse_int's known bug: a string its isdigit() guard passes but int() refuses."""
-    if not isinstance(value, str) or not value.strip().lstrip("-").isdigit():
-        return False
-    try:
-        int(value.strip())
-    except ValueError:
-        return True
-    return False
-
-
-def _datetime_bug(value: Any) -> bool:
-    """parse_datetime's known bug: an ISO instant that overflows on conversion to UTC."""
-    if not isinstance(value, str):
-        return False
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        datetime.fromisoformat(text).astimezone(UTC)
-    except OverflowError:
-        return True
-    except ValueError:
-        return False
-    return False
-
-
-def _hits_known_bug(payload: Any) -> bool:
-    """The payloads the xfail tests above pin; excluded so the property guards the rest."""
-    if not isinstance(payload, dict):
-        return False
-    timing = payload.get("send_time")
-    if timing is None:
-        timing = payload.get("scheduledDatetime")
-    return (
-        _int_bug(payload.get("validity"))
-        or _int_bug(payload.get("tariff"))
-        or _datetime_bug(timing)
-    )
-
-
 def _check_result(parsed: SmsRequest) -> None:
     assert parsed.destination in ("phone", "phones", "individual")
     assert parsed.items and (len(parsed.items) == 1 or parsed.is_batch)
@@ -507,7 +452,6 @@ def _check_result(parsed: SmsRequest) -> None:
 @example({"destination": "individual", "phones": [{"msisdn": 1, "reference": 1}]})
 @example(single(validity=None, tariff=None, send_time=None))
 def test_arbitrary_payloads_raise_only_invalid_request(payload: Any) -> None:
-    assume(not _hits_known_bug(payload))
     try:
         parsed = parse_sms_request(payload, NOW)
     except InvalidRequest as error:
@@ -537,7 +481,6 @@ def near_valid(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=300, deadline=None)
 @given(near_valid())
 def test_near_valid_payloads_raise_only_invalid_request(payload: dict[str, Any]) -> None:
-    assume(not _hits_known_bug(payload))
     try:
         parsed = parse_sms_request(payload, NOW)
     except InvalidRequest as error:

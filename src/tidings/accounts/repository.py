@@ -26,6 +26,10 @@ class ClientRepository:
         result = await self.session.execute(select(Client).where(Client.name == name))
         return result.scalar_one_or_none()
 
+    async def get_by_dr_login(self, login: str) -> Client | None:
+        result = await self.session.execute(select(Client).where(Client.dr_login == login))
+        return result.scalar_one_or_none()
+
     async def list(self) -> Sequence[Client]:
         result = await self.session.execute(select(Client).order_by(Client.id))
         return result.scalars().all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +32,27 @@ def hash_key(raw_key: str) -> str:
 
 def new_raw_key(kind: KeyKind) -> str:
     return f"{kind.value}_{secrets.token_urlsafe(24)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A login and password pair, shown once: only the password's SHA-256 is kept."""
+
+    login: str
+    password: str
+
+
+def new_password() -> str:
+    # Random like an API key, so the same fast unsalted hash is enough.
+    return secrets.token_urlsafe(24)
+
+
+_NO_HASH = hash_key("")
+
+
+def password_matches(password: str, stored_hash: str | None) -> bool:
+    """Constant-time check; hashes even when there is nothing to compare with."""
+    return hmac.compare_digest(hash_key(password), stored_hash or _NO_HASH) and bool(stored_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,4 +166,30 @@ async def top_up(session: AsyncSession, clock: Clock, client_id: int, amount: De
     await LedgerRepository(session).add_many([(client_id, amount, "top_up", None)], clock.now())
     client = await require_client(session, client_id)
     await session.refresh(client)
+    return client
+
+
+# --- Delivery-report query API credentials (seed 000) -----------------------------------
+
+
+async def issue_dr_credentials(session: AsyncSession, client_id: int) -> Credentials:
+    """New HTTP Basic credentials for the DR API; the previous ones stop working."""
+    client = await require_client(session, client_id)
+    credentials = Credentials(
+        login=f"dr{client.id}-{secrets.token_hex(4)}", password=new_password()
+    )
+    client.dr_login = credentials.login
+    client.dr_password_hash = hash_key(credentials.password)
+    await session.flush()
+    return credentials
+
+
+async def authenticate_dr(session: AsyncSession, login: str, password: str) -> Client:
+    """The client these DR credentials belong to; AuthError when they belong to nobody."""
+    client = await ClientRepository(session).get_by_dr_login(login) if login else None
+    matches = password_matches(password, client.dr_password_hash if client else None)
+    if client is None or not matches:
+        raise AuthError("wrong DR login or password")
+    if client.blocked:
+        raise ClientBlocked("client is blocked")
     return client

@@ -24,6 +24,10 @@ class SupplierRepository:
         result = await self.session.execute(select(Supplier).where(Supplier.name == name))
         return result.scalar_one_or_none()
 
+    async def get_by_dlr_login(self, login: str) -> Supplier | None:
+        result = await self.session.execute(select(Supplier).where(Supplier.dlr_login == login))
+        return result.scalar_one_or_none()
+
     async def list(self, *, enabled_only: bool = False) -> Sequence[Supplier]:
         query = select(Supplier).order_by(Supplier.id)
         if enabled_only:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.accounts.service import Credentials, hash_key, new_password, password_matches
 from tidings.billing.service import MESSAGE_TYPES
 from tidings.clock import Clock
-from tidings.errors import InvalidRequest, NotFound
+from tidings.errors import AuthError, InvalidRequest, NotFound
 from tidings.routing.models import Route, Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
 
@@ -108,3 +110,31 @@ async def create_route(
             created_at=clock.now(),
         )
     )
+
+
+# --- Credentials suppliers post delivery receipts with (seeds 001/002) ------------------
+
+
+async def issue_dlr_credentials(session: AsyncSession, name_or_id: str) -> Credentials:
+    """New `_login` / `_password` for the supplier's /api/dlr calls; old ones stop working."""
+    supplier = await find_supplier(session, name_or_id)
+    credentials = Credentials(
+        login=f"dlr{supplier.id}-{secrets.token_hex(4)}", password=new_password()
+    )
+    supplier.dlr_login = credentials.login
+    supplier.dlr_password_hash = hash_key(credentials.password)
+    await session.flush()
+    return credentials
+
+
+async def authenticate_dlr(session: AsyncSession, login: str, password: str) -> Supplier:
+    """The supplier these DLR credentials belong to; AuthError when they belong to nobody.
+
+    A disabled supplier still authenticates: disabling stops routing new messages to it,
+    while reports for what it already took keep coming.
+    """
+    supplier = await SupplierRepository(session).get_by_dlr_login(login) if login else None
+    matches = password_matches(password, supplier.dlr_password_hash if supplier else None)
+    if supplier is None or not matches:
+        raise AuthError("wrong DLR login or password")
+    return supplier

@@ -13,6 +13,8 @@ from tidings.errors import InvalidRequest
 from tidings.messages.service import SmsItem, SmsRequest
 
 REFERENCE = re.compile(r"[A-Za-z0-9]{1,32}")
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,9}")
+MAX_ID = 2**31 - 1  # ids are 32-bit on every database
 MAX_ORIGINATOR = 14
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 DESTINATIONS = ("phone", "phones", "individual")
@@ -29,7 +31,7 @@ def parse_int(
         return default
     if isinstance(value, bool):
         raise InvalidRequest(f"{name} must be a whole number", reason=reason, field=name)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and WHOLE_NUMBER.fullmatch(value.strip()):
         value = int(value.strip())
     if not isinstance(value, int):
         raise InvalidRequest(f"{name} must be a whole number", reason=reason, field=name)
@@ -55,12 +57,22 @@ def parse_datetime(value: Any, *, name: str, now: datetime) -> datetime | None:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset
+        raise InvalidRequest(f"{name} {value!r} is out of range", reason="bad_send_time") from None
     if moment > now + MAX_SCHEDULE_AHEAD:
         raise InvalidRequest(
             f"{name} is more than {MAX_SCHEDULE_AHEAD.days} days ahead", reason="bad_send_time"
         )
     return moment
+
+
+def parse_id(text: str) -> int | None:
+    """A path id: ASCII digits within the id range, else None (which means "not found")."""
+    if text.isascii() and text.isdigit() and 0 < len(text) <= 10 and int(text) <= MAX_ID:
+        return int(text)
+    return None
 
 
 def parse_msisdn_field(value: Any, index: int | None) -> str:
@@ -91,7 +103,7 @@ def parse_originator(value: Any, index: int | None) -> str:
             _where(index, f"originator is longer than {MAX_ORIGINATOR} characters"),
             reason="bad_originator",
         )
-    if not value.isprintable():
+    if not value.isprintable():  # also keeps NUL out, which PostgreSQL text refuses
         raise InvalidRequest(
             _where(index, "originator has unprintable characters"), reason="bad_originator"
         )
@@ -101,12 +113,20 @@ def parse_originator(value: Any, index: int | None) -> str:
 def parse_body(value: Any, index: int | None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(_where(index, "body is empty"), reason="bad_body")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL, and no handset shows it
+        raise InvalidRequest(_where(index, "body contains NUL"), reason="bad_body")
     return value
 
 
 def parse_callback_url(value: Any) -> str | None:
     """An unusable callback_url is ignored, as the seed says, falling back to the client's."""
-    if isinstance(value, str) and value.startswith(("http://", "https://")) and len(value) <= 2000:
+    if (
+        isinstance(value, str)
+        and value.startswith(("http://", "https://"))
+        and len(value) <= 2000
+        and value.isprintable()
+        and " " not in value
+    ):
         return value
     return None
 
@@ -117,7 +137,7 @@ def parse_sms_request(payload: Any, now: datetime) -> SmsRequest:
     destination = payload.get("destination")
     if destination is None:
         raise InvalidRequest("destination is missing", reason="missing")
-    if destination == "addressbook":
+    if destination in ("addressbook", "addresbook"):  # the seed spells it both ways
         raise InvalidRequest("destination addressbook is not supported", reason="unsupported")
     if destination not in DESTINATIONS:
         raise InvalidRequest(

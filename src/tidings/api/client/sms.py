@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from tidings.accounts.service import Caller, authenticate
-from tidings.api.client.parsing import parse_sms_request
+from tidings.api.client.parsing import REFERENCE, parse_id, parse_sms_request
 from tidings.api.client.render import format_time as _time
 from tidings.api.client.render import status_body, task_body
 from tidings.api.client.wire import ClientApiRoute, json_response, read_payload
@@ -98,9 +99,10 @@ def build_router(prefix: str) -> APIRouter:
         state = app_state(request)
         async with state.sessions() as session:
             await authenticate(session, request.headers.get("x-api-key"))
-            if not tariff_text.isdigit() or not 0 <= int(tariff_text) <= 9:
+            tariff = parse_id("1" + tariff_text)  # "1" + text: "0" is a valid tariff, not an id
+            if tariff is None or not 10 <= tariff <= 19:
                 raise InvalidRequest(f"tariff {tariff_text!r} is not 0 to 9", reason="bad_tariff")
-            rows = await price_table(session, state.countries, "sms", int(tariff_text))
+            rows = await price_table(session, state.countries, "sms", tariff - 10)
         return json_response(
             {
                 "error": "0",
@@ -126,6 +128,11 @@ def build_router(prefix: str) -> APIRouter:
     async def sms_prices(request: Request, tariff: str) -> Response:
         return await _prices(request, tariff)
 
+    @router.get("/sms/create")
+    @router.get("/sms/price")
+    async def create_by_get(request: Request) -> Response:
+        raise InvalidRequest("use PUT or POST", reason="unsupported")
+
     @router.get("/sms/reference/{reference}")
     async def sms_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
@@ -133,21 +140,26 @@ def build_router(prefix: str) -> APIRouter:
             caller = await authenticate(session, request.headers.get("x-api-key"))
             if caller.is_test:
                 return json_response(_fake_status(reference=reference, clock_now=state.clock.now()))
+            if not REFERENCE.fullmatch(reference):  # no such reference can have been stored
+                raise NotFound(
+                    f"no message with reference {reference!r}", reason="message_not_found"
+                )
             message = await get_message_by_reference(session, caller.client_id, reference)
         return json_response(status_body(message))
 
     @router.get("/sms/task/{task_id}")
     async def sms_task(request: Request, task_id: str) -> Response:
         state = app_state(request)
-        if not task_id.isdigit():
-            async with state.sessions() as session:
-                await authenticate(session, request.headers.get("x-api-key"))
-            raise InvalidRequest(f"task id {task_id!r} is not a number", reason="bad_task_id")
         async with state.sessions() as session:
             caller = await authenticate(session, request.headers.get("x-api-key"))
+            if not (task_id.isascii() and task_id.isdigit()):
+                raise InvalidRequest(f"task id {task_id!r} is not a number", reason="bad_task_id")
+            number = parse_id(task_id)
+            if number is None:
+                raise NotFound(f"no task {task_id}", reason="task_not_found")
             if caller.is_test:
-                return json_response(_fake_task(int(task_id)))
-            summary = await get_task_summary(session, caller.client_id, int(task_id))
+                return json_response(_fake_task(number))
+            summary = await get_task_summary(session, caller.client_id, number)
         return json_response(task_body(summary))
 
     @router.get("/sms/{message_id}")
@@ -161,9 +173,10 @@ def build_router(prefix: str) -> APIRouter:
                 )
             if prefix == "":
                 return json_response(await _short_form(session, caller, message_id))
-            if not message_id.isdigit():
+            number = parse_id(message_id)
+            if number is None:
                 raise NotFound(f"no message {message_id!r}", reason="message_not_found")
-            message = await get_message(session, caller.client_id, int(message_id))
+            message = await get_message(session, caller.client_id, number)
         return json_response(status_body(message))
 
     return router
@@ -171,20 +184,16 @@ def build_router(prefix: str) -> APIRouter:
 
 async def _short_form(session: Any, caller: Caller, key: str) -> dict[str, Any]:
     """`GET /sms/{id|reference|task_id}`: a message id first, then a reference, then a task."""
-    if key.isdigit():
-        try:
-            return status_body(await get_message(session, caller.client_id, int(key)))
-        except NotFound:
-            pass
-    try:
-        return status_body(await get_message_by_reference(session, caller.client_id, key))
-    except NotFound:
-        pass
-    if key.isdigit():
-        try:
-            return task_body(await get_task_summary(session, caller.client_id, int(key)))
-        except NotFound:
-            pass
+    number = parse_id(key)
+    if number is not None:
+        with contextlib.suppress(NotFound):
+            return status_body(await get_message(session, caller.client_id, number))
+    if REFERENCE.fullmatch(key):
+        with contextlib.suppress(NotFound):
+            return status_body(await get_message_by_reference(session, caller.client_id, key))
+    if number is not None:
+        with contextlib.suppress(NotFound):
+            return task_body(await get_task_summary(session, caller.client_id, number))
     raise NotFound(f"no message, reference or task {key!r}", reason="message_not_found")
 
 

@@ -80,13 +80,14 @@ async def _read_form(request: Request) -> Any:
     except Exception as error:  # malformed multipart bodies raise parser-specific errors
         raise InvalidRequest(f"the form cannot be read ({error})", reason="bad_payload") from None
     fields: dict[str, Any] = {}
-    for key, value in form.multi_items():
-        text = (
-            (await value.read()).decode("utf-8", "replace")
-            if isinstance(value, UploadFile)
-            else value
-        )
-        fields[key] = text
+    try:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                fields[key] = (await value.read()).decode("utf-8", "replace")
+            else:
+                fields[key] = value
+    finally:
+        await form.close()  # uploaded parts are spooled to temporary files
     if "payload" in fields:
         try:
             return orjson.loads(fields["payload"])

@@ -1,0 +1,240 @@
+"""Every SQL statement of the webhook deliveries: enqueue, claim, record, list."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from tidings.accounts.models import Client
+from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """A client's webhook settings, as the enqueue needs them."""
+
+    client_id: int
+    callback_url: str | None
+    format: str
+    retry_schedule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    id: int
+    client_id: int
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: int
+    client_id: int
+    message_id: int | None
+    url: str
+    format: str
+    content_type: str
+    body: str
+    attempts: int
+    schedule: list[int]
+    lease: datetime
+    secret: str | None
+    login: str | None
+    password: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed delivery: an attempt to log, the state to move to.
+
+    `attempt` is None when nothing was sent (the lease ran short before a slot came free):
+    the delivery is only released, to be claimed again.
+    """
+
+    delivery_id: int
+    lease: datetime
+    attempt: dict[str, Any] | None
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    finished_at: datetime | None
+    last_error: str | None
+
+
+class WebhookRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def targets(self, client_ids: Collection[int]) -> dict[int, WebhookTarget]:
+        result = await self.session.execute(
+            select(
+                Client.id, Client.callback_url, Client.webhook_format, Client.retry_schedule
+            ).where(Client.id.in_(list(client_ids)))
+        )
+        return {row[0]: WebhookTarget(*row) for row in result.tuples()}
+
+    async def add_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(WebhookDelivery), list(rows))
+
+    async def candidates(
+        self, now: datetime, limit: int, exclude_clients: Collection[int]
+    ) -> list[Candidate]:
+        """Due, unleased deliveries that are first in line for their message, oldest first.
+
+        A delivery waits while an earlier one of its message is pending (retrying or in
+        flight), so one message's statuses reach the client in order. On PostgreSQL the rows
+        are locked with SKIP LOCKED until the claim's transaction ends, so concurrent workers
+        take different rows without waiting; on SQLite BEGIN IMMEDIATE serialises claims.
+        """
+        earlier = aliased(WebhookDelivery)
+        query = (
+            select(WebhookDelivery.id, WebhookDelivery.client_id, WebhookDelivery.url)
+            .where(
+                WebhookDelivery.state == PENDING,
+                WebhookDelivery.next_attempt_at <= now,
+                or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
+                ~exists().where(
+                    earlier.message_id == WebhookDelivery.message_id,
+                    earlier.state == PENDING,
+                    earlier.id < WebhookDelivery.id,
+                ),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(limit)
+            .with_for_update(of=WebhookDelivery, skip_locked=True)
+        )
+        if exclude_clients:
+            query = query.where(WebhookDelivery.client_id.not_in(list(exclude_clients)))
+        result = await self.session.execute(query)
+        return [Candidate(*row) for row in result.tuples()]
+
+    async def lease(self, ids: Sequence[int], lease_until: datetime) -> list[ClaimedDelivery]:
+        """Lease the chosen candidates (locked by `candidates` in this same transaction)."""
+        if not ids:
+            return []
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(list(ids)))
+            .values(locked_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(
+            select(
+                WebhookDelivery,
+                Client.webhook_secret,
+                Client.webhook_login,
+                Client.webhook_password,
+            )
+            .join(Client, Client.id == WebhookDelivery.client_id)
+            .where(WebhookDelivery.id.in_(list(ids)))
+            .order_by(WebhookDelivery.id)
+        )
+        return [
+            ClaimedDelivery(
+                id=d.id,
+                client_id=d.client_id,
+                message_id=d.message_id,
+                url=d.url,
+                format=d.format,
+                content_type=d.content_type,
+                body=d.body,
+                attempts=d.attempts,
+                schedule=[int(delay) for delay in d.schedule],
+                lease=lease_until,
+                secret=secret,
+                login=login,
+                password=password,
+            )
+            for d, secret, login, password in result.tuples()
+        ]
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Log the attempts and move the deliveries, in the caller's one transaction.
+
+        The update only applies while the delivery still carries the lease it was sent
+        under: if the lease ran out and another worker took the delivery over, that
+        worker's outcome is the one that counts (the attempt is logged either way).
+        """
+        attempts = [o.attempt for o in outcomes if o.attempt is not None]
+        if attempts:
+            await self.session.execute(insert(WebhookAttempt), attempts)
+        if not outcomes:
+            return
+        deliveries = cast(Table, WebhookDelivery.__table__)
+        # Core (not ORM) UPDATE, so that one executemany carries every row.
+        await self.session.execute(
+            update(deliveries)
+            .where(
+                and_(
+                    deliveries.c.id == bindparam("delivery_id"),
+                    deliveries.c.locked_until == bindparam("lease"),
+                )
+            )
+            .values(
+                state=bindparam("new_state"),
+                attempts=bindparam("new_attempts"),
+                next_attempt_at=bindparam("next_at"),
+                finished_at=bindparam("finished"),
+                last_error=bindparam("error"),
+                locked_until=None,
+            ),
+            [
+                {
+                    "delivery_id": o.delivery_id,
+                    "lease": o.lease,
+                    "new_state": o.state,
+                    "new_attempts": o.attempts,
+                    "next_at": o.next_attempt_at,
+                    "finished": o.finished_at,
+                    "error": None if o.last_error is None else o.last_error[:200],
+                }
+                for o in outcomes
+            ],
+        )
+
+    async def recent(
+        self, client_id: int, limit: int
+    ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+        """A client's latest deliveries, newest first, each with its attempts in order."""
+        result = await self.session.execute(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.client_id == client_id)
+            .order_by(WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+        deliveries = list(result.scalars())
+        by_delivery: dict[int, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
+        if deliveries:
+            attempts = await self.session.execute(
+                select(WebhookAttempt)
+                .where(WebhookAttempt.delivery_id.in_(list(by_delivery)))
+                .order_by(WebhookAttempt.id)
+            )
+            for attempt in attempts.scalars():
+                by_delivery[attempt.delivery_id].append(attempt)
+        return [(d, by_delivery[d.id]) for d in deliveries]
+
+    async def get_secret(self, client_id: int) -> str | None:
+        result = await self.session.execute(
+            select(Client.webhook_secret).where(Client.id == client_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def set_secret(self, client_id: int, secret: str) -> None:
+        await self.session.execute(
+            update(Client)
+            .where(Client.id == client_id)
+            .values(webhook_secret=secret)
+            .execution_options(synchronize_session=False)
+        )
