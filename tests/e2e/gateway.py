@@ -65,13 +65,16 @@ class Gateway:
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, (self.workdir / "serve.log").read_text()
+            if self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError((self.workdir / "serve.log").read_text()[-3000:])
             try:
                 if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        self.stop()
         raise TimeoutError("the gateway did not become healthy")
 
     def kill(self) -> None:

@@ -16,7 +16,7 @@ from tidings.errors import AuthError, InvalidRequest, NotFound
 from tidings.routing.models import Route, Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
 
-SUPPLIER_KINDS = ("simulator",)  # http and smpp connectors come with their issues
+SUPPLIER_KINDS = ("simulator", "http")  # smpp comes with its issue
 
 
 @dataclass(frozen=True, slots=True)
