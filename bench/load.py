@@ -277,6 +277,7 @@ class EndToEndResult:
     loadgen_cpu: float
     first_error: str | None = None
     latencies: list[float] = field(default_factory=list)
+    capped_seconds: float = 0.0
 
     @property
     def accepted_rate(self) -> float:
@@ -329,6 +330,7 @@ async def run_end_to_end(
     first_error: str | None = None
     latencies: list[float] = []
     samples: list[Sample] = []
+    capped: list[float] = []  # poll times at which feeding was paused by the backlog cap
     last_final = 0  # final messages of the window, as of the latest sample
     batch_no = 0
     cpu0 = time.process_time()
@@ -369,6 +371,8 @@ async def run_end_to_end(
                 await asyncio.sleep(min(poll_interval, max(0.0, deadline - time.monotonic())))
                 counts = await asyncio.to_thread(status_counts)
                 last_final = sum(counts.get(s, 0) for s in FINAL) - base_final
+                if backlog_cap and accepted - last_final > backlog_cap:
+                    capped.append(time.monotonic())
                 sample = Sample(time.monotonic() - started, accepted, counts)
                 samples.append(sample)
                 if on_sample is not None:
@@ -391,6 +395,7 @@ async def run_end_to_end(
         loadgen_cpu=(time.process_time() - cpu0) / elapsed,
         first_error=first_error,
         latencies=latencies,
+        capped_seconds=len(capped) * poll_interval,
     )
 
 

@@ -1,8 +1,8 @@
 """Reading `py-spy record --format raw --threads` output: where the server's time goes.
 
 Each line is `thread (tid): name;frame;frame;... count`, a frame `function (file:line)`.
-Without --idle, py-spy records a thread only while it runs, so a thread's samples divided
-by rate x seconds is how busy it was.
+Shares are of a thread's samples. py-spy's idle detection does not see uvloop's wait in
+epoll, so samples are not CPU time: take the server's CPU from the bench table (psutil).
 
 `python -m bench.profile FILE [--seconds S] [--rate R]` prints the same summary.
 """
@@ -147,10 +147,8 @@ def summarize(
     for profile in sorted(threads.values(), key=lambda t: -t.samples):
         if profile.samples < 5:
             continue
-        busy = ""
-        if seconds:
-            busy = f", busy {100 * profile.samples / (rate * seconds):.0f}% of {seconds:.0f} s"
-        lines.append(f"  thread {profile.name}: {profile.samples} samples{busy}")
+        window = f" over {seconds:.0f} s at {rate} Hz" if seconds else ""
+        lines.append(f"  thread {profile.name}: {profile.samples} samples{window}")
         total = profile.samples
         cats = ", ".join(
             f"{name} {100 * n / total:.0f}%" for name, n in profile.categories.most_common(8)

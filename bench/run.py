@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import sys
+import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +109,37 @@ def _wait_drained(db: BenchDatabase, limit: float = 60.0) -> None:
     log(f"warm-up backlog not drained after {limit:.0f} s; measuring anyway")
 
 
+class ActivitySampler:
+    """PostgreSQL only: pg_stat_activity every 0.25 s, counting what active backends wait on."""
+
+    def __init__(self, db: BenchDatabase) -> None:
+        self.db = db
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-activity", daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 3600
+        while not self._stop.wait(0.25) and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                rows = self.db.activity()  # type: ignore[attr-defined]
+                self.samples += 1
+                self.counts.update(rows)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> list[dict[str, Any]]:
+        self._stop.set()
+        self._thread.join(timeout=35)
+        n = max(self.samples, 1)
+        return [
+            {"wait": wait, "statement": statement, "backends": count / n}
+            for (wait, statement), count in self.counts.most_common(12)
+        ]
+
+
 def run_scenario(
     kind: str, scenario: str, template: BenchDatabase, root: Path, args: argparse.Namespace
 ) -> Outcome:
@@ -139,8 +173,13 @@ def run_scenario(
             )
             window = {"single": args.single_seconds, "bulk": args.bulk_time_limit}
             profiler.start(window.get(scenario, args.duration) + 30)
+        activity = ActivitySampler(db) if args.query_stats and kind == "postgres" else None
+        if activity is not None:
+            activity.start()
         cpu0, wall0 = _cpu_seconds(sampler), time.monotonic()
         outcome = _measure(kind, scenario, server, db, key, sub, args)
+        if activity is not None:
+            outcome.details["pg_activity"] = activity.stop()
         outcome.server_cpu = (_cpu_seconds(sampler) - cpu0) / (time.monotonic() - wall0)
         server.query_stats_window(opening=False)
         if profiler is not None:
@@ -280,6 +319,7 @@ def _measure(
             "first_error": e2e.first_error,
             "feed": f"{args.e2e_rate:g} msgs/s" if args.e2e_rate else "max",
             "backlog_cap": args.e2e_backlog_cap,
+            "capped_seconds": e2e.capped_seconds,
             "series": [
                 (round(s.at, 1), s.accepted, s.counts.get("delivered", 0)) for s in e2e.samples
             ],
@@ -307,6 +347,11 @@ def query_table(outcome: Outcome, top: int = 14) -> list[str]:
             f"  {r['executions']:>8,} {r['executions'] / messages:>8.2f} {r['rows']:>9,} "
             f"{r['seconds']:>8.2f} {100 * r['seconds'] / total:>5.1f}%  {r['statement'][:110]}"
         )
+    activity = outcome.details.get("pg_activity")
+    if activity:
+        lines.append("  pg_stat_activity, average active backends (0.25 s samples):")
+        for row in activity:
+            lines.append(f"  {row['backends']:>8.2f}  {row['wait']:<28} {row['statement']}")
     return lines
 
 
@@ -332,9 +377,14 @@ def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
         f"{'gen CPU':>7}"
     )
     rule = "-" * len(header)
+    mode = (
+        "tidings api (no delivery workers)"
+        if args.api_only
+        else "tidings serve (API + delivery workers, one process)"
+    )
     lines = [
         "",
-        f"Tidings benchmark: tidings serve (API + workers, one process), {os.cpu_count()} cores,"
+        f"Tidings benchmark: {mode}, {os.cpu_count()} cores,"
         f" Python {platform.python_version()}; targets set for SQLite",
         rule,
         header,
@@ -367,13 +417,17 @@ def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
                 f"{d['backlog_at_end']:,} over {o.seconds:.0f} s, feed {d['feed']}, "
                 f"failures {d['failures']}"
             )
+            if d["capped_seconds"]:
+                note += (
+                    f", feeding paused ~{d['capped_seconds']:.0f} s at the "
+                    f"{d['backlog_cap']:,} backlog cap"
+                )
         if d.get("first_error"):
             note += f", first error: {str(d['first_error'])[:120]}"
         lines.append(f"{'':9} {'':23} {note}")
     lines.append(rule)
     lines.append(
-        ("`tidings api` only (no delivery workers). " if args.api_only else "")
-        + "p50/p99: per request (a bulk request carries 1,000 messages). srv CPU: cores the "
+        "p50/p99: per request (a bulk request carries 1,000 messages). srv CPU: cores the "
         "server process used; gen CPU: cores the load generator used."
     )
     return "\n".join(lines)

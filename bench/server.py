@@ -29,6 +29,11 @@ HOST = "127.0.0.1"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 STATUS_QUERY = "SELECT status, count(*) FROM messages GROUP BY status"
+ACTIVITY_QUERY = (
+    "SELECT coalesce(wait_event_type || ':' || wait_event, 'on CPU'), "
+    "left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()"
+)
 
 
 def free_port() -> int:
@@ -158,6 +163,17 @@ class PostgresDatabase(BenchDatabase):
                 status, count = line.split("\t")
                 counts[status] = int(count)
         return counts
+
+    def activity(self) -> list[tuple[str, str]]:
+        """What the server's active backends do now: (wait, statement start) per backend."""
+        out = subprocess.run(
+            ["psql", "-X", "-q", "-A", "-t", "-F", "\t", self.url, "-c", ACTIVITY_QUERY],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        return [tuple(line.split("\t", 1)) for line in out.splitlines() if "\t" in line]  # type: ignore[misc]
 
     def drop(self) -> None:
         self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

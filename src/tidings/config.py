@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(10_000, ge=1)
     max_sms_parts: int = Field(10, ge=1, le=255)
 
+    # How long API keys, prices and routes are served from memory (seconds; 0: never).
+    cache_ttl: float = Field(2.0, ge=0)
+
     # Workers.
     dispatch_batch_size: int = Field(500, ge=1)
     poll_interval: float = Field(0.05, gt=0)
@@ -38,6 +41,16 @@ class Settings(BaseSettings):
     # A sent message without a final report is closed this long after its validity ends.
     report_grace_seconds: int = Field(3600, ge=0)
     supplier_refresh_interval: float = Field(5.0, gt=0)
+
+    # Delivery-report webhooks (docs/webhooks.md). The lease must be more than twice the
+    # timeout: a request has to end well before another worker may take its delivery over.
+    webhook_batch_size: int = Field(200, ge=1)
+    webhook_poll_interval: float = Field(0.05, gt=0)
+    webhook_lease_seconds: float = Field(60.0, gt=0)
+    webhook_timeout: float = Field(10.0, gt=0)
+    webhook_connect_timeout: float = Field(5.0, gt=0)
+    webhook_concurrency: int = Field(200, ge=1)
+    webhook_per_host: int = Field(16, ge=1)
 
     @field_validator("database_url")
     @classmethod

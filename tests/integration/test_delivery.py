@@ -26,8 +26,8 @@ from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.delivery.service import RetryPolicy, claim_batch, ingest_reports, sweep_expired
 from tidings.delivery.worker import SupplierLane, WorkerOptions
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
 from tidings.messages.models import Message, MessageEvent
-from tidings.messages.service import Limits, SmsItem, SmsRequest, accept_sms
 from tidings.messages.status import Status
 from tidings.routing.models import Supplier
 

@@ -21,7 +21,7 @@ from tidings.api.client.parsing import (
     parse_sms_request,
 )
 from tidings.errors import InvalidRequest
-from tidings.messages.service import SmsItem, SmsRequest
+from tidings.messages.acceptance import SmsItem, SmsRequest
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

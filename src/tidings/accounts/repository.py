@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -33,6 +33,12 @@ class ClientRepository:
     async def list(self) -> Sequence[Client]:
         result = await self.session.execute(select(Client).order_by(Client.id))
         return result.scalars().all()
+
+    async def balances(self, client_ids: Iterable[int]) -> dict[int, Decimal]:
+        result = await self.session.execute(
+            select(Client.id, Client.balance).where(Client.id.in_(list(client_ids)))
+        )
+        return {client_id: balance for client_id, balance in result.tuples()}
 
     async def debit_if_covered(self, client_id: int, amount: Decimal) -> bool:
         """Take `amount` off the balance only if it covers it, atomically in SQL."""

@@ -16,6 +16,7 @@ from tidings.accounts.repository import ApiKeyRepository, ClientRepository
 from tidings.billing.repository import LedgerRepository
 from tidings.clock import Clock
 from tidings.errors import AuthError, ClientBlocked, InvalidRequest, NotFound
+from tidings.webhooks.signing import new_secret as new_webhook_secret
 
 MAX_TARIFF = 9
 
@@ -102,6 +103,7 @@ async def create_client(
             blocked=False,
             callback_url=callback_url,
             created_at=now,
+            webhook_secret=new_webhook_secret(),
         )
     )
     if balance:

@@ -9,15 +9,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tidings import __version__
+from tidings.accounts.cache import CallerCache
 from tidings.api import health
 from tidings.api.client import fallback, sms
+from tidings.api.dlr import router as dlr_api
+from tidings.api.dr import router as dr_api
 from tidings.api.state import AppState
 from tidings.clock import Clock, SystemClock
 from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
-from tidings.messages.service import Limits
+from tidings.messages.acceptance import Limits
+from tidings.messages.catalog import CatalogCache
+from tidings.messages.writer import AcceptQueue
 from tidings.numbering import CountryTable
+from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
 log = logging.getLogger("tidings")
 
@@ -43,13 +49,20 @@ def create_app(
             clock=the_clock,
             countries=CountryTable.load(),
             limits=Limits(max_batch_size=settings.max_batch_size, max_parts=settings.max_sms_parts),
+            callers=CallerCache(sessions, ttl=settings.cache_ttl),
+            catalog=CatalogCache(sessions, ttl=settings.cache_ttl),
+            accepts=AcceptQueue(sessions, the_clock),
         )
         app.state.tidings = state
+        state.accepts.start()
+        webhooks: WebhookWorker | None = None
         if with_workers:
             state.worker = DeliveryWorker(
                 sessions, the_clock, worker_options or WorkerOptions.from_settings(settings)
             )
             await state.worker.start()
+            webhooks = WebhookWorker(sessions, the_clock, WebhookOptions.from_settings(settings))
+            await webhooks.start()
         state.ready = True
         try:
             yield
@@ -57,6 +70,9 @@ def create_app(
             state.ready = False
             if state.worker is not None:
                 await state.worker.stop()
+            if webhooks is not None:
+                await webhooks.stop()
+            await state.accepts.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -69,5 +85,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(sms.build_router("/rest"))
     app.include_router(sms.build_router(""))
+    app.include_router(dlr_api.router)
+    app.include_router(dr_api.router)
     app.include_router(fallback.router)
     return app

@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
+from tidings.accounts.cache import CallerCache
 from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.delivery.worker import DeliveryWorker
-from tidings.messages.service import Limits
+from tidings.messages.acceptance import Limits
+from tidings.messages.catalog import CatalogCache
+from tidings.messages.writer import AcceptQueue
 from tidings.numbering import CountryTable
 
 
@@ -22,6 +25,9 @@ class AppState:
     clock: Clock
     countries: CountryTable
     limits: Limits
+    callers: CallerCache
+    catalog: CatalogCache
+    accepts: AcceptQueue
     worker: DeliveryWorker | None = None
     ready: bool = field(default=False)
 

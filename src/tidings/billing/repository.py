@@ -3,8 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.billing.models import LedgerEntry, Price
@@ -18,6 +19,10 @@ class PriceRepository:
         result = await self.session.execute(
             select(Price).where(Price.type == type_, Price.tariff == tariff).order_by(Price.country)
         )
+        return result.scalars().all()
+
+    async def all(self) -> Sequence[Price]:
+        result = await self.session.execute(select(Price))
         return result.scalars().all()
 
     async def for_countries(
@@ -59,7 +64,7 @@ class LedgerRepository:
         if not entries:
             return
         await self.session.execute(
-            insert(LedgerEntry),
+            insert(cast(Table, LedgerEntry.__table__)),
             [
                 {"client_id": c, "amount": a, "reason": r, "reference": ref, "created_at": at}
                 for c, a, r, ref in entries

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from tidings.accounts.repository import ApiKeyRepository, ClientRepository
 from tidings.accounts.service import (
     KeyKind,
     create_client,
+    issue_dr_credentials,
     issue_key,
     require_client,
     set_balance,
@@ -27,7 +28,14 @@ from tidings.errors import NotFound
 from tidings.numbering import CountryTable
 from tidings.routing.models import Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
-from tidings.routing.service import create_route, create_supplier, find_supplier
+from tidings.routing.service import (
+    create_route,
+    create_supplier,
+    find_supplier,
+    issue_dlr_credentials,
+)
+from tidings.webhooks.schedules import normalize_schedule
+from tidings.webhooks.service import ensure_secret, recent_deliveries, validate_format
 
 clients_app = typer.Typer(help="Clients: accounts, balances, tariffs, keys.", no_args_is_help=True)
 prices_app = typer.Typer(
@@ -143,6 +151,21 @@ def clients_update(
     callback_url: str | None = typer.Option(None, "--callback-url", help="'' clears it."),
     name: str | None = typer.Option(None, "--name"),
     as_json: bool = JSON_OPTION,
+    # Annotated, so that direct calls (set-tariff) get None rather than an OptionInfo.
+    webhook_format: Annotated[
+        str | None,
+        typer.Option("--webhook-format", help="ketchup, ip1, hyber or smartswitch."),
+    ] = None,
+    retry_schedule: Annotated[
+        str | None,
+        typer.Option("--retry-schedule", help="ketchup, ip1, or seconds: '60,600,3600'."),
+    ] = None,
+    webhook_login: Annotated[
+        str | None, typer.Option("--webhook-login", help="'' clears it.")
+    ] = None,
+    webhook_password: Annotated[
+        str | None, typer.Option("--webhook-password", help="'' clears it.")
+    ] = None,
 ) -> None:
     async def work(session: AsyncSession) -> dict[str, Any]:
         client = await require_client(session, client_id)
@@ -152,10 +175,53 @@ def clients_update(
             client.callback_url = callback_url or None
         if name is not None:
             client.name = name
+        if webhook_format is not None:
+            client.webhook_format = validate_format(webhook_format)
+        if retry_schedule is not None:
+            client.retry_schedule = normalize_schedule(retry_schedule)
+        if webhook_login is not None:
+            client.webhook_login = webhook_login or None
+        if webhook_password is not None:
+            client.webhook_password = webhook_password or None
         await session.flush()
-        return client_view(client)
+        return {
+            **client_view(client),
+            "webhook_format": client.webhook_format,
+            "retry_schedule": client.retry_schedule,
+            "webhook_login": client.webhook_login,
+        }
 
     emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("webhook-secret")
+def clients_webhook_secret(
+    client_id: int,
+    rotate: bool = typer.Option(False, "--rotate", help="Replace the secret with a new one."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The secret webhooks are signed with (created if the client has none)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await require_client(session, client_id)
+        return {"secret": await ensure_secret(session, client_id, rotate=rotate)}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("webhooks")
+def clients_webhooks(
+    client_id: int,
+    limit: int = typer.Option(20, "--limit", min=1, max=1000),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Recent webhook deliveries, newest first, with every attempt."""
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        await require_client(session, client_id)
+        return await recent_deliveries(session, client_id, limit)
+
+    emit(run_in_transaction(work), as_json, title="Webhook deliveries")
 
 
 @clients_app.command("set-tariff")
@@ -206,6 +272,20 @@ def clients_revoke_key(key_id: int, as_json: bool = JSON_OPTION) -> None:
         if not await ApiKeyRepository(session).revoke(key_id, clock.now()):
             raise NotFound(f"no active key {key_id}")
         return {"id": key_id, "revoked": True}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("dr-credentials")
+def clients_dr_credentials(client_id: int, as_json: bool = JSON_OPTION) -> None:
+    """Issue new HTTP Basic credentials for the delivery-report API (shown once).
+
+    The client's previous DR credentials stop working.
+    """
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        issued = await issue_dr_credentials(session, client_id)
+        return {"login": issued.login, "password": issued.password}
 
     emit(run_in_transaction(work), as_json)
 
@@ -306,6 +386,20 @@ def suppliers_disable(name: str, as_json: bool = JSON_OPTION) -> None:
 @suppliers_app.command("enable")
 def suppliers_enable(name: str, as_json: bool = JSON_OPTION) -> None:
     _set_enabled(name, True, as_json)
+
+
+@suppliers_app.command("dlr-credentials")
+def suppliers_dlr_credentials(name: str, as_json: bool = JSON_OPTION) -> None:
+    """Issue new `_login` / `_password` for the supplier's /api/dlr calls (shown once).
+
+    The supplier's previous DLR credentials stop working.
+    """
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        issued = await issue_dlr_credentials(session, name)
+        return {"login": issued.login, "password": issued.password}
+
+    emit(run_in_transaction(work), as_json)
 
 
 @routes_app.command("create")

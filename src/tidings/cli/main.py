@@ -18,6 +18,7 @@ from tidings.db.engine import create_engine, create_sessionmaker
 from tidings.db.migrate import upgrade, upgrade_sync
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
 from tidings.demo import DemoKeys, ensure_demo
+from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
 app = typer.Typer(
     help="Tidings, an A2P messaging gateway. Settings come from TIDINGS_* variables.",
@@ -85,7 +86,7 @@ def api() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run only the delivery workers; several may share one PostgreSQL."""
+    """Run only the delivery and webhook workers; several may share one PostgreSQL."""
     settings = Settings()
     _logging(settings)
 
@@ -94,17 +95,22 @@ def worker() -> None:
         delivery = DeliveryWorker(
             create_sessionmaker(engine), clock, WorkerOptions.from_settings(settings)
         )
+        webhooks = WebhookWorker(
+            create_sessionmaker(engine), clock, WebhookOptions.from_settings(settings)
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         await delivery.start()
+        await webhooks.start()
         typer.echo(f"worker {delivery.worker_id} running", err=True)
         try:
             await stop.wait()
         finally:
             await delivery.stop()
+            await webhooks.stop()
             await engine.dispose()
 
     asyncio.run(main())

@@ -8,6 +8,7 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.ids import allocate_ids
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.messages.models import Message
 
@@ -26,7 +27,7 @@ class DispatchRepository:
         """Jobs are (message_id, supplier_id)."""
         if jobs:
             await self.session.execute(
-                insert(DispatchJob),
+                insert(cast(Table, DispatchJob.__table__)),
                 [
                     {"message_id": m, "supplier_id": s, "due_at": due_at, "attempts": 0}
                     for m, s in jobs
@@ -53,11 +54,12 @@ class DispatchRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        jobs = cast(Table, DispatchJob.__table__)
         result = await self.session.execute(
-            update(DispatchJob)
-            .where(DispatchJob.message_id.in_(claimable.scalar_subquery()))
-            .values(locked_until=lease_until, attempts=DispatchJob.attempts + 1)
-            .returning(DispatchJob.message_id, DispatchJob.attempts)
+            update(jobs)
+            .where(jobs.c.message_id.in_(claimable.scalar_subquery()))
+            .values(locked_until=lease_until, attempts=jobs.c.attempts + 1)
+            .returning(jobs.c.message_id, jobs.c.attempts)
         )
         return sorted(
             (ClaimedJob(message_id=row[0], attempts=row[1]) for row in result),
@@ -100,10 +102,12 @@ class ReceiptRepository:
     async def add_many(self, rows: Sequence[dict[str, object]]) -> list[int]:
         if not rows:
             return []
-        result = await self.session.execute(
-            insert(Receipt).returning(Receipt.id, sort_by_parameter_order=True), list(rows)
+        table = cast(Table, Receipt.__table__)
+        ids = await allocate_ids(self.session, table, len(rows))
+        await self.session.execute(
+            insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
-        return [row[0] for row in result]
+        return ids
 
     async def match_messages(
         self, supplier_id: int, supplier_message_ids: Iterable[str]
@@ -136,10 +140,15 @@ class ReceiptRepository:
 
     async def mark_matched(self, matches: Sequence[tuple[int, int]]) -> None:
         """(receipt_id, message_id) pairs."""
-        for receipt_id, message_id in matches:
-            await self.session.execute(
-                update(Receipt).where(Receipt.id == receipt_id).values(message_id=message_id)
-            )
+        if not matches:
+            return
+        table = cast(Table, Receipt.__table__)
+        await self.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("receipt"))
+            .values(message_id=bindparam("mid")),
+            [{"receipt": receipt_id, "mid": message_id} for receipt_id, message_id in matches],
+        )
 
     async def newly_matchable(self, since: datetime, limit: int) -> list[tuple[Receipt, int]]:
         """Unmatched receipts whose message now carries their supplier id.

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import Table, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.ids import allocate_ids
 from tidings.delivery.models import DispatchJob
 from tidings.messages.models import Message, MessageEvent, Task
 
@@ -21,11 +22,23 @@ class MessageRepository:
         return task
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Insert messages in one statement; the new ids come back in the rows' order."""
-        result = await self.session.execute(
-            insert(Message).returning(Message.id, sort_by_parameter_order=True), list(rows)
+        """Insert messages with one executemany; the new ids come back in the rows' order."""
+        table = cast(Table, Message.__table__)
+        ids = await allocate_ids(self.session, table, len(rows))
+        await self.session.execute(
+            insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
-        return [row[0] for row in result]
+        return ids
+
+    async def insert_tasks(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        if not rows:
+            return []
+        table = cast(Table, Task.__table__)
+        ids = await allocate_ids(self.session, table, len(rows))
+        await self.session.execute(
+            insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
+        )
+        return ids
 
     async def references_in_use(self, client_id: int, references: Iterable[str]) -> list[str]:
         result = await self.session.execute(
@@ -81,7 +94,7 @@ class MessageRepository:
 
     async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(MessageEvent), list(rows))
+            await self.session.execute(insert(cast(Table, MessageEvent.__table__)), list(rows))
 
     async def lock_for_update(self, message_ids: Sequence[int]) -> list[Message]:
         result = await self.session.execute(

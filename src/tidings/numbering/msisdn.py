@@ -92,12 +92,23 @@ def _international_digits(raw: str) -> str:
 def _parse_digits(digits: str) -> Destination | str:
     # Returns the rejection reason instead of raising: lru_cache does not memoise
     # exceptions, and invalid numbers get resent as often as valid ones.
-    try:
-        number = phonenumbers.parse("+" + digits, None)
-    except phonenumbers.NumberParseException as exc:
-        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
-            return "unknown country code"
+    # The digits are E.164 already, so build the number directly instead of calling
+    # phonenumbers.parse(), which spends most of its 40 us on free-form input handling.
+    # Country codes are a prefix code: the first 1-3 digit prefix that is one is the one.
+    for length in (1, 2, 3):
+        country_code = int(digits[:length])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return "unknown country code"
+    national = digits[length:]
+    if not national:
         return "not a phone number"
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
+    if national.startswith("0"):
+        # Italian-style numbers keep their leading zeros after the country code.
+        number.italian_leading_zero = True
+        number.number_of_leading_zeros = len(national) - len(national.lstrip("0"))
     region = phonenumbers.region_code_for_number(number)
     if region is None or region == phonenumbers.UNKNOWN_REGION:
         return "not a valid number for any country"
@@ -107,13 +118,7 @@ def _parse_digits(digits: str) -> Destination | str:
     # is_valid_number() would look the region up again; this is the same check, once.
     if not phonenumbers.is_valid_number_for_region(number, region):
         return f"not a valid number for {region}"
-    msisdn = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
-    # phonenumbers may drop a national prefix typed after the country code (44 0 7...);
-    # the canonical form must still be a plausible MSISDN.
-    if not _MIN_DIGITS <= len(msisdn) <= _MAX_DIGITS:
-        return "number too short" if len(msisdn) < _MIN_DIGITS else "number too long"
-    if msisdn == digits:
-        msisdn = digits  # share the cache key's string rather than keep two copies
+    msisdn = digits
     # name_for_valid_number skips the validity check we have just done.
     carrier = _carrier.name_for_valid_number(number, "en") or None
     return Destination(

@@ -16,7 +16,7 @@ from tidings.errors import AuthError, InvalidRequest, NotFound
 from tidings.routing.models import Route, Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
 
-SUPPLIER_KINDS = ("simulator", "http")  # smpp comes with its issue
+SUPPLIER_KINDS = ("simulator", "http", "smpp")
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,9 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
     return f"{VERSION},{base64.b64encode(digest).decode()}"
 
 
-def signature_headers(secret: str | None, msg_id: str, at: datetime, body: bytes | str) -> dict[str, str]:
+def signature_headers(
+    secret: str | None, msg_id: str, at: datetime, body: bytes | str
+) -> dict[str, str]:
     """The three headers; without a secret, only id and timestamp (nothing to sign with)."""
     timestamp = int(at.timestamp())
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}

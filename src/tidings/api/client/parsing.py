@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tidings.errors import InvalidRequest
-from tidings.messages.service import SmsItem, SmsRequest
+from tidings.messages.acceptance import SmsItem, SmsRequest
 
 REFERENCE = re.compile(r"[A-Za-z0-9]{1,32}")
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,9}")

@@ -10,22 +10,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from tidings.accounts.service import Caller, authenticate
+from tidings.accounts.service import Caller
 from tidings.api.client.parsing import REFERENCE, parse_id, parse_sms_request
 from tidings.api.client.render import format_time as _time
 from tidings.api.client.render import status_body, task_body
 from tidings.api.client.wire import ClientApiRoute, json_response, read_payload
 from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money, price_table
-from tidings.db.engine import transaction
 from tidings.errors import InvalidRequest, NotFound, TidingsError
-from tidings.messages.service import (
-    accept_sms,
-    get_message,
-    get_message_by_reference,
-    get_task_summary,
-    quote_sms,
-)
+from tidings.messages.acceptance import fake_acceptance, prepare_sms, quote_sms
+from tidings.messages.service import get_message, get_message_by_reference, get_task_summary
 
 
 async def _parse_or_error(request: Request, state: AppState) -> Any:
@@ -43,11 +37,14 @@ def build_router(prefix: str) -> APIRouter:
     async def create_sms(request: Request) -> Response:
         state = app_state(request)
         parsed = await _parse_or_error(request, state)
-        async with transaction(state.sessions) as session:
-            caller = await authenticate(session, request.headers.get("x-api-key"))
-            if isinstance(parsed, TidingsError):
-                raise parsed
-            accepted = await accept_sms(session, state.clock, caller, parsed, state.limits)
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if isinstance(parsed, TidingsError):
+            raise parsed
+        prepared = prepare_sms(await state.catalog.get(), caller, parsed, state.limits)
+        if caller.is_test:
+            accepted = fake_acceptance(prepared)
+        else:
+            accepted = await state.accepts.submit(prepared)
         if not parsed.is_batch:
             item = accepted.items[0]
             return json_response(
@@ -82,11 +79,10 @@ def build_router(prefix: str) -> APIRouter:
     async def price_sms(request: Request) -> Response:
         state = app_state(request)
         parsed = await _parse_or_error(request, state)
-        async with state.sessions() as session:
-            caller = await authenticate(session, request.headers.get("x-api-key"))
-            if isinstance(parsed, TidingsError):
-                raise parsed
-            quote = await quote_sms(session, caller, parsed, state.limits)
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if isinstance(parsed, TidingsError):
+            raise parsed
+        quote = quote_sms(await state.catalog.get(), caller, parsed, state.limits)
         return json_response(
             {
                 "error": "0",
@@ -98,7 +94,7 @@ def build_router(prefix: str) -> APIRouter:
     async def _prices(request: Request, tariff_text: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:
-            await authenticate(session, request.headers.get("x-api-key"))
+            await state.callers.authenticate(request.headers.get("x-api-key"))
             tariff = parse_id("1" + tariff_text)  # "1" + text: "0" is a valid tariff, not an id
             if tariff is None or not 10 <= tariff <= 19:
                 raise InvalidRequest(f"tariff {tariff_text!r} is not 0 to 9", reason="bad_tariff")
@@ -137,7 +133,7 @@ def build_router(prefix: str) -> APIRouter:
     async def sms_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:
-            caller = await authenticate(session, request.headers.get("x-api-key"))
+            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
             if caller.is_test:
                 return json_response(_fake_status(reference=reference, clock_now=state.clock.now()))
             if not REFERENCE.fullmatch(reference):  # no such reference can have been stored
@@ -151,7 +147,7 @@ def build_router(prefix: str) -> APIRouter:
     async def sms_task(request: Request, task_id: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:
-            caller = await authenticate(session, request.headers.get("x-api-key"))
+            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
             if not (task_id.isascii() and task_id.isdigit()):
                 raise InvalidRequest(f"task id {task_id!r} is not a number", reason="bad_task_id")
             number = parse_id(task_id)
@@ -166,7 +162,7 @@ def build_router(prefix: str) -> APIRouter:
     async def sms_by_id(request: Request, message_id: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:
-            caller = await authenticate(session, request.headers.get("x-api-key"))
+            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
             if caller.is_test:
                 return json_response(
                     _fake_status(message_id=message_id, clock_now=state.clock.now())

@@ -60,6 +60,8 @@ async def receive_dlr(request: Request) -> Response:
 
 @router.api_route("/api/dlr", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def other_methods(request: Request) -> Response:
-    return errors_response(
+    answer = errors_response(
         405, [error("method_not_allowed", f"{request.method} is not supported; use POST or GET")]
     )
+    answer.headers["Allow"] = "GET, POST"
+    return answer

@@ -161,9 +161,12 @@ async def _read_multipart(request: Request) -> list[tuple[str, str]]:
     except Exception as bad:  # malformed multipart bodies raise parser-specific errors
         raise DlrFailure(400, [error(INVALID, f"the form cannot be read ({bad})")]) from None
     pairs: list[tuple[str, str]] = []
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            pairs.append((key, (await value.read()).decode("utf-8", "replace")))
-        else:
-            pairs.append((key, value))
+    try:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                pairs.append((key, (await value.read()).decode("utf-8", "replace")))
+            else:
+                pairs.append((key, value))
+    finally:
+        await form.close()
     return pairs

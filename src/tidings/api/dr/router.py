@@ -1,0 +1,80 @@
+"""`/{client_id}/api/dr/...`: a message's delivery report by our id or the client's extra_id.
+
+Parse, authenticate the client, look the message up through the message service, render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.accounts.service import authenticate_dr
+from tidings.api.dr.render import advanced_report, simple_report
+from tidings.api.dr.wire import DrRoute, Forbidden, basic_credentials, json_response
+from tidings.api.state import app_state
+from tidings.errors import NotFound
+from tidings.messages.models import Message
+from tidings.messages.service import get_message, get_message_by_reference, history
+
+router = APIRouter(route_class=DrRoute, tags=["Delivery reports (seed 000)"])
+
+Renderer = Callable[[Message, datetime], dict[str, Any]]
+Lookup = Callable[[AsyncSession, int], Awaitable[Message]]
+_REPORTS: dict[str, Renderer] = {"simple": simple_report, "advanced": advanced_report}
+_MAX_ID = 2**31 - 1  # message ids are 32-bit integers
+
+
+async def _answer(request: Request, client_id: str, kind: str, lookup: Lookup) -> Response:
+    login, password = basic_credentials(request)
+    async with app_state(request).sessions() as session:
+        client = await authenticate_dr(session, login, password)
+        if client_id != str(client.id):
+            raise Forbidden(f"these credentials are not client {client_id}'s")
+        message = await lookup(session, client.id)
+        changes = await history(session, message)
+    return json_response(_REPORTS[kind](message, changes[-1][1]))
+
+
+def _by_id(message_id: str) -> Lookup:
+    async def find(session: AsyncSession, client_id: int) -> Message:
+        number = int(message_id) if _is_number(message_id) else None
+        if number is None or number > _MAX_ID:
+            raise NotFound(f"no message {message_id}", reason="message_not_found")
+        return await get_message(session, client_id, number)
+
+    return find
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 10
+
+
+def _by_extra_id(extra_id: str) -> Lookup:
+    async def find(session: AsyncSession, client_id: int) -> Message:
+        return await get_message_by_reference(session, client_id, extra_id)
+
+    return find
+
+
+@router.get("/{client_id}/api/dr/external/{extra_id}/simple")
+async def simple_by_extra_id(request: Request, client_id: str, extra_id: str) -> Response:
+    return await _answer(request, client_id, "simple", _by_extra_id(extra_id))
+
+
+@router.get("/{client_id}/api/dr/external/{extra_id}/advanced")
+async def advanced_by_extra_id(request: Request, client_id: str, extra_id: str) -> Response:
+    return await _answer(request, client_id, "advanced", _by_extra_id(extra_id))
+
+
+@router.get("/{client_id}/api/dr/{message_id}/simple")
+async def simple_by_id(request: Request, client_id: str, message_id: str) -> Response:
+    return await _answer(request, client_id, "simple", _by_id(message_id))
+
+
+@router.get("/{client_id}/api/dr/{message_id}/advanced")
+async def advanced_by_id(request: Request, client_id: str, message_id: str) -> Response:
+    return await _answer(request, client_id, "advanced", _by_id(message_id))

@@ -1,0 +1,83 @@
+"""HTTP Basic credentials in, seed 000's JSON out, and every failure as a small JSON error.
+
+Errors are `{"error": "<code>", "detail": "<text>"}`: `unauthorized` (401, with
+`WWW-Authenticate`), `blocked` and `forbidden` (403), `not_found` (404), `internal` (500).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from tidings.errors import AuthError, ClientBlocked, NotFound, TidingsError
+
+log = logging.getLogger("tidings.api.dr")
+
+CHALLENGE = 'Basic realm="Tidings delivery reports", charset="UTF-8"'
+
+
+class Forbidden(Exception):
+    """The credentials are fine, but the path names another client."""
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+
+
+def error_response(
+    status_code: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps({"error": code, "detail": detail}),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def basic_credentials(request: Request) -> tuple[str, str]:
+    """(login, password) from an `Authorization: Basic …` header; AuthError without one."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise AuthError("HTTP Basic credentials are required")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthError("the Basic credentials cannot be decoded") from None
+    login, colon, password = decoded.partition(":")
+    if not colon:
+        raise AuthError("the Basic credentials hold no password")
+    return login, password
+
+
+class DrRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ClientBlocked:
+                return error_response(403, "blocked", "the account is blocked")
+            except AuthError as failure:
+                return error_response(
+                    401, "unauthorized", failure.message, {"WWW-Authenticate": CHALLENGE}
+                )
+            except Forbidden as failure:
+                return error_response(403, "forbidden", str(failure))
+            except NotFound as failure:
+                return error_response(404, "not_found", failure.message)
+            except TidingsError as failure:
+                return error_response(400, "invalid", failure.message)
+            except Exception:
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                return error_response(500, "internal", "unexpected error")
+
+        return guarded

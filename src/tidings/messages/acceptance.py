@@ -1,0 +1,455 @@
+"""Accepting messages: validate, price, route (pure), then charge and store (batched).
+
+Acceptance has two halves. `prepare_sms` checks and prices a request against a `Catalog`
+snapshot without touching the database. `write_accepted` stores any number of prepared
+requests in the caller's one transaction: references checked, balances debited, messages,
+tasks, dispatch jobs and ledger entries inserted in bulk. Each request succeeds or fails on
+its own (a request is all or nothing; its neighbours in the transaction are not affected).
+The `AcceptQueue` (writer.py) uses that to commit many concurrent API requests at once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.accounts.repository import ClientRepository
+from tidings.accounts.service import Caller
+from tidings.billing.repository import LedgerRepository
+from tidings.clock import Clock
+from tidings.delivery.repository import DispatchRepository
+from tidings.errors import (
+    Conflict,
+    InsufficientFunds,
+    InvalidRequest,
+    PricingError,
+    RoutingError,
+    TidingsError,
+)
+from tidings.messages.catalog import Catalog, load_catalog
+from tidings.messages.encoding import segment
+from tidings.messages.repository import MessageRepository
+from tidings.messages.status import Status
+from tidings.numbering import Destination, InvalidMsisdn, parse_msisdn
+
+SMS = "sms"
+
+
+@dataclass(frozen=True, slots=True)
+class SmsItem:
+    msisdn: str
+    reference: str | None
+    originator: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmsRequest:
+    """One create request: a single SMS (`phone`) or a batch (`phones`, `individual`)."""
+
+    destination: str  # phone, phones, individual
+    items: Sequence[SmsItem]
+    tariff: int | None = None  # None: the client's own tariff
+    validity_hours: int = 72
+    send_at: datetime | None = None
+    callback_url: str | None = None
+    source: str = "api"
+
+    @property
+    def is_batch(self) -> bool:
+        return self.destination != "phone"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_batch_size: int = 10_000
+    max_parts: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class PricedItem:
+    index: int
+    item: SmsItem
+    destination: Destination
+    encoding: str
+    parts: int
+    price: Decimal
+    currency: str
+    supplier_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    items: list[PricedItem]
+    total_price: Decimal
+    currency: str
+    tariff: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSms:
+    """A request that passed every check that needs no database, priced and routed."""
+
+    caller: Caller
+    request: SmsRequest
+    quote: Quote
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedItem:
+    id: int
+    reference: str | None
+    price: Decimal
+    currency: str
+    parts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    items: list[AcceptedItem]
+    total_price: Decimal
+    currency: str
+    task_id: int | None
+
+
+def _fail_at(index: int, request: SmsRequest, what: str) -> str:
+    return f"phones[{index}]: {what}" if request.is_batch else what
+
+
+def quote_sms(catalog: Catalog, caller: Caller, request: SmsRequest, limits: Limits) -> Quote:
+    """Validate and price a request (nothing stored, no database)."""
+    if not request.items:
+        raise InvalidRequest("no messages in the request", reason="empty_batch", field="phones")
+    if len(request.items) > limits.max_batch_size:
+        raise InvalidRequest(
+            f"{len(request.items)} messages exceed the batch maximum of {limits.max_batch_size}",
+            reason="batch_too_large",
+        )
+    tariff = caller.tariff if request.tariff is None else request.tariff
+    prices = catalog.price_list(SMS, tariff)
+    if not prices:
+        raise PricingError(f"tariff {tariff} has no SMS prices", reason="inactive_tariff")
+    seen_msisdns: set[str] = set()
+    seen_refs: set[str] = set()
+    priced: list[PricedItem] = []
+    total = Decimal(0)
+    currency: str | None = None
+    for index, item in enumerate(request.items):
+        try:
+            destination = parse_msisdn(item.msisdn)
+        except InvalidMsisdn as error:
+            raise InvalidRequest(
+                _fail_at(index, request, f"invalid msisdn {item.msisdn!r}: {error}"),
+                reason="bad_msisdn",
+                field="msisdn",
+            ) from None
+        if destination.msisdn in seen_msisdns:
+            raise InvalidRequest(
+                _fail_at(index, request, f"phone {destination.msisdn} is in the batch twice"),
+                reason="duplicate_phone",
+                field="msisdn",
+            )
+        seen_msisdns.add(destination.msisdn)
+        if item.reference is not None:
+            if item.reference in seen_refs:
+                raise Conflict(
+                    _fail_at(index, request, f"reference {item.reference!r} is in the batch twice"),
+                    reason="duplicate_reference",
+                    field="reference",
+                )
+            seen_refs.add(item.reference)
+        segmentation = segment(item.body)
+        if segmentation.parts > limits.max_parts:
+            raise InvalidRequest(
+                _fail_at(
+                    index,
+                    request,
+                    f"text needs {segmentation.parts} parts, more than {limits.max_parts}",
+                ),
+                reason="body_too_long",
+                field="body",
+            )
+        unit = prices.get(destination.iso)
+        if unit is None:
+            raise PricingError(
+                _fail_at(index, request, f"no SMS price to {destination.iso} in tariff {tariff}"),
+                reason="no_price",
+            )
+        if currency is None:
+            currency = unit.currency
+        elif currency != unit.currency:
+            raise PricingError(f"tariff {tariff} mixes currencies", reason="mixed_currency")
+        amount = unit.price * segmentation.parts
+        total += amount
+        priced.append(
+            PricedItem(
+                index=index,
+                item=item,
+                destination=destination,
+                encoding=segmentation.encoding.value,
+                parts=segmentation.parts,
+                price=amount,
+                currency=unit.currency,
+            )
+        )
+    return Quote(items=priced, total_price=total, currency=currency or "EUR", tariff=tariff)
+
+
+def prepare_sms(
+    catalog: Catalog, caller: Caller, request: SmsRequest, limits: Limits
+) -> PreparedSms:
+    """Quote and route a request: everything short of storing it."""
+    quote = quote_sms(catalog, caller, request, limits)
+    routes = catalog.route_table(SMS)
+    routed: list[PricedItem] = []
+    for item in quote.items:
+        supplier_id = routes.choose(item.destination.msisdn, item.destination.iso)
+        if supplier_id is None:
+            raise RoutingError(
+                _fail_at(item.index, request, f"no SMS route to {item.destination.iso}"),
+                reason="no_route",
+            )
+        routed.append(_with_supplier(item, supplier_id))
+    routed_quote = Quote(routed, quote.total_price, quote.currency, quote.tariff)
+    return PreparedSms(caller=caller, request=request, quote=routed_quote)
+
+
+def _with_supplier(item: PricedItem, supplier_id: int) -> PricedItem:
+    return PricedItem(
+        index=item.index,
+        item=item.item,
+        destination=item.destination,
+        encoding=item.encoding,
+        parts=item.parts,
+        price=item.price,
+        currency=item.currency,
+        supplier_id=supplier_id,
+    )
+
+
+def fake_acceptance(prepared: PreparedSms) -> Acceptance:
+    """What a test key gets: the real prices, made-up ids, nothing stored."""
+    rng = random.SystemRandom()
+    base = rng.randrange(10_000_000, 90_000_000)
+    quote = prepared.quote
+    return Acceptance(
+        items=[
+            AcceptedItem(base + p.index, p.item.reference, p.price, p.currency, p.parts)
+            for p in quote.items
+        ],
+        total_price=quote.total_price,
+        currency=quote.currency,
+        task_id=rng.randrange(10_000, 90_000) if prepared.request.is_batch else None,
+    )
+
+
+# --- Storing ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Admission:
+    """The requests of one write, and what became of each."""
+
+    prepared: Sequence[PreparedSms]
+    outcome: list[Acceptance | TidingsError | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.outcome = [None] * len(self.prepared)
+
+    def open(self) -> list[int]:
+        return [i for i, result in enumerate(self.outcome) if result is None]
+
+
+async def write_accepted(
+    session: AsyncSession, clock: Clock, prepared: Sequence[PreparedSms]
+) -> list[Acceptance | TidingsError]:
+    """Charge and store prepared requests in the caller's transaction, in bulk.
+
+    Returns one result per request, in order: its Acceptance, or the error that refused it
+    (a reference in use, a balance that does not cover it). Raises only for faults of the
+    whole write (the database); a concurrent writer taking a reference between the check and
+    the insert surfaces as IntegrityError, and the caller retries the requests one by one.
+    """
+    admission = _Admission(prepared)
+    await _refuse_used_references(session, admission)
+    await _refuse_uncovered(session, admission)
+    admitted = admission.open()
+    if not admitted:
+        return [r for r in admission.outcome if r is not None]
+
+    now = clock.now()
+    messages = MessageRepository(session)
+    task_ids = await messages.insert_tasks(
+        [_task_row(prepared[i], now) for i in admitted if prepared[i].request.is_batch]
+    )
+    next_task = iter(task_ids)
+    rows: list[dict[str, object]] = []
+    owners: list[tuple[int, PricedItem]] = []
+    task_of: dict[int, int | None] = {}
+    for i in admitted:
+        request = prepared[i].request
+        task_of[i] = next(next_task) if request.is_batch else None
+        for item in prepared[i].quote.items:
+            rows.append(_message_row(prepared[i], item, task_of[i], now))
+            owners.append((i, item))
+    ids = await messages.insert_many(rows)
+    jobs = DispatchRepository(session)
+    by_due: dict[datetime, list[tuple[int, int]]] = defaultdict(list)
+    for message_id, (i, item) in zip(ids, owners, strict=True):
+        assert item.supplier_id is not None, "prepared items are routed"
+        by_due[_send_at(prepared[i].request, now) or now].append((message_id, item.supplier_id))
+    for due_at, pairs in by_due.items():
+        await jobs.enqueue(pairs, due_at=due_at)
+
+    accepted: dict[int, list[AcceptedItem]] = defaultdict(list)
+    for message_id, (i, item) in zip(ids, owners, strict=True):
+        accepted[i].append(
+            AcceptedItem(message_id, item.item.reference, item.price, item.currency, item.parts)
+        )
+    ledger: list[tuple[int, Decimal, str, str | None]] = []
+    for i in admitted:
+        quote = prepared[i].quote
+        reference = f"task:{task_of[i]}" if task_of[i] else f"message:{accepted[i][0].id}"
+        ledger.append((prepared[i].caller.client_id, -quote.total_price, "charge", reference))
+        admission.outcome[i] = Acceptance(
+            accepted[i], quote.total_price, quote.currency, task_of[i]
+        )
+    await LedgerRepository(session).add_many(ledger, now)
+    await _debit(session, admission, admitted)
+    return [r for r in admission.outcome if r is not None]
+
+
+async def _refuse_used_references(session: AsyncSession, admission: _Admission) -> None:
+    wanted: dict[int, set[str]] = defaultdict(set)
+    for request in admission.prepared:
+        for item in request.request.items:
+            if item.reference is not None:
+                wanted[request.caller.client_id].add(item.reference)
+    used: dict[int, set[str]] = {}
+    messages = MessageRepository(session)
+    for client_id, references in wanted.items():
+        used[client_id] = set(await messages.references_in_use(client_id, references))
+    # References of requests admitted earlier in this same write count as used too.
+    for i in admission.open():
+        request = admission.prepared[i]
+        taken = used.setdefault(request.caller.client_id, set())
+        refs = [it.reference for it in request.request.items if it.reference is not None]
+        clash = next((ref for ref in refs if ref in taken), None)
+        if clash is not None:
+            admission.outcome[i] = Conflict(
+                f"reference {clash!r} is used already", reason="duplicate_reference"
+            )
+            continue
+        taken.update(refs)
+
+
+async def _refuse_uncovered(session: AsyncSession, admission: _Admission) -> None:
+    """Admit each client's requests in order while its balance covers them."""
+    clients = {admission.prepared[i].caller.client_id for i in admission.open()}
+    balances = await ClientRepository(session).balances(clients)
+    for i in admission.open():
+        request = admission.prepared[i]
+        client_id = request.caller.client_id
+        cost = request.quote.total_price
+        if balances.get(client_id, Decimal(0)) < cost:
+            admission.outcome[i] = InsufficientFunds(f"the balance does not cover {cost}")
+            continue
+        balances[client_id] -= cost
+
+
+async def _debit(session: AsyncSession, admission: _Admission, admitted: list[int]) -> None:
+    """Debit last, so a client's balance row stays locked only from here to the commit."""
+    spent: dict[int, Decimal] = defaultdict(Decimal)
+    for i in admitted:
+        spent[admission.prepared[i].caller.client_id] += admission.prepared[i].quote.total_price
+    clients = ClientRepository(session)
+    for client_id, amount in spent.items():
+        if not await clients.debit_if_covered(client_id, amount):
+            # Another process spent the money since we read the balance: the caller retries
+            # the requests one by one, where this check decides for each.
+            raise BalanceRace(client_id)
+
+
+class BalanceRace(Exception):
+    """Raised inside a write when a balance changed under it; the write is rolled back."""
+
+
+def _task_row(prepared: PreparedSms, now: datetime) -> dict[str, object]:
+    request = prepared.request
+    first = request.items[0]
+    same_text = request.destination == "phones"
+    return {
+        "client_id": prepared.caller.client_id,
+        "destination": request.destination,
+        "originator": first.originator if same_text else None,
+        "body": first.body if same_text else None,
+        "validity_hours": request.validity_hours,
+        "total_price": prepared.quote.total_price,
+        "currency": prepared.quote.currency,
+        "created_at": now,
+    }
+
+
+def _message_row(
+    prepared: PreparedSms, item: PricedItem, task_id: int | None, now: datetime
+) -> dict[str, object]:
+    request = prepared.request
+    send_at = _send_at(request, now)
+    return {
+        "client_id": prepared.caller.client_id,
+        "task_id": task_id,
+        "channel": SMS,
+        "source": request.source,
+        "msisdn": item.destination.msisdn,
+        "country": item.destination.iso,
+        "reference": item.item.reference,
+        "originator": item.item.originator,
+        "body": item.item.body,
+        "encoding": item.encoding,
+        "parts": item.parts,
+        "tariff": prepared.quote.tariff,
+        "price": item.price,
+        "currency": item.currency,
+        "status": (Status.SCHEDULED if send_at else Status.QUEUED).value,
+        "callback_url": request.callback_url,
+        "supplier_id": item.supplier_id,
+        "send_at": send_at,
+        "expires_at": (send_at or now) + timedelta(hours=request.validity_hours),
+        "time_in": now,
+    }
+
+
+def _send_at(request: SmsRequest, now: datetime) -> datetime | None:
+    """When to send: None for now (a time in the past means now too)."""
+    return request.send_at if request.send_at and request.send_at > now else None
+
+
+async def accept_sms(
+    session: AsyncSession,
+    clock: Clock,
+    caller: Caller,
+    request: SmsRequest,
+    limits: Limits,
+) -> Acceptance:
+    """Accept one request in the caller's transaction (CLI, SMPP, tests; the API batches)."""
+    prepared = prepare_sms(await load_catalog(session), caller, request, limits)
+    if caller.is_test:
+        return fake_acceptance(prepared)
+    try:
+        [result] = await write_accepted(session, clock, [prepared])
+    except BalanceRace:
+        raise InsufficientFunds(
+            f"the balance does not cover {prepared.quote.total_price}"
+        ) from None
+    except IntegrityError:  # a concurrent request took a reference after our check
+        raise Conflict("a reference is used already", reason="duplicate_reference") from None
+    if isinstance(result, TidingsError):
+        raise result
+    return result
