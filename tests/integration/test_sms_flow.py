@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -27,18 +28,20 @@ SINGLE = {
 
 
 async def drain(worker: DeliveryWorker) -> None:
-    """Run every lane until no lane has work left (reports are emitted in between)."""
-    for _ in range(50):
-        worked = False
+    """Step every lane until every message has a final status (reports land in between)."""
+    for _ in range(500):
         for lane in worker.lanes.values():
-            worked = await lane.step() or worked
-        # Let the simulator's report tasks run.
-        for _ in range(5):
-            import asyncio
-
-            await asyncio.sleep(0)
-        if not worked:
+            await lane.step()
+        await asyncio.sleep(0.01)  # the simulator's report tasks run meanwhile
+        async with worker.sessions() as session:
+            open_ = await session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.status.in_(["queued", "scheduled", "sent"]))
+            )
+        if open_ == 0:
             return
+    raise AssertionError("messages did not reach a final status")
 
 
 async def test_single_sms_is_charged_sent_and_delivered(

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.clock import Clock
 from tidings.connectors.base import OutboundMessage, SubmitOutcome, SubmitResult, SupplierReport
 from tidings.delivery.repository import ClaimedJob, DispatchRepository, ReceiptRepository
-from tidings.messages.models import Message
 from tidings.messages.repository import MessageRepository
 from tidings.messages.service import AppliedChange, StatusChange, apply_changes
 from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES, Status
@@ -47,32 +46,15 @@ async def claim_batch(
     )
     if not jobs:
         return ClaimedBatch([], {}, [])
-    messages = await MessageRepository(session).get_many([job.message_id for job in jobs])
-    by_id = {message.id: message for message in messages}
+    outbound = await MessageRepository(session).outbound([job.message_id for job in jobs])
     to_send: list[OutboundMessage] = []
     expired: list[int] = []
-    for job in jobs:
-        message = by_id.get(job.message_id)
-        if message is None:
-            continue
+    for message in outbound:
         if message.expires_at <= now:
-            expired.append(message.id)
+            expired.append(message.message_id)
         else:
-            to_send.append(_outbound(message))
+            to_send.append(message)
     return ClaimedBatch(to_send, {job.message_id: job.attempts for job in jobs}, expired)
-
-
-def _outbound(message: Message) -> OutboundMessage:
-    return OutboundMessage(
-        message_id=message.id,
-        msisdn=message.msisdn,
-        originator=message.originator,
-        body=message.body,
-        encoding=message.encoding,
-        parts=message.parts,
-        expires_at=message.expires_at,
-        reference=message.reference,
-    )
 
 
 async def record_outcomes(

@@ -4,9 +4,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, or_, select
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.connectors.base import OutboundMessage
 from tidings.db.ids import allocate_ids
 from tidings.delivery.models import DispatchJob
 from tidings.messages.models import Message, MessageEvent, Task
@@ -64,6 +65,24 @@ class MessageRepository:
         result = await self.session.execute(select(Message).where(Message.id.in_(message_ids)))
         return list(result.scalars())
 
+    async def outbound(self, message_ids: Sequence[int]) -> list[OutboundMessage]:
+        """What a connector needs of each message (plain rows: no ORM objects to build)."""
+        result = await self.session.execute(
+            select(
+                Message.id,
+                Message.msisdn,
+                Message.originator,
+                Message.body,
+                Message.encoding,
+                Message.parts,
+                Message.expires_at,
+                Message.reference,
+            )
+            .where(Message.id.in_(message_ids))
+            .order_by(Message.id)
+        )
+        return [OutboundMessage(*row) for row in result]
+
     async def get_task(self, client_id: int, task_id: int) -> Task | None:
         result = await self.session.execute(
             select(Task).where(Task.id == task_id, Task.client_id == client_id)
@@ -95,6 +114,21 @@ class MessageRepository:
     async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             await self.session.execute(insert(cast(Table, MessageEvent.__table__)), list(rows))
+
+    async def update_columns(self, updates: dict[int, dict[str, Any]]) -> None:
+        """Set columns of messages by id: one executemany per distinct set of columns."""
+        table = cast(Table, Message.__table__)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for message_id, values in updates.items():
+            if values:
+                groups.setdefault(tuple(sorted(values)), []).append({"_id": message_id, **values})
+        for columns, rows in groups.items():
+            await self.session.execute(
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({column: bindparam(column) for column in columns}),
+                rows,
+            )
 
     async def lock_for_update(self, message_ids: Sequence[int]) -> list[Message]:
         result = await self.session.execute(
