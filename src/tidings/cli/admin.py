@@ -344,7 +344,7 @@ def supplier_view(supplier: Supplier) -> dict[str, Any]:
 @suppliers_app.command("create")
 def suppliers_create(
     name: str = typer.Option(..., "--name"),
-    kind: str = typer.Option(..., "--kind", help="simulator"),
+    kind: str = typer.Option(..., "--kind", help="simulator, http or smpp"),
     option: list[str] = typer.Option([], "--option", help="key=value, repeatable."),
     throughput: float | None = typer.Option(None, "--throughput", help="Messages/s limit."),
     as_json: bool = JSON_OPTION,
@@ -355,7 +355,11 @@ def suppliers_create(
         supplier = await create_supplier(
             session, clock, name=name, kind=kind, options=options, throughput=throughput
         )
-        return {"id": supplier.id}
+        if kind != "http":
+            return {"id": supplier.id}
+        # An HTTP supplier reports back through /api/dlr: give it credentials right away.
+        issued = await issue_dlr_credentials(session, str(supplier.id))
+        return {"id": supplier.id, "dlr_login": issued.login, "dlr_password": issued.password}
 
     emit(run_in_transaction(work), as_json)
 
