@@ -545,14 +545,14 @@ async def test_a_real_fault_is_an_internal_error_and_stores_nothing(
     clock: FrozenClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tidings.api.dlr import router
+    from tidings.delivery import reports
     from tidings.delivery.service import ingest_reports as original
 
     async def failing(session: AsyncSession, *args: Any, **kwargs: Any) -> Any:
         await original(session, *args, **kwargs)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(router, "ingest_reports", failing)
+    monkeypatch.setattr(reports, "ingest_reports", failing)
     async with gateway(database_url, sessions, clock) as (api, _world, ids):
         answer = await api.post(SEED_ONE)
     assert answer.status_code == 500

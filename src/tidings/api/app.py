@@ -18,11 +18,13 @@ from tidings.api.state import AppState
 from tidings.clock import Clock, SystemClock
 from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
+from tidings.delivery.reports import ReportQueue
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
 from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
 from tidings.numbering import CountryTable
+from tidings.ttlcache import TtlCache
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
 log = logging.getLogger("tidings")
@@ -52,9 +54,12 @@ def create_app(
             callers=CallerCache(sessions, ttl=settings.cache_ttl),
             catalog=CatalogCache(sessions, ttl=settings.cache_ttl),
             accepts=AcceptQueue(sessions, the_clock),
+            reports=ReportQueue(sessions, the_clock),
+            dlr_logins=TtlCache(settings.cache_ttl),
         )
         app.state.tidings = state
         state.accepts.start()
+        state.reports.start()
         webhooks: WebhookWorker | None = None
         if with_workers:
             state.worker = DeliveryWorker(
@@ -73,6 +78,7 @@ def create_app(
             if webhooks is not None:
                 await webhooks.stop()
             await state.accepts.stop()
+            await state.reports.stop()
             await engine.dispose()
 
     app = FastAPI(

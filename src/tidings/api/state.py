@@ -10,11 +10,13 @@ from starlette.requests import Request
 from tidings.accounts.cache import CallerCache
 from tidings.clock import Clock
 from tidings.config import Settings
+from tidings.delivery.reports import ReportQueue
 from tidings.delivery.worker import DeliveryWorker
 from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
 from tidings.numbering import CountryTable
+from tidings.ttlcache import TtlCache
 
 
 @dataclass(slots=True)
@@ -28,6 +30,9 @@ class AppState:
     callers: CallerCache
     catalog: CatalogCache
     accepts: AcceptQueue
+    reports: ReportQueue
+    # (DLR login, password digest) -> supplier id
+    dlr_logins: TtlCache[tuple[str, str], int]
     worker: DeliveryWorker | None = None
     ready: bool = field(default=False)
 

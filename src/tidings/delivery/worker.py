@@ -23,11 +23,11 @@ from tidings.connectors.base import Connector, SubmitOutcome, SubmitResult, Supp
 from tidings.connectors.registry import build_connector
 from tidings.db.engine import transaction
 from tidings.delivery.ratelimit import TokenBucket
+from tidings.delivery.reports import ReportQueue
 from tidings.delivery.service import (
     ClaimedBatch,
     RetryPolicy,
     claim_batch,
-    ingest_reports,
     record_outcomes,
     sweep_expired,
 )
@@ -160,11 +160,13 @@ class DeliveryWorker:
         self.lanes: dict[int, SupplierLane] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.reports = ReportQueue(sessions, clock)
         # Lanes only run on their own once started; until then (tests) they are stepped by hand.
         self._running = False
 
     async def start(self) -> None:
         self._running = True
+        self.reports.start()
         await self.refresh_suppliers()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -186,11 +188,11 @@ class DeliveryWorker:
         for lane in list(self.lanes.values()):
             await lane.stop()
         self.lanes.clear()
+        await self.reports.stop()
 
     async def report(self, supplier_id: int, reports: Sequence[SupplierReport]) -> None:
         """The sink connectors report into: returns once the reports are committed."""
-        async with transaction(self.sessions) as session:
-            await ingest_reports(session, self.clock, supplier_id, reports)
+        await self.reports.submit(supplier_id, reports)
 
     async def sweep(self) -> None:
         async with transaction(self.sessions) as session:

@@ -7,6 +7,8 @@ submit answer carrying that id is recorded, so an unknown id is not an error her
 
 from __future__ import annotations
 
+import hashlib
+
 from fastapi import APIRouter, Request, Response
 
 from tidings.api.dlr.parsing import ArgumentsRejected, Triple, credentials, parse_triples
@@ -21,8 +23,6 @@ from tidings.api.dlr.wire import (
 )
 from tidings.api.state import app_state
 from tidings.connectors.base import SupplierReport
-from tidings.db.engine import transaction
-from tidings.delivery.service import ingest_reports
 from tidings.routing.service import authenticate_dlr
 
 router = APIRouter(route_class=DlrRoute, tags=["Supplier DLR (seeds 001/002)"])
@@ -41,21 +41,24 @@ async def receive_dlr(request: Request) -> Response:
         parsed = parse_triples(arguments)
     except ArgumentsRejected as rejected:
         parsed = rejected
-    async with transaction(state.sessions) as session:
-        supplier = await authenticate_dlr(session, login.login, login.password)
-        if isinstance(parsed, ArgumentsRejected):
-            raise parsed
-        now = state.clock.now()
-        result = await ingest_reports(
-            session,
-            state.clock,
-            supplier.id,
-            [
-                SupplierReport(t.message_id, t.status, now, f"supplier reported {t.message_state}")
-                for t in parsed
-            ],
-        )
-    return data_response(parsed, result.receipt_ids)
+
+    async def supplier_of_login() -> int:
+        async with state.sessions() as session:
+            return (await authenticate_dlr(session, login.login, login.password)).id
+
+    digest = hashlib.sha256(login.password.encode()).hexdigest()  # never cache the password
+    supplier_id = await state.dlr_logins.get((login.login, digest), supplier_of_login)
+    if isinstance(parsed, ArgumentsRejected):
+        raise parsed
+    now = state.clock.now()
+    receipt_ids = await state.reports.submit(
+        supplier_id,
+        [
+            SupplierReport(t.message_id, t.status, now, f"supplier reported {t.message_state}")
+            for t in parsed
+        ],
+    )
+    return data_response(parsed, receipt_ids)
 
 
 @router.api_route("/api/dlr", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
