@@ -48,6 +48,14 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
+def new_credentials(prefix: str, owner_id: int) -> tuple[Credentials, str]:
+    """A fresh login and password for an owner, and the password hash to store."""
+    credentials = Credentials(
+        login=f"{prefix}{owner_id}-{secrets.token_hex(4)}", password=new_password()
+    )
+    return credentials, hash_key(credentials.password)
+
+
 _NO_HASH = hash_key("")
 
 
@@ -177,11 +185,8 @@ async def top_up(session: AsyncSession, clock: Clock, client_id: int, amount: De
 async def issue_dr_credentials(session: AsyncSession, client_id: int) -> Credentials:
     """New HTTP Basic credentials for the DR API; the previous ones stop working."""
     client = await require_client(session, client_id)
-    credentials = Credentials(
-        login=f"dr{client.id}-{secrets.token_hex(4)}", password=new_password()
-    )
+    credentials, client.dr_password_hash = new_credentials("dr", client.id)
     client.dr_login = credentials.login
-    client.dr_password_hash = hash_key(credentials.password)
     await session.flush()
     return credentials
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.accounts.service import Credentials, hash_key, new_password, password_matches
+from tidings.accounts.service import Credentials, new_credentials, password_matches
 from tidings.billing.service import MESSAGE_TYPES
 from tidings.clock import Clock
 from tidings.errors import AuthError, InvalidRequest, NotFound
@@ -118,11 +117,8 @@ async def create_route(
 async def issue_dlr_credentials(session: AsyncSession, name_or_id: str) -> Credentials:
     """New `_login` / `_password` for the supplier's /api/dlr calls; old ones stop working."""
     supplier = await find_supplier(session, name_or_id)
-    credentials = Credentials(
-        login=f"dlr{supplier.id}-{secrets.token_hex(4)}", password=new_password()
-    )
+    credentials, supplier.dlr_password_hash = new_credentials("dlr", supplier.id)
     supplier.dlr_login = credentials.login
-    supplier.dlr_password_hash = hash_key(credentials.password)
     await session.flush()
     return credentials
 
