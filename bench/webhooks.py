@@ -22,7 +22,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.server import free_port
 from tidings.accounts.models import Client
 from tidings.accounts.service import Caller, KeyKind, create_client
 from tidings.billing.service import import_prices
@@ -30,7 +29,8 @@ from tidings.clock import SystemClock
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.migrate import upgrade
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
-from tidings.messages.service import StatusChange, apply_changes
+from tidings.messages.changes import StatusChange
+from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
 from tidings.numbering import CountryTable
 from tidings.routing.service import create_route, create_supplier
@@ -120,6 +120,13 @@ async def deliver(database_url: str, count: int, options: WebhookOptions) -> flo
     finally:
         await worker.stop()
         await engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _wait_listening(port: int, limit: float = 30.0) -> None:

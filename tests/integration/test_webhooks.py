@@ -22,7 +22,8 @@ from tests.support import Received, Receiver, World, accept_messages, build_worl
 from tidings.accounts.models import Client
 from tidings.clock import FrozenClock
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
-from tidings.messages.service import StatusChange, apply_changes
+from tidings.messages.changes import StatusChange
+from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.service import recent_deliveries

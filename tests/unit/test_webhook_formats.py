@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from tidings.api.client.render import status_body
+from tidings.api.dr.render import simple_report
 from tidings.api.dr.statuses import HYBER_STATUS
 from tidings.errors import InvalidRequest
 from tidings.messages.models import Message
@@ -193,12 +194,16 @@ def test_hyber_codes_come_from_the_dr_table(status: Status) -> None:
     assert body["delivered_sms_parts"] == (2 if status is Status.DELIVERED else 0)
 
 
-def test_hyber_last_partner_is_hyber_until_sent() -> None:
+def test_hyber_last_partner_is_hyber_until_a_supplier_saw_it() -> None:
     assert orjson.loads(hyber.render(report(Status.QUEUED)))["last_partner"] == "hyber"
-    # Refused before any supplier took it: it never left the platform.
-    never_sent = report(Status.REJECTED, time_sent=None)
+    never_sent = report(Status.FAILED, time_sent=None)  # no supplier could take it
     assert orjson.loads(hyber.render(never_sent))["last_partner"] == "hyber"
     assert orjson.loads(hyber.render(report(Status.SENT)))["last_partner"] == "sms"
+
+
+def test_hyber_matches_the_dr_query_api() -> None:
+    given = report(Status.EXPIRED)
+    assert orjson.loads(hyber.render(given)) == simple_report(given.message, given.at)
 
 
 # --- Seeds 001/002 (Smartswitch) --------------------------------------------------------

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.clock import Clock
 from tidings.connectors.base import OutboundMessage, SubmitOutcome, SubmitResult, SupplierReport
 from tidings.delivery.repository import ClaimedJob, DispatchRepository, ReceiptRepository
+from tidings.messages.changes import AppliedChange, StatusChange
 from tidings.messages.repository import MessageRepository
-from tidings.messages.service import AppliedChange, StatusChange, apply_changes
+from tidings.messages.service import apply_changes
 from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES, Status
 
 

@@ -1,7 +1,8 @@
-"""Accepting messages, quoting them, answering for them, and moving their status.
+"""Moving message status: the one place where the status machine is applied.
 
-Every API adapter calls into here with the internal request model; nothing here knows
-about a wire format. The caller owns the transaction.
+Dispatch answers, supplier receipts and the sweeper all come through `apply_changes`, so
+monotonicity, refunds and client webhooks hold for every path. The caller owns the
+transaction. (Acceptance is in acceptance.py, look-ups in queries.py.)
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,91 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.accounts.repository import ClientRepository
 from tidings.billing.repository import LedgerRepository
 from tidings.clock import Clock
-from tidings.errors import (
-    NotFound,
-)
-from tidings.messages.models import Message, MessageEvent, Task
+from tidings.messages.changes import AppliedChange, StatusChange
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import FINAL_STATUSES, Status, can_transition
-
-SMS = "sms"
-
-
-# --- Looking messages up -------------------------------------------------------------
-
-
-async def get_message(session: AsyncSession, client_id: int, message_id: int) -> Message:
-    message = await MessageRepository(session).get(client_id, message_id)
-    if message is None:
-        raise NotFound(f"no message {message_id}", reason="message_not_found")
-    return message
-
-
-async def get_message_by_reference(
-    session: AsyncSession, client_id: int, reference: str
-) -> Message:
-    message = await MessageRepository(session).get_by_reference(client_id, reference)
-    if message is None:
-        raise NotFound(f"no message with reference {reference!r}", reason="message_not_found")
-    return message
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSummary:
-    task: Task
-    counts: dict[str, int]
-    sent: int
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def count(self, *statuses: Status) -> int:
-        return sum(self.counts.get(status.value, 0) for status in statuses)
-
-
-async def get_task_summary(session: AsyncSession, client_id: int, task_id: int) -> TaskSummary:
-    messages = MessageRepository(session)
-    task = await messages.get_task(client_id, task_id)
-    if task is None:
-        raise NotFound(f"no task {task_id}", reason="task_not_found")
-    return TaskSummary(
-        task=task,
-        counts=await messages.task_counts(task_id),
-        sent=await messages.task_sent_count(task_id),
-    )
-
-
-async def history(
-    session: AsyncSession, message: Message
-) -> list[tuple[str, datetime, str | None]]:
-    """The message's statuses in order, acceptance first."""
-    initial = Status.SCHEDULED if message.send_at else Status.QUEUED
-    entries: list[tuple[str, datetime, str | None]] = [(initial.value, message.time_in, None)]
-    events: Sequence[MessageEvent] = await MessageRepository(session).events(message.id)
-    entries.extend((event.status, event.at, event.detail) for event in events)
-    return entries
-
-
-# --- Moving status -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChange:
-    message_id: int
-    status: Status
-    at: datetime
-    detail: str | None = None
-    supplier_message_id: str | None = None
-    # Set when this change is the hand-over to a supplier.
-    sent: bool = False
-
-
-@dataclass(slots=True)
-class AppliedChange:
-    message: Message
-    previous: Status
-    change: StatusChange
+from tidings.webhooks.service import enqueue_reports
 
 
 @dataclass(slots=True)
@@ -169,9 +88,6 @@ async def apply_changes(
     for client_id, amount in refunds.by_client.items():
         await clients.credit(client_id, amount)
     await LedgerRepository(session).add_many(refunds.entries, clock.now())
-    # Imported here because the webhook formats render through the API layer, which
-    # imports this module. Same transaction: a report exists iff its change committed.
-    from tidings.webhooks.service import enqueue_reports
-
+    # Same transaction: a report exists if and only if its status change committed.
     await enqueue_reports(session, clock, applied)
     return applied

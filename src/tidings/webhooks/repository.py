@@ -85,7 +85,9 @@ class WebhookRepository:
 
     async def add_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(WebhookDelivery), list(rows))
+            # Core (not ORM) INSERT: the ORM's bulk path costs more than the insert itself
+            # here, and this runs in every status-change transaction.
+            await self.session.execute(insert(cast(Table, WebhookDelivery.__table__)), list(rows))
 
     async def candidates(
         self, now: datetime, limit: int, exclude_clients: Collection[int]
@@ -168,7 +170,7 @@ class WebhookRepository:
         """
         attempts = [o.attempt for o in outcomes if o.attempt is not None]
         if attempts:
-            await self.session.execute(insert(WebhookAttempt), attempts)
+            await self.session.execute(insert(cast(Table, WebhookAttempt.__table__)), attempts)
         if not outcomes:
             return
         deliveries = cast(Table, WebhookDelivery.__table__)

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.clock import Clock
 from tidings.errors import InvalidRequest
+from tidings.messages.changes import AppliedChange
 from tidings.messages.models import Message
-from tidings.messages.service import AppliedChange
 from tidings.webhooks.formats import Report, WebhookFormat, hyber, ip1, ketchup, smartswitch
 from tidings.webhooks.repository import (
     DELIVERED,

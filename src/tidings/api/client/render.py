@@ -8,7 +8,7 @@ from typing import Any
 from tidings.api.client.statuses import SEED_004_STATUS
 from tidings.billing.service import format_money
 from tidings.messages.models import Message
-from tidings.messages.service import TaskSummary
+from tidings.messages.queries import TaskSummary
 from tidings.messages.status import Status
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -19,7 +19,7 @@ from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money, price_table
 from tidings.errors import InvalidRequest, NotFound, TidingsError
 from tidings.messages.acceptance import fake_acceptance, prepare_sms, quote_sms
-from tidings.messages.service import get_message, get_message_by_reference, get_task_summary
+from tidings.messages.queries import get_message, get_message_by_reference, get_task_summary
 
 
 async def _parse_or_error(request: Request, state: AppState) -> Any:

@@ -18,7 +18,7 @@ from tidings.api.dr.wire import DrRoute, Forbidden, basic_credentials, json_resp
 from tidings.api.state import app_state
 from tidings.errors import NotFound
 from tidings.messages.models import Message
-from tidings.messages.service import get_message, get_message_by_reference, history
+from tidings.messages.queries import get_message, get_message_by_reference, history
 
 router = APIRouter(route_class=DrRoute, tags=["Delivery reports (seed 000)"])
 
