@@ -1,18 +1,8 @@
-"""Group commit for accepted messages: many concurrent requests, one transaction.
-
-On SQLite every transaction is a trip through the one connection and an fsync-free but
-still serial commit; on PostgreSQL each commit is a WAL flush and each client's balance row
-is a lock that its concurrent requests queue on. Collecting the requests that arrive while a
-write is in progress and storing them together makes both costs per batch, not per request.
-A request's answer is only given after its transaction committed, so nothing is lost.
-"""
+"""The accept queue: concurrent create requests stored by one transaction per round."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,15 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tidings.clock import Clock
 from tidings.db.engine import transaction
 from tidings.errors import Conflict, InsufficientFunds, TidingsError
+from tidings.groupcommit import GroupCommit
 from tidings.messages.acceptance import Acceptance, BalanceRace, PreparedSms, write_accepted
-
-log = logging.getLogger("tidings.messages.writer")
-
-
-@dataclass(slots=True)
-class _Pending:
-    prepared: PreparedSms
-    done: asyncio.Future[Acceptance]
 
 
 class AcceptQueue:
@@ -41,85 +24,38 @@ class AcceptQueue:
     ) -> None:
         self.sessions = sessions
         self.clock = clock
-        self.max_messages = max_messages
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._rounds: GroupCommit[PreparedSms, Acceptance] = GroupCommit(
+            self._write,
+            weight=lambda prepared: len(prepared.quote.items),
+            max_weight=max_messages,
+            name="accept-writer",
+        )
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="accept-writer")
+        self._rounds.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        while not self._queue.empty():  # nobody will write these: fail them, don't hang
-            pending = self._queue.get_nowait()
-            if not pending.done.done():
-                pending.done.set_exception(TidingsError("the gateway is shutting down"))
+        await self._rounds.stop()
 
     async def submit(self, prepared: PreparedSms) -> Acceptance:
         """Store a prepared request with whatever else is waiting; return once committed."""
-        done: asyncio.Future[Acceptance] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(prepared, done))
-        return await done
+        return await self._rounds.submit(prepared)
 
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            size = len(batch[0].prepared.quote.items)
-            while not self._queue.empty() and size < self.max_messages:
-                pending = self._queue.get_nowait()
-                batch.append(pending)
-                size += len(pending.prepared.quote.items)
-            try:
-                await self._write(batch)
-            except asyncio.CancelledError:
-                for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(TidingsError("the gateway is shutting down"))
-                raise
-            except Exception as error:  # the database failed the whole write
-                log.exception("accepting %d requests failed", len(batch))
-                for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(error)
-
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _write(self, batch: Sequence[PreparedSms]) -> list[Acceptance | TidingsError]:
         try:
             async with transaction(self.sessions) as session:
-                results = await write_accepted(session, self.clock, [p.prepared for p in batch])
+                return await write_accepted(session, self.clock, batch)
         except (BalanceRace, IntegrityError):
             # Another process changed a balance or took a reference meanwhile (PostgreSQL
             # with several API processes): decide each request in its own transaction.
-            for pending in batch:
-                await self._write_alone(pending)
-            return
-        for pending, result in zip(batch, results, strict=True):
-            _settle(pending, result)
+            return [await self._write_alone(prepared) for prepared in batch]
 
-    async def _write_alone(self, pending: _Pending) -> None:
-        result: Acceptance | TidingsError
+    async def _write_alone(self, prepared: PreparedSms) -> Acceptance | TidingsError:
         try:
             async with transaction(self.sessions) as session:
-                [result] = await write_accepted(session, self.clock, [pending.prepared])
-                if isinstance(result, TidingsError):
-                    raise result  # roll back anything this request wrote
+                [result] = await write_accepted(session, self.clock, [prepared])
         except BalanceRace:
-            cost = pending.prepared.quote.total_price
-            result = InsufficientFunds(f"the balance does not cover {cost}")
+            return InsufficientFunds(f"the balance does not cover {prepared.quote.total_price}")
         except IntegrityError:
-            result = Conflict("a reference is used already", reason="duplicate_reference")
-        except TidingsError as error:
-            result = error
-        _settle(pending, result)
-
-
-def _settle(pending: _Pending, result: Acceptance | TidingsError) -> None:
-    if pending.done.done():  # the requester went away (client disconnected)
-        return
-    if isinstance(result, TidingsError):
-        pending.done.set_exception(result)
-    else:
-        pending.done.set_result(result)
+            return Conflict("a reference is used already", reason="duplicate_reference")
+        return result
