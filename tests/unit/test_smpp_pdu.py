@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -9,6 +10,7 @@ import smpp34
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tidings.connectors.smpp import pdu as pdu_module
 from tidings.connectors.smpp.pdu import (
     BindTransceiver,
     BindTransceiverResp,
@@ -102,6 +104,13 @@ SAMPLES: list[Pdu] = [
 @pytest.mark.parametrize("pdu", SAMPLES, ids=lambda p: p.name)
 def test_round_trip(pdu: Pdu) -> None:
     assert decode(encode(pdu)) == pdu
+
+
+def test_layouts_follow_the_field_order() -> None:
+    """decode builds a PDU from its layout's values positionally."""
+    for cls in pdu_module._CLASSES.values():
+        fields = [f.name for f in dataclasses.fields(cls)][3:]
+        assert fields == [name for name, _, _ in cls.layout], cls.__name__
 
 
 def test_error_response_without_body_decodes() -> None:

@@ -110,7 +110,8 @@ async def scripted(script: Script) -> tuple[asyncio.Server, int, list[Pdu]]:
 
 
 def config(port: int, **extra: Any) -> SessionConfig:
-    return SessionConfig("127.0.0.1", port, "tidings", "secret", reconnect_delay=0.05, **extra)
+    settings = {"reconnect_delay": 0.05, "unbind_timeout": 0.3, **extra}
+    return SessionConfig("127.0.0.1", port, "tidings", "secret", **settings)
 
 
 async def no_deliveries(_link: Link, _pdu: object) -> int:
@@ -292,6 +293,33 @@ async def test_part_receipts_before_their_answers_on_a_receiver_bind() -> None:
             (first, Status.SENT),
             (first, Status.DELIVERED),
         ]
+
+
+async def test_unsendable_messages_are_rejected_before_sending() -> None:
+    async with Smsc() as smsc:
+        connector = SmppConnector(1, options(smsc.port), SystemClock())
+        await connector.start(Collect())
+        try:
+            bad_sender = outbound(1)
+            bad_sender = OutboundMessage(**{**_fields(bad_sender), "originator": "Café"})
+            too_long = OutboundMessage(**{**_fields(outbound(2)), "msisdn": "1" * 21})
+            lone = OutboundMessage(**{**_fields(outbound(3)), "body": "x\ud800"})
+            outcomes = await connector.submit([bad_sender, too_long, lone, outbound(4)])
+        finally:
+            await connector.stop()
+        by_id = {o.message_id: o for o in outcomes}
+        assert [by_id[i].result for i in (1, 2, 3, 4)] == [
+            SubmitResult.REJECTED,
+            SubmitResult.REJECTED,
+            SubmitResult.REJECTED,
+            SubmitResult.ACCEPTED,
+        ]
+        assert "not ASCII" in (by_id[1].error or "")
+        assert len(smsc.submitted) == 1
+
+
+def _fields(message: OutboundMessage) -> dict[str, Any]:
+    return {f: getattr(message, f) for f in OutboundMessage.__dataclass_fields__}
 
 
 async def test_lost_bind_mid_window_gives_retry_never_a_guess() -> None:

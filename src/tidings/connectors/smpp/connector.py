@@ -547,6 +547,10 @@ class SmppConnector:
                 response = await link.submit(pdu)
             except NotBound:
                 continue  # never written: take another slot
+            except EncodeError as error:  # an address or field the spec does not allow
+                raise _Failure(
+                    SubmitOutcome(mid, SubmitResult.REJECTED, error=f"SMPP: {error}"[:200])
+                ) from None
             except Unacknowledged as error:
                 raise _Failure(
                     SubmitOutcome(mid, SubmitResult.RETRY, error=f"SMPP: {error}{where}"[:200])

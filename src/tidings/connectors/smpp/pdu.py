@@ -608,7 +608,8 @@ def decode(data: bytes) -> Pdu:
             command_id=command_id,
             body=bytes(data[HEADER.size :]),
         )
-    values: dict[str, object] = {}
+    values: list[object] = []  # in layout order, which is the dataclass field order
+    add = values.append
     pos = HEADER.size
     end = len(data)
     lenient = is_response(command_id)
@@ -619,12 +620,12 @@ def decode(data: bytes) -> Pdu:
             nul = data.find(b"\0", pos, end)
             if nul < 0:
                 raise _bad_body(f"{name} has no terminating NUL", sequence, command_id)
-            values[name] = data[pos:nul].decode("latin-1")
+            add(data[pos:nul].decode("latin-1"))
             pos = nul + 1
         elif kind == _U8:
             if pos >= end:
                 raise _bad_body(f"body ends before {name}", sequence, command_id)
-            values[name] = data[pos]
+            add(data[pos])
             pos += 1
         else:
             if pos >= end:
@@ -637,7 +638,7 @@ def decode(data: bytes) -> Pdu:
                     command_id,
                     CommandStatus.ESME_RINVMSGLEN,
                 )
-            values[name] = bytes(data[pos + 1 : pos + 1 + count])
+            add(bytes(data[pos + 1 : pos + 1 + count]))
             pos += 1 + count
     tlvs: dict[int, bytes] = {}
     while pos < end:
@@ -658,10 +659,7 @@ def decode(data: bytes) -> Pdu:
             )
         tlvs[tag] = bytes(data[pos : pos + size])
         pos += size
-    pdu = cls(sequence, status, tlvs)
-    for name, value in values.items():
-        setattr(pdu, name, value)
-    return pdu
+    return cls(sequence, status, tlvs, *values)
 
 
 class BodyError(DecodeError):

@@ -1,0 +1,382 @@
+"""SMPP client throughput: submit_sm/s with delivery receipts, against a local SMSC.
+
+    .venv/bin/python -m bench.smpp [--messages 20000] [--scenario connector|pipeline|both]
+                                   [--smsc ours|smpp34] [--database sqlite|postgres]
+                                   [--baseline] [--check]
+
+The SMSC runs in its own process on 127.0.0.1 (``python -m tidings.connectors.smpp.smsc``,
+or smpp34's Rust server with ``--smsc smpp34``), answering every submit_sm at once and
+sending a receipt for each (receipt window 100). For each of 1 bind and 4 binds, window 10
+and window 50:
+
+- ``connector``: the SmppConnector alone, fed batches of 500 (as a lane does), receipts
+  acknowledged after a sink that only counts them. Time from the first submit to the last
+  receipt.
+- ``pipeline``: end to end in this process on SQLite (``--database postgres``: PostgreSQL):
+  messages accepted beforehand, a SupplierLane claims, submits and records them, receipts
+  go through the worker's report sink (stored and applied, one transaction per batch of
+  receipts) and the sweeper runs. Time from the lane's start until every message is
+  "delivered" in the database.
+
+``--baseline`` adds the pipeline with the simulator connector instead of SMPP: the rate the
+database path allows on this machine, to tell the SMPP cost from the rest.
+
+Rates are messages (single-part submit_sm) per second, each with its receipt. Every loop is
+bounded by count and time; the SMSC process is stopped in a ``finally``, by its pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import func, select
+
+from bench.server import make_database
+from tidings.accounts.service import Caller, KeyKind, create_client
+from tidings.billing.service import import_prices
+from tidings.clock import SystemClock
+from tidings.connectors.base import OutboundMessage, SupplierReport
+from tidings.connectors.simulator import SimulatorConnector
+from tidings.connectors.smpp.connector import SmppConnector
+from tidings.db.engine import create_engine, create_sessionmaker, transaction
+from tidings.db.migrate import upgrade
+from tidings.delivery.worker import DeliveryWorker, SupplierLane, WorkerOptions
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.models import Message
+from tidings.numbering import CountryTable
+from tidings.routing.models import Supplier
+from tidings.routing.service import create_route, create_supplier
+
+CONFIGS = [(1, 10), (1, 50), (4, 10), (4, 50)]
+TARGET = 2000.0
+PRICES = "type,tariff,country,price,currency\nsms,0,UA,0.02,EUR\n"
+TIME_LIMIT = 120.0  # seconds for one measurement, at most
+
+SMPP34_SMSC = """
+import asyncio, signal, smpp34, sys
+
+async def main(port):
+    server = smpp34.Server(host="127.0.0.1", port=port, system_id="RustSMSC")
+    await server.start()
+    esmes, tasks, counter = {}, set(), [0]
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+    async def receipt(event, number):
+        text = f"id:{number:x} sub:001 dlvrd:001 submit date:2603011200 done date:2603011200 "
+        await esmes[event.session_id].deliver_sm(
+            event.source_addr, (text + "stat:DELIVRD err:000 text:").encode(),
+            source_addr=event.destination_addr, esm_class=4)
+
+    async def serve():
+        while True:
+            event = await server.next()
+            if isinstance(event, smpp34.Esme):
+                esmes[event.session_id] = event
+            elif isinstance(event, smpp34.SubmitSmEvent):
+                counter[0] += 1
+                event.accept(message_id=f"{counter[0]:x}")
+                task = asyncio.ensure_future(receipt(event, counter[0]))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    serving = asyncio.ensure_future(serve())
+    print(f"listening on 127.0.0.1:{port}", flush=True)
+    await stop.wait()
+    serving.cancel()
+    await server.stop()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def smsc_process(kind: str) -> Iterator[tuple[int, psutil.Process]]:
+    port = free_port()
+    if kind == "smpp34":
+        command = [sys.executable, "-c", SMPP34_SMSC, str(port)]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "tidings.connectors.smpp.smsc",
+            "--port",
+            str(port),
+            "--receipt-window",
+            "100",
+        ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        if "listening" not in line:
+            raise RuntimeError(f"the SMSC did not start: {line!r}")
+        yield port, psutil.Process(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def smpp_options(port: int, binds: int, window: int, id_format: str) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "system_id": "tidings",
+        "password": "secret",
+        "binds": binds,
+        "window": window,
+        "receipt_id_format": id_format,
+    }
+
+
+@dataclass(frozen=True)
+class Result:
+    scenario: str
+    binds: int
+    window: int
+    messages: int
+    seconds: float
+    receipts: int
+    own_cpu: float = 0.0  # seconds of this process (connector, lane, database)
+    smsc_cpu: float = 0.0  # seconds of the SMSC process
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+def outbound(count: int) -> list[OutboundMessage]:
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    return [
+        OutboundMessage(i, str(380_970_000_000 + i), "Bench", "bench", "gsm7", 1, expires)
+        for i in range(1, count + 1)
+    ]
+
+
+async def run_connector(port: int, binds: int, window: int, count: int, smsc: str) -> Result:
+    received = 0
+    all_in = asyncio.Event()
+
+    async def sink(_supplier: int, reports: Sequence[SupplierReport]) -> None:
+        nonlocal received
+        received += len(reports)
+        if received >= count:
+            all_in.set()
+
+    connector = SmppConnector(1, smpp_options(port, binds, window, "as_is"), SystemClock())
+    await connector.start(sink)
+    messages = outbound(count)
+    try:
+        for session in connector.sessions:
+            await session.wait_bound(10)
+        started = time.perf_counter()
+        for start in range(0, count, 500):
+            outcomes = await connector.submit(messages[start : start + 500])
+            if any(o.supplier_message_id is None for o in outcomes):
+                raise RuntimeError(f"a submit was not accepted: {outcomes[0]}")
+            if time.perf_counter() - started > TIME_LIMIT:
+                break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_in.wait(), TIME_LIMIT)
+        seconds = time.perf_counter() - started
+    finally:
+        await connector.stop()
+    return Result(f"connector/{smsc}", binds, window, count, seconds, received)
+
+
+async def seed(database_url: str, port: int, binds: int, window: int, count: int) -> int:
+    await upgrade(database_url)
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    clock = SystemClock()
+    try:
+        async with transaction(sessions) as session:
+            await import_prices(
+                session,
+                CountryTable.load(),
+                "type,tariff,country,price,currency\nsms,0,UA,0.02,EUR\n",
+            )
+            client = await create_client(session, clock, name="bench", balance=Decimal(10**7))
+            supplier = await create_supplier(
+                session,
+                clock,
+                name="smsc",
+                kind="smpp",
+                options=smpp_options(port, binds, window, "as_is"),
+            )
+            await create_route(session, clock, type_="sms", supplier=supplier.name)
+        caller = Caller(client_id=client.client.id, key_kind=KeyKind.LIVE, tariff=0)
+        for start in range(0, count, 10_000):
+            items = [
+                SmsItem(str(380_970_000_000 + i), None, "Bench", "bench")
+                for i in range(start, min(count, start + 10_000))
+            ]
+            async with transaction(sessions) as session:
+                await accept_sms(session, clock, caller, SmsRequest("phones", items), Limits())
+        return int(supplier.id)
+    finally:
+        await engine.dispose()
+
+
+async def run_pipeline(
+    database_url: str, port: int, binds: int, window: int, count: int, smsc: str
+) -> Result:
+    supplier_id = await seed(database_url, port, binds, window, count)
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    clock = SystemClock()
+    options = WorkerOptions(poll_interval=0.01)
+    worker = DeliveryWorker(sessions, clock, options)
+    try:
+        async with sessions() as session:
+            supplier = await session.get(Supplier, supplier_id)
+        assert supplier is not None
+        connector: SmppConnector | SimulatorConnector
+        if smsc == "simulator":  # the same path without SMPP: what the database allows
+            connector = SimulatorConnector(supplier_id, {}, clock)
+            await connector.start(worker.report)
+        else:
+            connector = SmppConnector(supplier_id, dict(supplier.options), clock)
+            await connector.start(worker.report)
+            for session_ in connector.sessions:
+                await session_.wait_bound(10)
+        lane = SupplierLane(supplier, connector, sessions, clock, options)
+        started = time.perf_counter()
+        lane.start()
+        delivered = 0
+        try:
+            while time.perf_counter() - started < TIME_LIMIT:
+                await asyncio.sleep(0.25)
+                await worker.sweep()
+                async with sessions() as session:
+                    delivered = (
+                        await session.scalar(
+                            select(func.count())
+                            .select_from(Message)
+                            .where(Message.status == "delivered")
+                        )
+                        or 0
+                    )
+                if delivered >= count:
+                    break
+            seconds = time.perf_counter() - started
+        finally:
+            await lane.stop()
+    finally:
+        await engine.dispose()
+    kind = "postgres" if database_url.startswith("postgres") else "sqlite"
+    return Result(f"pipeline/{smsc}/{kind}", binds, window, count, seconds, delivered)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--scenario", choices=["connector", "pipeline", "both"], default="both")
+    parser.add_argument("--smsc", choices=["ours", "smpp34"], default="ours")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also the pipeline with the simulator connector"
+    )
+    parser.add_argument("--check", action="store_true", help=f"exit 1 below {TARGET:.0f}/s")
+    args = parser.parse_args(argv)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="tidings-smpp-bench-") as tmp:
+        for binds, window in CONFIGS:
+            with smsc_process(args.smsc) as (port, smsc):
+                if args.scenario in ("connector", "both"):
+                    results.append(
+                        measured(
+                            smsc,
+                            run_connector(port, binds, window, args.messages, args.smsc),
+                        )
+                    )
+                    print(_line(results[-1]), flush=True)
+                if args.scenario in ("pipeline", "both"):
+                    database = make_database(args.database, Path(tmp) / f"{binds}-{window}")
+                    database.create()
+                    try:
+                        results.append(
+                            measured(
+                                smsc,
+                                run_pipeline(
+                                    database.url, port, binds, window, args.messages, args.smsc
+                                ),
+                            )
+                        )
+                    finally:
+                        database.drop()
+                    print(_line(results[-1]), flush=True)
+        if args.baseline:
+            database = make_database(args.database, Path(tmp) / "baseline")
+            database.create()
+            try:
+                results.append(
+                    asyncio.run(run_pipeline(database.url, 0, 0, 0, args.messages, "simulator"))
+                )
+            finally:
+                database.drop()
+            print(_line(results.pop()) + "  (baseline: simulator, no SMPP)", flush=True)
+    print(f"\ntarget >= {TARGET:.0f} msgs/s with receipts; cpu count {os.cpu_count()}")
+    missed = [r for r in results if r.rate < TARGET or r.receipts < r.messages]
+    return 1 if args.check and missed else 0
+
+
+def measured(smsc: psutil.Process, run: Coroutine[Any, Any, Result]) -> Result:
+    """Run one measurement; add the CPU seconds both sides spent on it."""
+
+    def cpu(times: Any) -> float:
+        return float(times.user + times.system)
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    theirs = cpu(smsc.cpu_times())
+    result = asyncio.run(run)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    own_cpu = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime
+    return replace(result, own_cpu=own_cpu, smsc_cpu=cpu(smsc.cpu_times()) - theirs)
+
+
+def _line(result: Result) -> str:
+    seconds = result.seconds or 1.0
+    line = (
+        f"{result.scenario:<20} binds={result.binds} window={result.window:<3} "
+        f"{result.messages} msgs in {result.seconds:6.2f} s = {result.rate:6.0f} msgs/s, "
+        f"receipts {result.receipts}"
+    )
+    if not result.own_cpu:
+        return line
+    return (
+        f"{line}; cpu: tidings {result.own_cpu / seconds:4.0%}, "
+        f"smsc {result.smsc_cpu / seconds:4.0%}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,392 @@
+"""The SMPP connector behind a real supplier lane, on each database.
+
+Our own SMSC (``connectors/smpp/smsc.py``) injects the faults; smpp34's SMSC (a Rust
+implementation, independent of ours) proves we speak the same SMPP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import smpp34
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.e2e.gateway import free_port
+from tests.support import World, accept_messages, build_world
+from tidings.accounts.service import Caller, KeyKind
+from tidings.clock import FrozenClock
+from tidings.connectors.base import SupplierReport
+from tidings.connectors.smpp.connector import SmppConnector
+from tidings.connectors.smpp.pdu import CommandStatus
+from tidings.connectors.smpp.receipts import canonical_id
+from tidings.connectors.smpp.smsc import Smsc, SmscConfig
+from tidings.db.engine import transaction
+from tidings.delivery.models import DispatchJob, Receipt
+from tidings.delivery.service import RetryPolicy
+from tidings.delivery.worker import DeliveryWorker, SupplierLane, WorkerOptions
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.models import Message, MessageEvent
+from tidings.routing.models import Supplier
+
+FAST = {
+    "reconnect_delay": 0.05,
+    "reconnect_max": 0.2,
+    "bind_wait": 2,
+    "submit_deadline": 5,
+    "response_timeout": 2,
+    "throttle_pause": 0.02,
+}
+
+
+def smpp_options(smsc_port: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": smsc_port,
+        "system_id": "tidings",
+        "password": "secret",
+        **FAST,
+        **extra,
+    }
+
+
+@contextlib.asynccontextmanager
+async def smpp_lane(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    world: World,
+    options: dict[str, Any],
+    sink: Callable[[int, Sequence[SupplierReport]], Awaitable[None]] | None = None,
+    **worker: Any,
+) -> AsyncIterator[tuple[SupplierLane, SmppConnector]]:
+    connector = SmppConnector(world.supplier_id, options, clock)
+    worker_options = WorkerOptions(
+        poll_interval=0.01, retry=RetryPolicy(max_attempts=50, base_delay=1, max_delay=2), **worker
+    )
+    reports = DeliveryWorker(sessions, clock, worker_options).report
+    await connector.start(sink or reports)
+    async with sessions() as session:
+        supplier = await session.get(Supplier, world.supplier_id)
+    assert supplier is not None
+    lane = SupplierLane(supplier, connector, sessions, clock, worker_options)
+    try:
+        yield lane, connector
+    finally:
+        await lane.stop()
+
+
+async def statuses(sessions: async_sessionmaker[AsyncSession]) -> Counter[str]:
+    async with sessions() as session:
+        rows = await session.execute(select(Message.status, func.count()).group_by(Message.status))
+    return Counter({status: count for status, count in rows.tuples()})
+
+
+async def drive(
+    lane: SupplierLane,
+    clock: FrozenClock,
+    sessions: async_sessionmaker[AsyncSession],
+    total: int,
+    final: str = "delivered",
+    seconds: float = 30,
+    during: Callable[[], Awaitable[None]] | None = None,
+) -> Counter[str]:
+    """Run the lane (its own loop) and move the clock until `total` messages are `final`."""
+    lane.start()
+    # The sweeper matches a receipt whose transaction raced the submit answer's.
+    sweeper = DeliveryWorker(sessions, clock, WorkerOptions())
+    deadline = time.monotonic() + seconds
+    counts: Counter[str] = Counter()
+    while time.monotonic() < deadline:
+        if during is not None:
+            await during()
+        await sweeper.sweep()
+        counts = await statuses(sessions)
+        if counts[final] >= total:
+            break
+        clock.advance(1)  # retries back off on this clock
+        await asyncio.sleep(0.02)
+    return counts
+
+
+async def events_per_message(sessions: async_sessionmaker[AsyncSession]) -> Counter[str]:
+    """How often each (message, status) event was recorded, as "status:count" tallies."""
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(MessageEvent.message_id, MessageEvent.status, func.count()).group_by(
+                    MessageEvent.message_id, MessageEvent.status
+                )
+            )
+        ).tuples()
+    return Counter(f"{status}:{count}" for _, status, count in rows)
+
+
+async def test_messages_go_out_and_receipts_match_despite_id_forms(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    # Upper-case, zero-padded hex in submit_sm_resp; decimal in the receipts.
+    async with Smsc(SmscConfig(id_style="HEX0", receipt_id_style="dec")) as smsc:
+        world = await build_world(sessions, clock)
+        ids = await accept_messages(sessions, clock, world, 40)
+        options = smpp_options(smsc.port, receipt_id_format="hex_to_dec", binds=2)
+        async with smpp_lane(sessions, clock, world, options) as (lane, _):
+            counts = await drive(lane, clock, sessions, 40)
+        assert counts == Counter(delivered=40)
+        async with sessions() as session:
+            stored = {m.id: m.supplier_message_id for m in await session.scalars(select(Message))}
+        assert set(stored) == set(ids)
+        assert sorted(map(str, stored.values())) == sorted(
+            canonical_id(s.message_id) for s in smsc.submitted
+        )
+        assert smsc.submitted[0].message_id.startswith("0000")  # the SMSC's own form differs
+        assert smsc.receipts_acked == 40
+        assert smsc.unbinds == 2  # a clean unbind per bind on stop
+
+
+async def test_long_message_parts_and_receipts(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    async with Smsc(SmscConfig(receipt_delay=0.05)) as smsc:
+        world = await build_world(sessions, clock)
+        [mid] = await accept_messages(sessions, clock, world, 1, body="long text " * 40)
+        async with smpp_lane(sessions, clock, world, smpp_options(smsc.port)) as (lane, _):
+            counts = await drive(lane, clock, sessions, 1)
+        assert counts == Counter(delivered=1)
+        parts = smsc.submitted
+        assert [p.concat.seqnum for p in parts if p.concat] == [1, 2, 3]
+        assert "".join(p.text.text for p in parts) == "long text " * 40
+        async with sessions() as session:
+            message = await session.get(Message, mid)
+            receipts = (await session.scalars(select(Receipt).order_by(Receipt.id))).all()
+            events = (
+                await session.scalars(select(MessageEvent.status).order_by(MessageEvent.id))
+            ).all()
+        assert message is not None and message.parts == 3
+        assert message.supplier_message_id == canonical_id(parts[0].message_id)
+        # Every part's receipt is stored against the message; delivered once all three are.
+        assert [r.message_id for r in receipts] == [mid, mid, mid]
+        assert [r.status for r in receipts] == ["sent", "sent", "delivered"]
+        assert events == ["sent", "delivered"]
+
+
+async def test_smsc_killed_mid_run_everything_delivered_once(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    smsc = Smsc(SmscConfig(receipt_delay=0.02))
+    await smsc.start()
+    total = 400
+    world = await build_world(sessions, clock, balance=Decimal(100))
+    await accept_messages(sessions, clock, world, total)
+    state = {"crashed": False, "restarted": False}
+
+    async def chaos() -> None:
+        if not state["crashed"] and len(smsc.submitted) >= 120:
+            state["crashed"] = True
+            await smsc.crash()  # every bind cut mid-window, receipts not yet sent kept
+            await asyncio.sleep(0.3)
+            await smsc.start()
+            state["restarted"] = True
+
+    options = smpp_options(smsc.port, binds=2, window=20)
+    try:
+        async with smpp_lane(sessions, clock, world, options, batch_size=50) as (lane, connector):
+            counts = await drive(lane, clock, sessions, total, seconds=60, during=chaos)
+            binds = sum(s.binds for s in connector.sessions)
+    finally:
+        await smsc.crash()
+    assert state["restarted"] and binds >= 4
+    assert counts == Counter(delivered=total)
+    # Nothing recorded twice: one "sent" and one "delivered" event per message.
+    assert await events_per_message(sessions) == Counter({"sent:1": total, "delivered:1": total})
+    destinations = Counter(s.destination_addr for s in smsc.submitted)
+    assert len(destinations) == total
+    # Only a submit the SMSC took but whose answer the crash cut can reach it twice.
+    assert sum(destinations.values()) - total <= 40
+
+
+async def test_throttling_slows_down_and_retries(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    async with Smsc(SmscConfig(throttle_every=5, throttle_first=3)) as smsc:
+        world = await build_world(sessions, clock)
+        await accept_messages(sessions, clock, world, 60)
+        async with smpp_lane(sessions, clock, world, smpp_options(smsc.port, window=5)) as (
+            lane,
+            connector,
+        ):
+            counts = await drive(lane, clock, sessions, 60)
+            throttled = connector.stats["throttled"]
+            links = connector.bound_links
+        assert counts == Counter(delivered=60)
+        assert smsc.throttled >= 12 and throttled == smsc.throttled
+        assert links and links[0].throttled == throttled
+        assert len(smsc.submitted) == 60  # throttled submits were not taken, so none twice
+
+
+async def test_throttled_past_the_deadline_goes_back_to_the_queue(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    async with Smsc(SmscConfig(throttle_first=1000)) as smsc:
+        world = await build_world(sessions, clock)
+        [mid] = await accept_messages(sessions, clock, world, 1)
+        options = smpp_options(smsc.port, submit_deadline=0.3, throttle_pause=0.05)
+        async with smpp_lane(sessions, clock, world, options) as (lane, _):
+            assert await lane.step()
+        async with sessions() as session:
+            message = await session.get(Message, mid)
+            job_error = await session.scalar(select(DispatchJob.last_error))
+        assert message is not None and message.status == "queued"
+        assert job_error is not None and "ESME_RTHROTTLED" in job_error
+
+
+async def test_errors_reject_with_the_smpp_name(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    bad = "380971000001"
+    async with Smsc(SmscConfig(reject={bad: CommandStatus.ESME_RINVDSTADR})) as smsc:
+        world = await build_world(sessions, clock)
+        await accept_messages(sessions, clock, world, 3)
+        async with smpp_lane(sessions, clock, world, smpp_options(smsc.port)) as (lane, _):
+            counts = await drive(lane, clock, sessions, 2)
+        assert counts == Counter(delivered=2, rejected=1)
+        async with sessions() as session:
+            rejected = await session.scalar(select(Message).where(Message.msisdn == bad))
+        assert rejected is not None and rejected.status_detail == (
+            "SMPP ESME_RINVDSTADR (0x0000000B)"
+        )
+
+
+async def test_receipt_before_the_submit_answer(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    async with Smsc(SmscConfig(receipt_before_resp=True)) as smsc:
+        world = await build_world(sessions, clock)
+        await accept_messages(sessions, clock, world, 5)
+        async with smpp_lane(sessions, clock, world, smpp_options(smsc.port)) as (lane, _):
+            counts = await drive(lane, clock, sessions, 5)
+        assert counts == Counter(delivered=5)
+
+
+async def test_receipt_not_stored_is_not_acknowledged(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """A sink that fails: the deliver_sm gets an error, the SMSC sends it again."""
+    async with Smsc(SmscConfig(redeliver_delay=0.05)) as smsc:
+        world = await build_world(sessions, clock)
+        await accept_messages(sessions, clock, world, 10)
+        store = DeliveryWorker(sessions, clock, WorkerOptions()).report
+        calls = {"n": 0}
+
+        async def flaky(supplier_id: int, reports: Sequence[SupplierReport]) -> None:
+            calls["n"] += 1
+            if calls["n"] <= 2:
+                raise ConnectionError("database away")
+            await store(supplier_id, reports)
+
+        async with smpp_lane(sessions, clock, world, smpp_options(smsc.port), flaky) as (lane, _):
+            counts = await drive(lane, clock, sessions, 10)
+        assert counts == Counter(delivered=10)
+        assert smsc.receipts_sent > 10 and smsc.receipts_acked == 10
+
+
+async def test_wrong_password_is_a_retry_with_the_reason(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    async with Smsc() as smsc:
+        world = await build_world(sessions, clock)
+        [mid] = await accept_messages(sessions, clock, world, 1)
+        options = smpp_options(smsc.port, password="wrong", bind_wait=0.3)
+        async with smpp_lane(sessions, clock, world, options) as (lane, connector):
+            assert await lane.step()
+            assert not connector.bound_links
+        async with sessions() as session:
+            message = await session.get(Message, mid)
+        assert message is not None and message.status == "queued"
+        assert smsc.bind_refusals >= 1 and not smsc.submitted
+
+
+# --- interoperability with an independent SMSC: smpp34's (Rust) server ----------------
+
+
+class ThirdPartySmsc:
+    """smpp34.Server answering submit_sm with hex ids and sending text receipts in decimal."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.server = smpp34.Server(host="127.0.0.1", port=port, system_id="RustSMSC")
+        self.esmes: dict[str, smpp34.Esme] = {}
+        self.submits: list[smpp34.SubmitSmEvent] = []
+        self.receipt_status: list[int] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+        self._ids = 0x0ABC0000
+
+    async def start(self) -> ThirdPartySmsc:
+        await self.server.start()
+        self._loop = asyncio.get_running_loop().create_task(self._serve())
+        return self
+
+    async def stop(self) -> None:
+        for task in [self._loop, *self._tasks]:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*[t for t in [self._loop, *self._tasks] if t], return_exceptions=True)
+        await self.server.stop()
+
+    async def _serve(self) -> None:
+        while True:
+            event = await self.server.next()
+            if isinstance(event, smpp34.Esme):
+                self.esmes[event.session_id] = event
+            elif isinstance(event, smpp34.SubmitSmEvent):
+                self._ids += 1
+                self.submits.append(event)
+                event.accept(message_id=f"{self._ids:X}")
+                task = asyncio.get_running_loop().create_task(self._receipt(event, self._ids))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _receipt(self, event: smpp34.SubmitSmEvent, number: int) -> None:
+        await asyncio.sleep(0.01)
+        text = (
+            f"id:{number} sub:001 dlvrd:001 submit date:2603011200 done date:2603011201 "
+            "stat:DELIVRD err:000 text:"
+        )
+        answer = await self.esmes[event.session_id].deliver_sm(
+            event.source_addr,
+            text.encode(),
+            source_addr=event.destination_addr,
+            esm_class=0x04,
+        )
+        self.receipt_status.append(answer.command_status)
+
+
+async def test_interoperates_with_smpp34_smsc(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    third = await ThirdPartySmsc(free_port()).start()
+    try:
+        world = await build_world(sessions, clock)
+        bodies = ["plain GSM {text} €", "Привіт, світ 👋", "x" * 300, "ü" * 80]
+        items = [SmsItem(f"38097100010{i}", f"r{i}", "Tidings", b) for i, b in enumerate(bodies)]
+        caller = Caller(client_id=world.client_id, key_kind=KeyKind.LIVE, tariff=0)
+        async with transaction(sessions) as session:
+            await accept_sms(session, clock, caller, SmsRequest("phones", items), Limits())
+        options = smpp_options(third.port, receipt_id_format="hex_to_dec")
+        async with smpp_lane(sessions, clock, world, options) as (lane, _):
+            counts = await drive(lane, clock, sessions, 4)
+        assert counts == Counter(delivered=4)
+        assert set(third.receipt_status) == {0}
+        by_coding = Counter((s.data_coding, s.esm_class) for s in third.submits)
+        # GSM single, UCS-2 single, GSM 2 parts (UDH), UCS-2 ("ü"*80 is GSM: 1 part).
+        assert by_coding == Counter({(0, 0): 2, (8, 0): 1, (0, 0x40): 2})
+        udh_parts = [s.short_message for s in third.submits if s.esm_class == 0x40]
+        assert [p[:3] for p in udh_parts] == [b"\x05\x00\x03", b"\x05\x00\x03"]
+    finally:
+        await third.stop()
