@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     log_level: str = "WARNING"
     currency: str = "EUR"
 
+    # The SMPP server (docs/smpp-server.md): off while the port is unset.
+    smpp_host: str = "127.0.0.1"
+    smpp_port: int | None = Field(None, ge=0, le=65535)
+
     # Client API limits.
     max_batch_size: int = Field(10_000, ge=1)
     max_sms_parts: int = Field(10, ge=1, le=255)
@@ -51,6 +55,18 @@ class Settings(BaseSettings):
     webhook_connect_timeout: float = Field(5.0, gt=0)
     webhook_concurrency: int = Field(200, ge=1)
     webhook_per_host: int = Field(16, ge=1)
+
+    # Statistics exports (docs/exports.md). The directory defaults to `<db>-exports/` beside
+    # the SQLite file, or `./tidings-exports` for PostgreSQL. A build holds a lease that it
+    # renews while it runs; a worker that dies leaves it to run out, then another rebuilds.
+    export_dir: str | None = None
+    export_batch_size: int = Field(2000, ge=1)
+    export_poll_interval: float = Field(1.0, gt=0)
+    export_lease_seconds: float = Field(60.0, gt=0)
+    export_max_attempts: int = Field(3, ge=1)
+    export_purge_interval: float = Field(300.0, gt=0)
+    # A finished export's callback carries its rows when the JSON file is at most this big.
+    export_callback_inline_bytes: int = Field(262_144, ge=0)
 
     @field_validator("database_url")
     @classmethod

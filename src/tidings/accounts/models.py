@@ -33,6 +33,13 @@ class Client(Base):
     dr_login: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     dr_password_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
+    # SMPP server binds (docs/smpp-server.md): system_id and the password's SHA-256, how many
+    # binds at once, and submit_sm per second over all of them (None: no limit).
+    smpp_system_id: Mapped[str | None] = mapped_column(String(16), unique=True, nullable=True)
+    smpp_password_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    smpp_max_binds: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    smpp_throughput: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
 
 class ApiKey(Base):
     """An API key, stored as its SHA-256 only: a leaked table leaks no usable key."""

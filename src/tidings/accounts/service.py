@@ -200,3 +200,21 @@ async def authenticate_dr(session: AsyncSession, login: str, password: str) -> C
     if client.blocked:
         raise ClientBlocked("client is blocked")
     return client
+
+
+# --- SMPP server credentials ----------------------------------------------------------------
+
+
+async def issue_smpp_credentials(session: AsyncSession, client_id: int) -> Credentials:
+    """New SMPP bind credentials; the previous ones stop working (open binds stay up).
+
+    SMPP 3.4 limits system_id to 15 and password to 8 characters: the password is 8 random
+    URL-safe characters (48 bits), hashed like API keys.
+    """
+    client = await require_client(session, client_id)
+    login = f"c{client.id}-{secrets.token_hex(3)}"[:15]
+    password = secrets.token_urlsafe(6)
+    client.smpp_system_id = login
+    client.smpp_password_hash = hash_key(password)
+    await session.flush()
+    return Credentials(login=login, password=password)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from tidings import __version__
 from tidings.accounts.cache import CallerCache
 from tidings.api import health
-from tidings.api.client import fallback, sms
+from tidings.api.client import fallback, sms, stat
 from tidings.api.dlr import router as dlr_api
 from tidings.api.dr import router as dr_api
 from tidings.api.state import AppState
@@ -20,10 +20,14 @@ from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
 from tidings.delivery.reports import ReportQueue
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
+from tidings.exports.repository import create_reader_engine
+from tidings.exports.storage import LocalStorage, default_directory
+from tidings.exports.worker import ExportOptions, ExportWorker
 from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
 from tidings.numbering import CountryTable
+from tidings.smpp_server.server import ServerOptions, SmppServer
 from tidings.ttlcache import TtlCache
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
@@ -58,9 +62,11 @@ def create_app(
             dlr_logins=TtlCache(settings.cache_ttl),
         )
         app.state.tidings = state
+        app.state.exports = stat.StatContext(LocalStorage(default_directory(settings)))
         state.accepts.start()
         state.reports.start()
         webhooks: WebhookWorker | None = None
+        exports: ExportWorker | None = None
         if with_workers:
             state.worker = DeliveryWorker(
                 sessions, the_clock, worker_options or WorkerOptions.from_settings(settings)
@@ -68,15 +74,41 @@ def create_app(
             await state.worker.start()
             webhooks = WebhookWorker(sessions, the_clock, WebhookOptions.from_settings(settings))
             await webhooks.start()
+            exports = ExportWorker(
+                sessions,
+                create_reader_engine(settings.database_url),
+                app.state.exports.storage,
+                the_clock,
+                state.countries,
+                ExportOptions.from_settings(settings),
+            )
+            await exports.start()
+            app.state.exports.wake = exports.wake
+        smpp: SmppServer | None = None
+        if settings.smpp_port is not None:
+            smpp = SmppServer(
+                sessions,
+                the_clock,
+                state.catalog,
+                state.accepts,
+                state.limits,
+                ServerOptions.from_settings(settings),
+            )
+            await smpp.start()
         state.ready = True
         try:
             yield
         finally:
             state.ready = False
+            if smpp is not None:
+                await smpp.stop()
             if state.worker is not None:
                 await state.worker.stop()
             if webhooks is not None:
                 await webhooks.stop()
+            if exports is not None:
+                await exports.stop()
+                await exports.reader.dispose()
             await state.accepts.stop()
             await state.reports.stop()
             await engine.dispose()
@@ -91,6 +123,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(sms.build_router("/rest"))
     app.include_router(sms.build_router(""))
+    app.include_router(stat.build_router("/rest"))
+    app.include_router(stat.build_router(""))
     app.include_router(dlr_api.router)
     app.include_router(dr_api.router)
     app.include_router(fallback.router)

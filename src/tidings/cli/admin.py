@@ -16,6 +16,7 @@ from tidings.accounts.service import (
     create_client,
     issue_dr_credentials,
     issue_key,
+    issue_smpp_credentials,
     require_client,
     set_balance,
     top_up,
@@ -286,6 +287,17 @@ def clients_dr_credentials(client_id: int, as_json: bool = JSON_OPTION) -> None:
     async def work(session: AsyncSession) -> dict[str, Any]:
         issued = await issue_dr_credentials(session, client_id)
         return {"login": issued.login, "password": issued.password}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("smpp-credentials")
+def clients_smpp_credentials(client_id: int, as_json: bool = JSON_OPTION) -> None:
+    """Issue new SMPP bind credentials (shown once); the previous ones stop working."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        issued = await issue_smpp_credentials(session, client_id)
+        return {"system_id": issued.login, "password": issued.password}
 
     emit(run_in_transaction(work), as_json)
 

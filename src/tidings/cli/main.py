@@ -18,6 +18,10 @@ from tidings.db.engine import create_engine, create_sessionmaker
 from tidings.db.migrate import upgrade, upgrade_sync
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
 from tidings.demo import DemoKeys, ensure_demo
+from tidings.exports.repository import create_reader_engine
+from tidings.exports.storage import LocalStorage, default_directory
+from tidings.exports.worker import ExportOptions, ExportWorker
+from tidings.numbering import CountryTable
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
 app = typer.Typer(
@@ -86,7 +90,7 @@ def api() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run only the delivery and webhook workers; several may share one PostgreSQL."""
+    """Run only the delivery, webhook and export workers; several may share one PostgreSQL."""
     settings = Settings()
     _logging(settings)
 
@@ -98,6 +102,14 @@ def worker() -> None:
         webhooks = WebhookWorker(
             create_sessionmaker(engine), clock, WebhookOptions.from_settings(settings)
         )
+        exports = ExportWorker(
+            create_sessionmaker(engine),
+            create_reader_engine(settings.database_url),
+            LocalStorage(default_directory(settings)),
+            clock,
+            CountryTable.load(),
+            ExportOptions.from_settings(settings),
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -105,13 +117,40 @@ def worker() -> None:
                 loop.add_signal_handler(sig, stop.set)
         await delivery.start()
         await webhooks.start()
+        await exports.start()
         typer.echo(f"worker {delivery.worker_id} running", err=True)
         try:
             await stop.wait()
         finally:
             await delivery.stop()
             await webhooks.stop()
+            await exports.stop()
+            await exports.reader.dispose()
             await engine.dispose()
+
+    asyncio.run(main())
+
+
+@app.command()
+def smpp() -> None:
+    """Run only the SMPP server (TIDINGS_SMPP_PORT; run the workers beside it)."""
+    from tidings.smpp_server.server import serve_smpp
+
+    settings = Settings()
+    _logging(settings)
+    if settings.smpp_port is None:
+        typer.echo("TIDINGS_SMPP_PORT is not set", err=True)
+        raise typer.Exit(2)
+    if settings.is_sqlite:
+        asyncio.run(upgrade(settings.database_url))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve_smpp(settings, stop, clock)
 
     asyncio.run(main())
 

@@ -20,6 +20,7 @@ from tidings.clock import Clock
 from tidings.messages.changes import AppliedChange, StatusChange
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import FINAL_STATUSES, Status, can_transition
+from tidings.smpp_server.store import enqueue_smpp_receipts
 from tidings.webhooks.service import enqueue_reports
 
 
@@ -90,4 +91,5 @@ async def apply_changes(
     await LedgerRepository(session).add_many(refunds.entries, clock.now())
     # Same transaction: a report exists if and only if its status change committed.
     await enqueue_reports(session, clock, applied)
+    await enqueue_smpp_receipts(session, clock, applied)
     return applied

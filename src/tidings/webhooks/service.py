@@ -21,7 +21,7 @@ from tidings.clock import Clock
 from tidings.errors import InvalidRequest
 from tidings.messages.changes import AppliedChange
 from tidings.messages.models import Message
-from tidings.webhooks.formats import Report, WebhookFormat, hyber, ip1, ketchup, smartswitch
+from tidings.webhooks.formats import JSON, Report, WebhookFormat, hyber, ip1, ketchup, smartswitch
 from tidings.webhooks.repository import (
     DELIVERED,
     FAILED,
@@ -31,7 +31,7 @@ from tidings.webhooks.repository import (
     WebhookRepository,
     WebhookTarget,
 )
-from tidings.webhooks.schedules import DEFAULT_SCHEDULE, PRESETS, parse_schedule
+from tidings.webhooks.schedules import DEFAULT_SCHEDULE, KETCHUP, PRESETS, parse_schedule
 from tidings.webhooks.signing import new_secret
 
 log = logging.getLogger("tidings.webhooks")
@@ -41,6 +41,8 @@ FORMATS: Mapping[str, WebhookFormat] = MappingProxyType(
 )
 DEFAULT_FORMAT = ketchup.FORMAT.name
 STATUS_EVENT = "message.status"
+EXPORT_READY_EVENT = "export.ready"
+EXPORT_FAILED_EVENT = "export.failed"
 
 
 def validate_format(name: str) -> str:
@@ -108,6 +110,53 @@ async def enqueue_reports(
         )
     await WebhookRepository(session).add_deliveries(rows)
     return len(rows)
+
+
+async def enqueue_client_event(
+    session: AsyncSession,
+    clock: Clock,
+    client_id: int,
+    event: str,
+    body: str,
+    *,
+    url: str | None = None,
+    schedule: Sequence[int] = KETCHUP,
+) -> bool:
+    """Store one JSON POST of an event that belongs to no message (a finished export).
+
+    It goes to `url`, else to the client's callback URL, retried on seed 004's schedule
+    (1 min, 6 min, 1 h, 12 h, 24 h) whatever the client's; False when there is no URL.
+    Call it in the transaction that records the event, like `enqueue_reports`.
+    """
+    repo = WebhookRepository(session)
+    if url is None:
+        target = (await repo.targets({client_id})).get(client_id)
+        url = target.callback_url if target else None
+    if not url:
+        return False
+    now = clock.now()
+    await repo.add_deliveries(
+        [
+            {
+                "client_id": client_id,
+                "message_id": None,
+                "event": event,
+                "url": url,
+                "format": ketchup.FORMAT.name,
+                "content_type": JSON,
+                "body": body,
+                "state": PENDING,
+                "attempts": 0,
+                "schedule": list(schedule),
+                "next_attempt_at": now,
+                "locked_until": None,
+                "created_at": now,
+                "finished_at": None,
+                "last_error": None,
+            }
+        ]
+    )
+    return True
 
 
 def _settings_of(target: WebhookTarget) -> tuple[WebhookFormat, list[int]]:

@@ -44,6 +44,17 @@ DESCRIPTIONS: dict[int, str] = {
     30: "Task not found",
     31: "Phone is already in the batch",
     32: "Sender not allowed",
+    80: "Invalid message_id",
+    81: "Invalid message_type",
+    82: "Invalid source_type",
+    83: "Invalid status",
+    84: "Invalid country_name",
+    85: "Invalid sl_clicks_comp",
+    86: "Invalid time frame",
+    90: "File not found",
+    91: "File not ready",
+    92: "Maximum count of exports reached",
+    93: "File is empty",
 }
 
 SMS_CODES: dict[str, int] = {
@@ -74,7 +85,44 @@ SMS_CODES: dict[str, int] = {
     "duplicate_phone": 31,
 }
 
-_HTTP_STATUS: dict[int, int] = {1: 401, 3: 403, 4: 404, 5: 500, 8: 402, 20: 404, 23: 409, 30: 404}
+# Statistics exports (docs/exports.md): the codes for their filters and files.
+STAT_CODES: dict[str, int] = {
+    "missing": 2,
+    "unsupported": 4,
+    "invalid": 7,
+    "bad_payload": 7,
+    "bad_format": 7,
+    "export_failed": 5,
+    "bad_message_id": 80,
+    "bad_message_type": 81,
+    "csv_needs_message_type": 81,
+    "bad_source_type": 82,
+    "bad_status": 83,
+    "bad_country": 84,
+    "bad_sl_clicks_comp": 85,
+    "bad_time_frame": 86,
+    "export_not_found": 90,
+    "export_not_ready": 91,
+    "export_limit": 92,
+    "export_empty": 93,
+}
+
+# 91 is 409 (the export's state forbids it now; 425 Too Early is about TLS early data) and
+# 93 is 404 (204 could not carry the error body).
+_HTTP_STATUS: dict[int, int] = {
+    1: 401,
+    3: 403,
+    4: 404,
+    5: 500,
+    8: 402,
+    20: 404,
+    23: 409,
+    30: 404,
+    90: 404,
+    91: 409,
+    92: 409,
+    93: 404,
+}
 
 
 def http_status(code: int) -> int:

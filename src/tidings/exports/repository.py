@@ -1,0 +1,309 @@
+"""Every SQL statement of the exports: the exports table, and the stream of messages.
+
+The stream runs on an engine of its own (`create_reader_engine`): on SQLite the main engine
+has one connection whose transactions hold the write lock, and an export reads for seconds
+or minutes; a separate read-only connection reads a WAL snapshot without holding up writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    String,
+    delete,
+    event,
+    false,
+    func,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from tidings.accounts.models import Client
+from tidings.config import normalize_database_url
+from tidings.exports.filters import ExportFilter
+from tidings.exports.models import BUILDING, FAILED, PENDING, READY, Export
+from tidings.messages.models import Message
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedExport:
+    id: int
+    key: str
+    client_id: int
+    filters: dict[str, Any]
+    callback_url: str | None
+    attempts: int
+    owner: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class ExportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_client(self, client_id: int) -> None:
+        """Serialise one client's creates (PostgreSQL; SQLite's BEGIN IMMEDIATE already does)."""
+        await self.session.execute(
+            select(Client.id).where(Client.id == client_id).with_for_update()
+        )
+
+    async def count_kept(self, client_id: int, now: datetime) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(Export)
+            .where(Export.client_id == client_id, Export.expires_at > now)
+        )
+        return int(result.scalar_one())
+
+    async def add(self, export: Export) -> Export:
+        self.session.add(export)
+        await self.session.flush()
+        return export
+
+    async def get(self, client_id: int, key: str, now: datetime) -> Export | None:
+        result = await self.session.execute(
+            select(Export).where(
+                Export.client_id == client_id, Export.key == key, Export.expires_at > now
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def of_client(self, client_id: int, now: datetime) -> list[Export]:
+        result = await self.session.execute(
+            select(Export)
+            .where(Export.client_id == client_id, Export.expires_at > now)
+            .order_by(Export.created_at, Export.id)
+        )
+        return list(result.scalars())
+
+    async def delete(self, client_id: int, key: str, now: datetime) -> bool:
+        result = await self.session.execute(
+            delete(Export)
+            .where(Export.client_id == client_id, Export.key == key, Export.expires_at > now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    # --- The builders' side -------------------------------------------------------------
+
+    async def claim(self, now: datetime, lease_until: datetime, owner: str) -> ClaimedExport | None:
+        """Lease the oldest export waiting for a build, or whose builder's lease ran out.
+
+        On PostgreSQL the row is locked with SKIP LOCKED, so concurrent workers take
+        different exports without waiting; on SQLite BEGIN IMMEDIATE serialises claims.
+        """
+        result = await self.session.execute(
+            select(Export.id)
+            .where(
+                Export.state.in_([PENDING, BUILDING]),
+                (Export.locked_until.is_(None)) | (Export.locked_until <= now),
+                Export.expires_at > now,
+            )
+            .order_by(Export.created_at, Export.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        export_id = result.scalar_one_or_none()
+        if export_id is None:
+            return None
+        await self.session.execute(
+            update(Export)
+            .where(Export.id == export_id)
+            .values(
+                state=BUILDING,
+                lease_owner=owner,
+                locked_until=lease_until,
+                attempts=Export.attempts + 1,
+                started_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        row = (
+            await self.session.execute(select(Export).where(Export.id == export_id))
+        ).scalar_one()
+        return ClaimedExport(
+            id=row.id,
+            key=row.key,
+            client_id=row.client_id,
+            filters=dict(row.filters),
+            callback_url=row.callback_url,
+            attempts=row.attempts,
+            owner=owner,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+    async def renew(self, export_id: int, owner: str, lease_until: datetime) -> bool:
+        """Extend a lease still held; False when it was lost (taken over, or deleted)."""
+        return await self._update_held(export_id, owner, locked_until=lease_until)
+
+    async def finish(
+        self, export_id: int, owner: str, now: datetime, row_count: int, sizes: dict[str, int]
+    ) -> bool:
+        return await self._update_held(
+            export_id,
+            owner,
+            state=READY,
+            row_count=row_count,
+            sizes=sizes,
+            finished_at=now,
+            lease_owner=None,
+            locked_until=None,
+            last_error=None,
+        )
+
+    async def release(
+        self, export_id: int, owner: str, retry_at: datetime, error: str, *, counted: bool = True
+    ) -> bool:
+        """Give an attempt back, to be claimed again from `retry_at`; an attempt that was not
+        `counted` (the worker stopped) does not count towards the export's attempts."""
+        values: dict[str, Any] = {
+            "state": PENDING,
+            "lease_owner": None,
+            "locked_until": retry_at,
+            "last_error": error[:200],
+        }
+        if not counted:
+            values["attempts"] = Export.attempts - 1
+        return await self._update_held(export_id, owner, **values)
+
+    async def fail(self, export_id: int, owner: str, now: datetime, error: str) -> bool:
+        return await self._update_held(
+            export_id,
+            owner,
+            state=FAILED,
+            finished_at=now,
+            lease_owner=None,
+            locked_until=None,
+            last_error=error[:200],
+        )
+
+    async def _update_held(self, export_id: int, owner: str, **values: Any) -> bool:
+        result = await self.session.execute(
+            update(Export)
+            .where(Export.id == export_id, Export.lease_owner == owner)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def exists(self, export_id: int) -> bool:
+        result = await self.session.execute(select(Export.id).where(Export.id == export_id))
+        return result.scalar_one_or_none() is not None
+
+    # --- Expiry -------------------------------------------------------------------------
+
+    async def expired(self, now: datetime, limit: int) -> list[tuple[int, str]]:
+        result = await self.session.execute(
+            select(Export.id, Export.key)
+            .where(Export.expires_at <= now)
+            .order_by(Export.expires_at)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in result.tuples()]
+
+    async def delete_ids(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self.session.execute(
+                delete(Export)
+                .where(Export.id.in_(list(ids)))
+                .execution_options(synchronize_session=False)
+            )
+
+    async def keys(self) -> set[str]:
+        result = await self.session.execute(select(Export.key))
+        return {row[0] for row in result.tuples()}
+
+
+# --- The messages of an export --------------------------------------------------------------
+
+
+def create_reader_engine(url: str) -> AsyncEngine:
+    """An engine for the export stream only: read-only and beside the main one on SQLite."""
+    url = normalize_database_url(url)
+    if not url.startswith("sqlite"):
+        return create_async_engine(url, pool_size=1, max_overflow=1, pool_pre_ping=True)
+    engine = create_async_engine(url, poolclass=NullPool)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit: the SELECT is its own read transaction, a WAL snapshot that never
+        # takes a lock a writer waits on.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("PRAGMA busy_timeout=10000", "PRAGMA query_only=ON"):
+            cursor.execute(pragma)
+        cursor.close()
+
+    return engine
+
+
+def export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
+    """The records `rows.RowRenderer` renders, in time_in order.
+
+    Money and times come raw (micro-units; on SQLite, the stored ISO text), skipping the
+    column types' conversions, which would cost more than the rest of a row's rendering.
+    """
+    m = Message
+    query = select(
+        m.id,
+        m.channel,
+        m.msisdn,
+        m.country,
+        m.originator,
+        type_coerce(m.price, BigInteger),
+        m.currency,
+        type_coerce(m.time_in, String),
+        type_coerce(m.time_sent, String),
+        type_coerce(m.time_dr, String),
+        m.status,
+        m.body,
+    ).where(m.client_id == client_id)
+    if spec.message_ids is not None:
+        query = query.where(m.id.in_(spec.message_ids))
+    else:
+        if spec.time_in_from is not None:
+            query = query.where(m.time_in >= spec.time_in_from)
+        if spec.time_in_until is not None:
+            query = query.where(m.time_in < spec.time_in_until)
+        if spec.msisdns is not None:
+            query = query.where(m.msisdn.in_(spec.msisdns))
+        if spec.originator is not None:
+            query = query.where(m.originator == spec.originator)
+        if spec.source_type is not None:
+            query = query.where(m.source == spec.source_type)
+        if spec.message_type is not None:
+            query = query.where(m.channel == spec.message_type)
+        if spec.time_sent_from is not None:
+            query = query.where(m.time_sent >= spec.time_sent_from)
+        if spec.time_sent_until is not None:
+            query = query.where(m.time_sent < spec.time_sent_until)
+        if spec.country is not None:
+            query = query.where(m.country == spec.country)
+        if spec.statuses is not None:
+            query = query.where(m.status.in_(spec.statuses) if spec.statuses else false())
+    return query.order_by(m.time_in, m.id)
+
+
+async def stream_messages(
+    connection: AsyncConnection, client_id: int, spec: ExportFilter, batch_size: int
+) -> AsyncIterator[Sequence[Any]]:
+    """The export's records in batches, from a server-side cursor: never all in memory."""
+    result = await connection.stream(
+        export_query(client_id, spec).execution_options(yield_per=batch_size)
+    )
+    try:
+        async for batch in result.partitions(batch_size):
+            yield batch
+    finally:
+        await result.close()
