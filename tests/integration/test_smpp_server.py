@@ -87,17 +87,22 @@ async def test_submit_gets_an_id_and_a_receipt(setup: Setup) -> None:
 
 
 async def test_wrong_password_is_refused(setup: Setup) -> None:
-    esme = Esme(setup.port)
-    wrong = Credentials(setup.credentials.login, "nope1234")
-    with pytest.raises(smpplib.exceptions.PDUError) as refused:
-        await esme.bind(wrong)
-    assert refused.value.args[1] == ESME_RINVPASWD
-    await esme.close()
-    other = Esme(setup.port)
-    with pytest.raises(smpplib.exceptions.PDUError) as unknown:
-        await other.bind(Credentials("nobody", setup.credentials.password))
-    assert unknown.value.args[1] == ESME_RINVPASWD
-    await other.close()
+    # The server answers ESME_RINVPASWD and closes the link; a client may see the close
+    # before it has read the answer (smpplib then raises ConnectionError): refused either way.
+    for credentials in (
+        Credentials(setup.credentials.login, "nope1234"),
+        Credentials("nobody", setup.credentials.password),
+    ):
+        esme = Esme(setup.port)
+        try:
+            with pytest.raises(
+                (smpplib.exceptions.PDUError, smpplib.exceptions.ConnectionError)
+            ) as refused:
+                await esme.bind(credentials)
+            if isinstance(refused.value, smpplib.exceptions.PDUError):
+                assert refused.value.args[1] == ESME_RINVPASWD
+        finally:
+            await esme.close()
 
 
 async def test_bind_limit(setup: Setup) -> None:
