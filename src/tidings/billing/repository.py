@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import cast
@@ -24,20 +24,6 @@ class PriceRepository:
     async def all(self) -> Sequence[Price]:
         result = await self.session.execute(select(Price))
         return result.scalars().all()
-
-    async def for_countries(
-        self, type_: str, tariff: int, countries: Iterable[str]
-    ) -> dict[str, Price]:
-        result = await self.session.execute(
-            select(Price).where(
-                Price.type == type_, Price.tariff == tariff, Price.country.in_(set(countries))
-            )
-        )
-        return {price.country: price for price in result.scalars()}
-
-    async def tariff_exists(self, tariff: int) -> bool:
-        result = await self.session.execute(select(Price.id).where(Price.tariff == tariff).limit(1))
-        return result.first() is not None
 
     async def replace(self, rows: Sequence[dict[str, object]]) -> None:
         """Upsert by (type, tariff, country): delete the keys given, insert the new rows."""

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.ids import allocate_ids
@@ -84,16 +84,6 @@ class DispatchRepository:
             [{"job_id": m, "due": due, "error": error[:200]} for m, due, error in retries],
         )
 
-    async def supplier_ids_with_work(self) -> list[int]:
-        result = await self.session.execute(select(DispatchJob.supplier_id).distinct())
-        return [row[0] for row in result]
-
-    async def depth(self, now: datetime) -> int:
-        result = await self.session.execute(
-            select(func.count()).select_from(DispatchJob).where(DispatchJob.due_at <= now)
-        )
-        return int(result.scalar_one())
-
 
 class ReceiptRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -171,10 +161,3 @@ class ReceiptRepository:
             .limit(limit)
         )
         return [(row[0], row[1]) for row in result]
-
-    async def unmatched_count(self, supplier_id: int | None = None) -> int:
-        query = select(func.count()).select_from(Receipt).where(Receipt.message_id.is_(None))
-        if supplier_id is not None:
-            query = query.where(and_(Receipt.supplier_id == supplier_id))
-        result = await self.session.execute(query)
-        return int(result.scalar_one())

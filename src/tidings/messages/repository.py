@@ -61,10 +61,6 @@ class MessageRepository:
         )
         return result.scalar_one_or_none()
 
-    async def get_many(self, message_ids: Sequence[int]) -> list[Message]:
-        result = await self.session.execute(select(Message).where(Message.id.in_(message_ids)))
-        return list(result.scalars())
-
     async def outbound(self, message_ids: Sequence[int]) -> list[OutboundMessage]:
         """What a connector needs of each message (plain rows: no ORM objects to build)."""
         result = await self.session.execute(
