@@ -45,7 +45,7 @@ def _logging(settings: Settings) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head")) -> None:
+def db_upgrade(revision: str = typer.Argument("heads")) -> None:
     """Apply the Alembic migrations."""
     upgrade_sync(Settings().database_url, revision)
     typer.echo(f"database at {revision}")

@@ -22,7 +22,7 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-async def upgrade(database_url: str, revision: str = "head") -> None:
+async def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the database to `revision`, on the caller's event loop."""
     engine = create_engine(database_url)
     config = alembic_config(database_url)
@@ -38,5 +38,5 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
         await engine.dispose()
 
 
-def upgrade_sync(database_url: str, revision: str = "head") -> None:
+def upgrade_sync(database_url: str, revision: str = "heads") -> None:
     asyncio.run(upgrade(database_url, revision))
