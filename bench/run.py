@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bench.load import (
     Sample,
     percentile,
@@ -109,6 +111,46 @@ def _wait_drained(db: BenchDatabase, limit: float = 60.0) -> None:
     log(f"warm-up backlog not drained after {limit:.0f} s; measuring anyway")
 
 
+class Scraper:
+    """GET /metrics every `interval` seconds during the window, as Prometheus would."""
+
+    def __init__(self, base_url: str, interval: float) -> None:
+        self.base_url = base_url
+        self.interval = interval
+        self.seconds: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 3600
+        with httpx.Client(base_url=self.base_url, timeout=10, trust_env=False) as client:
+            while not self._stop.wait(self.interval) and time.monotonic() < deadline:
+                started = time.monotonic()
+                try:
+                    ok = client.get("/metrics").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    self.seconds.append(time.monotonic() - started)
+                else:
+                    self.failures += 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=15)
+        n = len(self.seconds)
+        return {
+            "count": n,
+            "failures": self.failures,
+            "mean_ms": round(1000 * sum(self.seconds) / n, 1) if n else None,
+        }
+
+
 class ActivitySampler:
     """PostgreSQL only: pg_stat_activity every 0.25 s, counting what active backends wait on."""
 
@@ -151,8 +193,10 @@ def run_scenario(
         sub,
         mode="api" if args.api_only else "serve",
         query_stats=sub / "queries.json" if args.query_stats else None,
+        extra_env={"TIDINGS_METRICS": "1" if args.metrics == "on" else "0"},
     )
     profiler: Profiler | None = None
+    scraper: Scraper | None = None
     try:
         server.start()
         server.wait_ready()
@@ -176,8 +220,14 @@ def run_scenario(
         activity = ActivitySampler(db) if args.query_stats and kind == "postgres" else None
         if activity is not None:
             activity.start()
+        if args.metrics == "on" and args.scrape_interval > 0:
+            scraper = Scraper(server.base_url, args.scrape_interval)
+            scraper.start()
         cpu0, wall0 = _cpu_seconds(sampler), time.monotonic()
         outcome = _measure(kind, scenario, server, db, key, sub, args)
+        outcome.details["metrics"] = args.metrics
+        if scraper is not None:
+            outcome.details["scrapes"] = scraper.stop()
         if activity is not None:
             outcome.details["pg_activity"] = activity.stop()
         outcome.server_cpu = (_cpu_seconds(sampler) - cpu0) / (time.monotonic() - wall0)
@@ -197,6 +247,8 @@ def run_scenario(
         log(f"server log tail:\n{server.log_tail()}")
         raise
     finally:
+        if scraper is not None:
+            scraper.stop()
         if profiler is not None and profiler.popen is not None:
             profiler.popen.kill()
             profiler.popen.wait(timeout=10)
@@ -382,6 +434,9 @@ def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
         if args.api_only
         else "tidings serve (API + delivery workers, one process)"
     )
+    mode += f", metrics {args.metrics}"
+    if args.metrics == "on" and args.scrape_interval > 0:
+        mode += f" (scraped every {args.scrape_interval:g} s)"
     lines = [
         "",
         f"Tidings benchmark: {mode}, {os.cpu_count()} cores,"
@@ -422,6 +477,8 @@ def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
                     f", feeding paused ~{d['capped_seconds']:.0f} s at the "
                     f"{d['backlog_cap']:,} backlog cap"
                 )
+        if d.get("scrapes"):
+            note += f", /metrics scraped {d['scrapes']['count']}x ({d['scrapes']['mean_ms']} ms)"
         if d.get("first_error"):
             note += f", first error: {str(d['first_error'])[:120]}"
         lines.append(f"{'':9} {'':23} {note}")
@@ -466,6 +523,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bulk-concurrency", type=int, default=4)
     parser.add_argument("--bulk-time-limit", type=float, default=60.0)
     parser.add_argument("--e2e-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--metrics",
+        choices=("on", "off"),
+        default="on",
+        help="TIDINGS_METRICS for the server (on: recorded, and scraped like Prometheus)",
+    )
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=5.0,
+        help="seconds between GET /metrics while measuring, with --metrics on (0: never)",
+    )
     parser.add_argument(
         "--e2e-rate",
         type=float,

@@ -313,6 +313,7 @@ class Server:
     workdir: Path
     mode: str = "serve"  # or "api": no delivery workers
     query_stats: Path | None = None  # run under bench.instrumented, counting statements
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. TIDINGS_METRICS
     port: int = field(default_factory=free_port)
     popen: subprocess.Popen[bytes] | None = None
     process: psutil.Process | None = None
@@ -327,6 +328,7 @@ class Server:
 
     def start(self) -> None:
         env = cli_env(self.database_url, self.port)
+        env.update(self.extra_env)
         command = [str(TIDINGS), self.mode]
         if self.query_stats is not None:
             command = [sys.executable, "-m", "bench.instrumented", self.mode]

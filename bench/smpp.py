@@ -1,8 +1,9 @@
 """SMPP client throughput: submit_sm/s with delivery receipts, against a local SMSC.
 
-    .venv/bin/python -m bench.smpp [--messages 20000] [--scenario connector|pipeline|both]
+    .venv/bin/python -m bench.smpp [--messages 20000]
+                                   [--scenario connector|pipeline|server|both|all]
                                    [--smsc ours|smpp34] [--database sqlite|postgres]
-                                   [--baseline] [--check]
+                                   [--configs 1x10,4x50] [--baseline] [--check]
 
 The SMSC runs in its own process on 127.0.0.1 (``python -m tidings.connectors.smpp.smsc``,
 or smpp34's Rust server with ``--smsc smpp34``), answering every submit_sm at once and
@@ -18,6 +19,13 @@ and window 50:
   receipts) and the sweeper runs. Time from the lane's start until every message is
   "delivered" in the database.
 
+- ``server``: through our SMPP server. ``tidings serve`` runs as its own process with
+  ``TIDINGS_SMPP_PORT`` set, on a fresh database with a zero-latency simulator supplier; this
+  process binds ``binds`` transceivers to it (our EsmeSession, ``window`` submits in flight
+  each) and sends submit_sm with registered_delivery 1. Time from the first submit_sm until
+  every deliver_sm receipt came back (submit_sm → accepted → simulator → receipt →
+  deliver_sm): the end-to-end rate a client of Tidings sees.
+
 ``--baseline`` adds the pipeline with the simulator connector instead of SMPP: the rate the
 database path allows on this machine, to tell the SMPP cost from the rest.
 
@@ -30,6 +38,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import resource
 import signal
@@ -46,15 +56,20 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from bench.server import make_database
+from bench.server import BenchDatabase, Profiler, cli_env, make_database
+from bench.server import seed as seed_gateway
+from tidings.accounts.models import Client
 from tidings.accounts.service import Caller, KeyKind, create_client
 from tidings.billing.service import import_prices
 from tidings.clock import SystemClock
 from tidings.connectors.base import OutboundMessage, SupplierReport
 from tidings.connectors.simulator import SimulatorConnector
 from tidings.connectors.smpp.connector import SmppConnector
+from tidings.connectors.smpp.pdu import CommandStatus, DataSm, DeliverSm, SubmitSm, status_name
+from tidings.connectors.smpp.session import BindMode, EsmeSession, Link, SessionConfig
+from tidings.connectors.smpp.tlv import Tag
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.migrate import upgrade
 from tidings.delivery.worker import DeliveryWorker, SupplierLane, WorkerOptions
@@ -167,6 +182,7 @@ class Result:
     receipts: int
     own_cpu: float = 0.0  # seconds of this process (connector, lane, database)
     smsc_cpu: float = 0.0  # seconds of the SMSC process
+    note: str = ""
 
     @property
     def rate(self) -> float:
@@ -296,44 +312,235 @@ async def run_pipeline(
     return Result(f"pipeline/{smsc}/{kind}", binds, window, count, seconds, delivered)
 
 
+TIDINGS = Path(sys.executable).parent / "tidings"
+
+
+@contextlib.contextmanager
+def gateway_process(
+    database: BenchDatabase, workdir: Path
+) -> Iterator[tuple[int, dict[str, str], psutil.Process]]:
+    """A seeded ``tidings serve`` with its SMPP listener; (smpp port, credentials, process)."""
+    seeded = seed_gateway(database.url, workdir)
+    env = cli_env(database.url, free_port())
+    issued = subprocess.run(
+        [str(TIDINGS), "clients", "smpp-credentials", str(seeded.client_id), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if issued.returncode != 0:
+        raise RuntimeError(f"tidings clients smpp-credentials failed: {issued.stderr[-2000:]}")
+    credentials: dict[str, str] = json.loads(issued.stdout)
+    asyncio.run(_allow_binds(database.url, seeded.client_id, 8))
+    port = free_port()
+    env["TIDINGS_SMPP_PORT"] = str(port)
+    with (workdir / "server.log").open("ab") as log_file:
+        process = subprocess.Popen(
+            [str(TIDINGS), "serve"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield port, credentials, psutil.Process(process.pid)
+    except BaseException:
+        log_text = (workdir / "server.log").read_text("utf-8", "replace")
+        print(f"tidings serve's log ends:\n{log_text[-3000:]}", flush=True)
+        raise
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+async def _allow_binds(database_url: str, client_id: int, binds: int) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            await session.execute(
+                update(Client).where(Client.id == client_id).values(smpp_max_binds=binds)
+            )
+    finally:
+        await engine.dispose()
+
+
+async def run_server(
+    port: int, credentials: dict[str, str], binds: int, window: int, count: int, kind: str
+) -> Result:
+    """submit_sm to our SMPP server until every message's deliver_sm receipt is back."""
+    loop = asyncio.get_running_loop()
+    receipts = 0
+    receipted: set[bytes] = set()  # receipts can come twice (at least once): count messages
+    refused: dict[str, int] = {}
+    all_in = asyncio.Event()
+
+    def on_deliver(_link: Link, pdu: DeliverSm | DataSm) -> asyncio.Future[int]:
+        nonlocal receipts
+        if pdu.esm_class & 0x04:
+            receipts += 1
+            receipted.add(pdu.tlvs.get(Tag.RECEIPTED_MESSAGE_ID, b""))
+            if len(receipted) >= count:
+                all_in.set()
+        answer: asyncio.Future[int] = loop.create_future()
+        answer.set_result(CommandStatus.ESME_ROK)
+        return answer
+
+    config = SessionConfig(
+        host="127.0.0.1",
+        port=port,
+        system_id=credentials["system_id"],
+        password=credentials["password"],
+        mode=BindMode.TRANSCEIVER,
+        window=window,
+        response_timeout=30.0,
+        reconnect_delay=0.2,
+        reconnect_max=1.0,
+    )
+    sessions = [EsmeSession(config, on_deliver, name=f"bench-{n}") for n in range(binds)]
+    for session in sessions:
+        session.start()
+    numbers = iter(range(count))
+    started = time.perf_counter()
+
+    async def submitter(session: EsmeSession) -> None:
+        for number in numbers:
+            link = session.link
+            if link is None or not link.usable or time.perf_counter() - started > TIME_LIMIT:
+                return
+            pdu = SubmitSm(
+                source_addr_ton=5,
+                source_addr="Bench",
+                dest_addr_ton=1,
+                dest_addr_npi=1,
+                destination_addr=str(380_970_000_000 + number),
+                registered_delivery=1,
+                short_message=b"bench",
+            )
+            response = await link.submit(pdu)
+            if response.command_status != CommandStatus.ESME_ROK:
+                name = status_name(response.command_status)
+                refused[name] = refused.get(name, 0) + 1
+
+    try:
+        for session in sessions:
+            if not await session.wait_bound(90):
+                raise RuntimeError(f"no bind to tidings serve: {session.last_error}")
+        started = time.perf_counter()
+        await asyncio.gather(*(submitter(s) for s in sessions for _ in range(window)))
+        submitted = time.perf_counter() - started
+        if refused:
+            raise RuntimeError(f"submits refused: {refused}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                all_in.wait(), max(1.0, TIME_LIMIT - time.perf_counter() + started)
+            )
+        seconds = time.perf_counter() - started
+    finally:
+        for session in sessions:
+            await session.stop(grace=1.0)
+    note = f"all submit_sm answered after {submitted:.2f} s"
+    if receipts > len(receipted):
+        note += f", {receipts - len(receipted)} receipts came twice"
+    return Result(f"server/{kind}", binds, window, count, seconds, len(receipted), note=note)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--scenario", choices=["connector", "pipeline", "both"], default="both")
+    parser.add_argument(
+        "--scenario",
+        choices=["connector", "pipeline", "server", "both", "all"],
+        default="all",
+        help="both: connector and pipeline; all: the three",
+    )
     parser.add_argument("--smsc", choices=["ours", "smpp34"], default="ours")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--configs",
+        default=",".join(f"{b}x{w}" for b, w in CONFIGS),
+        help="binds x window, comma separated",
+    )
     parser.add_argument(
         "--baseline", action="store_true", help="also the pipeline with the simulator connector"
     )
     parser.add_argument("--check", action="store_true", help=f"exit 1 below {TARGET:.0f}/s")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="server scenario: py-spy record of tidings serve into this directory (raw format)",
+    )
     args = parser.parse_args(argv)
+    logging.getLogger("tidings.smpp").setLevel(logging.ERROR)  # refused connects at start-up
+    configs = [tuple(int(n) for n in c.split("x")) for c in args.configs.split(",")]
+    wanted = {
+        "connector": {"connector"},
+        "pipeline": {"pipeline"},
+        "server": {"server"},
+        "both": {"connector", "pipeline"},
+        "all": {"connector", "pipeline", "server"},
+    }[args.scenario]
+    print(f"load average before: {' '.join(f'{n:.2f}' for n in os.getloadavg())}", flush=True)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="tidings-smpp-bench-") as tmp:
-        for binds, window in CONFIGS:
-            with smsc_process(args.smsc) as (port, smsc):
-                if args.scenario in ("connector", "both"):
-                    results.append(
-                        measured(
-                            smsc,
-                            run_connector(port, binds, window, args.messages, args.smsc),
-                        )
-                    )
-                    print(_line(results[-1]), flush=True)
-                if args.scenario in ("pipeline", "both"):
-                    database = make_database(args.database, Path(tmp) / f"{binds}-{window}")
-                    database.create()
-                    try:
+        for binds, window in configs:
+            if wanted & {"connector", "pipeline"}:
+                with smsc_process(args.smsc) as (port, smsc):
+                    if "connector" in wanted:
                         results.append(
                             measured(
                                 smsc,
-                                run_pipeline(
-                                    database.url, port, binds, window, args.messages, args.smsc
+                                run_connector(port, binds, window, args.messages, args.smsc),
+                            )
+                        )
+                        print(_line(results[-1]), flush=True)
+                    if "pipeline" in wanted:
+                        database = make_database(args.database, Path(tmp) / f"{binds}-{window}")
+                        database.create()
+                        try:
+                            results.append(
+                                measured(
+                                    smsc,
+                                    run_pipeline(
+                                        database.url, port, binds, window, args.messages, args.smsc
+                                    ),
+                                )
+                            )
+                        finally:
+                            database.drop()
+                        print(_line(results[-1]), flush=True)
+            if "server" in wanted:
+                workdir = Path(tmp) / f"server-{binds}-{window}"
+                workdir.mkdir()
+                database = make_database(args.database, workdir)
+                database.create()
+                try:
+                    with gateway_process(database, workdir) as (port, credentials, gateway):
+                        profiler = None
+                        if args.profile is not None:
+                            path = args.profile / f"serve-{args.database}-{binds}x{window}.txt"
+                            profiler = Profiler(gateway.pid, path)
+                            profiler.start(TIME_LIMIT + 90)
+                        results.append(
+                            measured(
+                                gateway,
+                                run_server(
+                                    port, credentials, binds, window, args.messages, args.database
                                 ),
                             )
                         )
-                    finally:
-                        database.drop()
-                    print(_line(results[-1]), flush=True)
+                        if profiler is not None:
+                            profiler.stop()
+                finally:
+                    database.drop()
+                print(_line(results[-1], other="serve"), flush=True)
+                if results[-1].receipts < results[-1].messages:
+                    log_text = (workdir / "server.log").read_text("utf-8", "replace")
+                    print(f"tidings serve's log ends:\n{log_text[-3000:]}", flush=True)
         if args.baseline:
             database = make_database(args.database, Path(tmp) / "baseline")
             database.create()
@@ -344,37 +551,47 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 database.drop()
             print(_line(results.pop()) + "  (baseline: simulator, no SMPP)", flush=True)
+    print(f"load average after: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
     print(f"\ntarget >= {TARGET:.0f} msgs/s with receipts; cpu count {os.cpu_count()}")
+    for result in results:
+        reached = result.rate >= TARGET and result.receipts >= result.messages
+        print(
+            f"  {result.scenario:<20} {result.binds}x{result.window:<3} "
+            f"{result.rate:6.0f}/s  {'reached' if reached else 'NOT reached'}"
+        )
     missed = [r for r in results if r.rate < TARGET or r.receipts < r.messages]
     return 1 if args.check and missed else 0
 
 
-def measured(smsc: psutil.Process, run: Coroutine[Any, Any, Result]) -> Result:
-    """Run one measurement; add the CPU seconds both sides spent on it."""
+def measured(other: psutil.Process, run: Coroutine[Any, Any, Result]) -> Result:
+    """Run one measurement; add the CPU seconds both sides spent on it (the other side: the
+    SMSC, or ``tidings serve`` when this process is the SMPP client)."""
 
     def cpu(times: Any) -> float:
         return float(times.user + times.system)
 
     own = resource.getrusage(resource.RUSAGE_SELF)
-    theirs = cpu(smsc.cpu_times())
+    theirs = cpu(other.cpu_times())
     result = asyncio.run(run)
     after = resource.getrusage(resource.RUSAGE_SELF)
     own_cpu = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime
-    return replace(result, own_cpu=own_cpu, smsc_cpu=cpu(smsc.cpu_times()) - theirs)
+    return replace(result, own_cpu=own_cpu, smsc_cpu=cpu(other.cpu_times()) - theirs)
 
 
-def _line(result: Result) -> str:
+def _line(result: Result, other: str = "smsc") -> str:
     seconds = result.seconds or 1.0
     line = (
         f"{result.scenario:<20} binds={result.binds} window={result.window:<3} "
         f"{result.messages} msgs in {result.seconds:6.2f} s = {result.rate:6.0f} msgs/s, "
         f"receipts {result.receipts}"
     )
+    if result.note:
+        line = f"{line} ({result.note})"
     if not result.own_cpu:
         return line
     return (
-        f"{line}; cpu: tidings {result.own_cpu / seconds:4.0%}, "
-        f"smsc {result.smsc_cpu / seconds:4.0%}"
+        f"{line}; cpu: {'bench' if other == 'serve' else 'tidings'} "
+        f"{result.own_cpu / seconds:4.0%}, {other} {result.smsc_cpu / seconds:4.0%}"
     )
 
 

@@ -22,7 +22,12 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./tidings.db"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Logs are JSON lines on stderr (docs/operations.md); INFO adds one per status change.
     log_level: str = "WARNING"
+    # Prometheus metrics at /metrics (0: off, nothing recorded). `tidings worker` serves its
+    # own on metrics_port when that is set.
+    metrics: bool = True
+    metrics_port: int | None = Field(None, ge=0, le=65535)
     currency: str = "EUR"
 
     # The SMPP server (docs/smpp-server.md): off while the port is unset.
@@ -32,6 +37,17 @@ class Settings(BaseSettings):
     # Client API limits.
     max_batch_size: int = Field(10_000, ge=1)
     max_sms_parts: int = Field(10, ge=1, le=255)
+
+    # Request limits (docs/api-hardening.md). Bodies over the size are refused before they are
+    # read. Rates are requests per second per client (client API and DR API together) and per
+    # supplier (/api/dlr), 0 for none; a bucket holds `rate_burst_seconds` of its rate. They
+    # are counted in each process's memory, so N API processes admit up to N times the rate.
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    rate_limit: float = Field(2000.0, ge=0)
+    rate_burst_seconds: float = Field(2.0, gt=0)
+    # Per-client overrides: TIDINGS_CLIENT_RATE_LIMITS='{"7": 50, "9": 0}' (0: no limit).
+    client_rate_limits: dict[int, float] = Field(default_factory=dict)
+    supplier_rate_limit: float = Field(0.0, ge=0)
 
     # How long API keys, prices and routes are served from memory (seconds; 0: never).
     cache_ttl: float = Field(2.0, ge=0)
@@ -68,10 +84,23 @@ class Settings(BaseSettings):
     # A finished export's callback carries its rows when the JSON file is at most this big.
     export_callback_inline_bytes: int = Field(262_144, ge=0)
 
+    # The operator console (docs/console.md). Session cookies are signed with this secret;
+    # unset, one is generated and kept in the database (shared by every API process).
+    console_secret: str | None = Field(None, min_length=32)
+    console_session_hours: float = Field(12.0, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        from tidings.observability.logging import parse_level
+
+        parse_level(value)  # a typo fails at start, not silently as the default
+        return value.strip().upper()
 
     @property
     def is_sqlite(self) -> bool:

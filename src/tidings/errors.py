@@ -11,6 +11,7 @@ wire format (seed 004 error codes, JSON:API errors, HTTP statuses) in one place 
     ├── AuthError                 wrong or missing credentials
     │   └── ClientBlocked         credentials fine, the account is blocked
     ├── InsufficientFunds         the balance does not cover the charge
+    ├── RateLimited               the caller's request rate limit is spent for now
     ├── PricingError              no price for a destination, unknown or inactive tariff
     ├── RoutingError              no supplier route for a destination
     ├── ConnectorError            an upstream supplier failed a submit
@@ -60,6 +61,23 @@ class ClientBlocked(AuthError):
 
 class InsufficientFunds(TidingsError):
     reason = "insufficient_funds"
+
+
+class RateLimited(TidingsError):
+    """Too many requests for now; `retry_after` says in how many seconds one may go."""
+
+    reason = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        field: str | None = None,
+        retry_after: float = 1.0,
+    ):
+        super().__init__(message, reason=reason, field=field)
+        self.retry_after = retry_after
 
 
 class PricingError(TidingsError):

@@ -408,7 +408,7 @@ ERROR_CASES = [
     case(2, "POST", CREATE, individual(phones=MISSING), "individual-phones-missing"),
     case(4, "POST", CREATE, single(destination="addressbook"), "addressbook"),
     case(4, "GET", "/rest/nothing/here", None, "unknown-rest-path"),
-    case(4, "POST", "/rest/viber/create", single(), "viber-not-implemented"),
+    case(4, "POST", "/rest/whatsapp/create", single(), "whatsapp-not-implemented"),
     case(4, "DELETE", CREATE, None, "unsupported-method"),
     case(6, "POST", CREATE, single(tariff=10), "tariff-10"),
     case(6, "POST", CREATE, single(tariff="x"), "tariff-x"),

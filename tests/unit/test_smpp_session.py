@@ -31,7 +31,7 @@ from tidings.connectors.smpp.pdu import (
     decode,
     encode,
 )
-from tidings.connectors.smpp.receipts import MessageState, Receipt
+from tidings.connectors.smpp.receipts import canonical_id
 from tidings.connectors.smpp.session import (
     EsmeSession,
     Link,
@@ -242,38 +242,40 @@ async def test_transmitter_and_receiver_binds() -> None:
         assert smsc.binds == 3 and smsc.unbinds == 3
 
 
-async def test_long_message_part_failure_settles_at_once() -> None:
-    async with Smsc(SmscConfig(receipts=False)) as smsc:
+async def test_long_message_outcome_carries_every_part_id_and_each_part_reports() -> None:
+    """The connector keeps no part memory: the outcome names every part (the delivery domain
+    stores them), and each part's receipt is reported under that part's own id."""
+    async with Smsc() as smsc:
         sink = Collect()
         connector = SmppConnector(1, options(smsc.port), SystemClock())
         await connector.start(sink)
         try:
             [outcome] = await connector.submit([outbound(5, "z" * 400)])
-            ids = [s.message_id for s in smsc.submitted]
-            assert outcome.supplier_message_id == ids[0] and len(ids) == 3
-
-            def receipt(part: int, state: MessageState) -> list[SupplierReport]:
-                stat = {MessageState.DELIVERED: "DELIVRD", MessageState.UNDELIVERABLE: "UNDELIV"}
-                return connector._reports_for(Receipt(ids[part], state, stat[state]))
-
-            assert [r.status for r in receipt(0, MessageState.DELIVERED)] == [Status.SENT]
-            failed = receipt(2, MessageState.UNDELIVERABLE)
-            assert [(r.supplier_message_id, r.status) for r in failed] == [
-                (ids[0], Status.UNDELIVERED)
-            ]
-            assert failed[0].detail == "part 3/3: SMPP stat:UNDELIV"
-            done = receipt(1, MessageState.DELIVERED) + receipt(2, MessageState.DELIVERED)
-            assert done[-1].status is Status.DELIVERED
-            # A connector that never saw the parts (a restart) does not know part 2's id.
-            fresh = SmppConnector(1, options(smsc.port), SystemClock())
-            alone = fresh._reports_for(Receipt(ids[1], MessageState.DELIVERED, "DELIVRD"))
-            assert alone[0].supplier_message_id == ids[1]
+            reports = await sink.wait(3)
         finally:
             await connector.stop()
+        ids = [canonical_id(s.message_id) for s in smsc.submitted]
+        assert len(ids) == 3 and outcome.supplier_message_id == ids[0]
+        assert outcome.part_ids == tuple(ids)
+        assert sorted((r.supplier_message_id, r.status) for r in reports) == sorted(
+            (i, Status.DELIVERED) for i in ids
+        )
+
+
+async def test_single_part_outcome_has_no_part_ids() -> None:
+    async with Smsc(SmscConfig(receipts=False)) as smsc:
+        connector = SmppConnector(1, options(smsc.port), SystemClock())
+        await connector.start(Collect())
+        try:
+            [outcome] = await connector.submit([outbound(6)])
+        finally:
+            await connector.stop()
+        assert outcome.result is SubmitResult.ACCEPTED and outcome.part_ids == ()
 
 
 async def test_part_receipts_before_their_answers_on_a_receiver_bind() -> None:
-    """A receipt can overtake its submit_sm_resp when it comes on another bind."""
+    """A receipt can overtake its submit_sm_resp when it comes on another bind: it is
+    reported as it comes (the database matches it once the answer is recorded)."""
     async with Smsc(SmscConfig(receipt_before_resp=True)) as smsc:
         sink = Collect()
         connector = SmppConnector(
@@ -287,12 +289,30 @@ async def test_part_receipts_before_their_answers_on_a_receiver_bind() -> None:
             reports = await sink.wait(2)
         finally:
             await connector.stop()
-        first = smsc.submitted[0].message_id
-        assert outcome.supplier_message_id == first
-        assert [(r.supplier_message_id, r.status) for r in reports] == [
-            (first, Status.SENT),
-            (first, Status.DELIVERED),
-        ]
+        ids = [canonical_id(s.message_id) for s in smsc.submitted]
+        assert outcome.part_ids == tuple(ids)
+        assert sorted((r.supplier_message_id, r.status) for r in reports) == sorted(
+            (i, Status.DELIVERED) for i in ids
+        )
+
+
+async def test_mo_is_acknowledged_counted_and_not_reported() -> None:
+    async with Smsc(SmscConfig(receipts=False)) as smsc:
+        sink = Collect()
+        connector = SmppConnector(1, options(smsc.port), SystemClock())
+        await connector.start(sink)
+        try:
+            assert await connector.sessions[0].wait_bound(2)
+            smsc.send_mo("380971234567", "Tidings", b"hello")
+            smsc.send_mo("380971234568", "Tidings", b"again")
+            for _ in range(500):
+                if smsc.receipts_acked == 2:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await connector.stop()
+        assert smsc.receipts_acked == 2  # both answered ESME_ROK
+        assert connector.stats["mo"] == 2 and sink.reports == []
 
 
 async def test_unsendable_messages_are_rejected_before_sending() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,22 +12,28 @@ from fastapi import FastAPI
 from tidings import __version__
 from tidings.accounts.cache import CallerCache
 from tidings.api import health
-from tidings.api.client import fallback, sms, stat
+from tidings.api import metrics as metrics_api
+from tidings.api.client import fallback, hlr, sms, stat, viber
 from tidings.api.dlr import router as dlr_api
 from tidings.api.dr import router as dr_api
+from tidings.api.limits import BodySizeLimit, RateLimits
+from tidings.api.openapi import install_openapi
 from tidings.api.state import AppState
 from tidings.clock import Clock, SystemClock
 from tidings.config import Settings
+from tidings.console import router as console
 from tidings.db.engine import create_engine, create_sessionmaker
 from tidings.delivery.reports import ReportQueue
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
 from tidings.exports.repository import create_reader_engine
 from tidings.exports.storage import LocalStorage, default_directory
 from tidings.exports.worker import ExportOptions, ExportWorker
+from tidings.hlr.worker import HlrOptions, HlrWorker
 from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
 from tidings.numbering import CountryTable
+from tidings.observability.metrics import build_metrics
 from tidings.smpp_server.server import ServerOptions, SmppServer
 from tidings.ttlcache import TtlCache
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
@@ -48,6 +55,7 @@ def create_app(
         engine = create_engine(settings.database_url)
         sessions = create_sessionmaker(engine)
         the_clock = clock or SystemClock()
+        metrics = build_metrics(settings, sessions, the_clock)
         state = AppState(
             settings=settings,
             engine=engine,
@@ -57,9 +65,10 @@ def create_app(
             limits=Limits(max_batch_size=settings.max_batch_size, max_parts=settings.max_sms_parts),
             callers=CallerCache(sessions, ttl=settings.cache_ttl),
             catalog=CatalogCache(sessions, ttl=settings.cache_ttl),
-            accepts=AcceptQueue(sessions, the_clock),
-            reports=ReportQueue(sessions, the_clock),
+            accepts=AcceptQueue(sessions, the_clock, metrics=metrics),
+            reports=ReportQueue(sessions, the_clock, metrics=metrics),
             dlr_logins=TtlCache(settings.cache_ttl),
+            metrics=metrics,
         )
         app.state.tidings = state
         app.state.exports = stat.StatContext(LocalStorage(default_directory(settings)))
@@ -67,12 +76,18 @@ def create_app(
         state.reports.start()
         webhooks: WebhookWorker | None = None
         exports: ExportWorker | None = None
+        hlr_worker: HlrWorker | None = None
         if with_workers:
             state.worker = DeliveryWorker(
-                sessions, the_clock, worker_options or WorkerOptions.from_settings(settings)
+                sessions,
+                the_clock,
+                worker_options or WorkerOptions.from_settings(settings),
+                metrics=metrics,
             )
             await state.worker.start()
-            webhooks = WebhookWorker(sessions, the_clock, WebhookOptions.from_settings(settings))
+            webhooks = WebhookWorker(
+                sessions, the_clock, WebhookOptions.from_settings(settings), metrics=metrics
+            )
             await webhooks.start()
             exports = ExportWorker(
                 sessions,
@@ -84,6 +99,11 @@ def create_app(
             )
             await exports.start()
             app.state.exports.wake = exports.wake
+            hlr_worker = HlrWorker(
+                sessions, the_clock, state.countries, HlrOptions.from_settings(settings)
+            )
+            await hlr_worker.start()
+            app.state.hlr_wake = hlr_worker.wake
         smpp: SmppServer | None = None
         if settings.smpp_port is not None:
             smpp = SmppServer(
@@ -106,6 +126,8 @@ def create_app(
                 await state.worker.stop()
             if webhooks is not None:
                 await webhooks.stop()
+            if hlr_worker is not None:
+                await hlr_worker.stop()
             if exports is not None:
                 await exports.stop()
                 await exports.reader.dispose()
@@ -120,12 +142,24 @@ def create_app(
         "with a status for every message.",
         lifespan=lifespan,
     )
+    # Request limits (docs/api-hardening.md); a test's clock drives the rate limiter too.
+    app.state.rate_limits = RateLimits.from_settings(
+        settings, (lambda: clock.now().timestamp()) if clock is not None else time.monotonic
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(sms.build_router("/rest"))
     app.include_router(sms.build_router(""))
     app.include_router(stat.build_router("/rest"))
     app.include_router(stat.build_router(""))
+    app.include_router(hlr.build_router("/rest"))
+    app.include_router(hlr.build_router(""))
+    app.include_router(viber.build_router("/rest"))
+    app.include_router(viber.build_router(""))
     app.include_router(dlr_api.router)
     app.include_router(dr_api.router)
+    app.include_router(console.build_router(settings))
     app.include_router(fallback.router)
+    install_openapi(app)
     return app

@@ -16,6 +16,7 @@ from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
 from tidings.numbering import CountryTable
+from tidings.observability.metrics import Metrics
 from tidings.ttlcache import TtlCache
 
 
@@ -34,6 +35,7 @@ class AppState:
     # (DLR login, password digest) -> supplier id
     dlr_logins: TtlCache[tuple[str, str], int]
     worker: DeliveryWorker | None = None
+    metrics: Metrics | None = None  # None: TIDINGS_METRICS=0
     ready: bool = field(default=False)
 
 

@@ -35,6 +35,7 @@ from tidings.routing.service import (
     find_supplier,
     issue_dlr_credentials,
 )
+from tidings.viber.service import list_senders, register_sender, unregister_sender
 from tidings.webhooks.schedules import normalize_schedule
 from tidings.webhooks.service import ensure_secret, recent_deliveries, validate_format
 
@@ -298,6 +299,43 @@ def clients_smpp_credentials(client_id: int, as_json: bool = JSON_OPTION) -> Non
     async def work(session: AsyncSession) -> dict[str, Any]:
         issued = await issue_smpp_credentials(session, client_id)
         return {"system_id": issued.login, "password": issued.password}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("viber-sender-add")
+def clients_viber_sender_add(client_id: int, alpha_name: str, as_json: bool = JSON_OPTION) -> None:
+    """Register an alpha name the client may send Viber messages from (error 45 otherwise)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        sender = await register_sender(session, clock, client_id, alpha_name)
+        return {"client_id": sender.client_id, "alpha_name": sender.alpha_name}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("viber-sender-remove")
+def clients_viber_sender_remove(
+    client_id: int, alpha_name: str, as_json: bool = JSON_OPTION
+) -> None:
+    """Withdraw a registered Viber alpha name (messages already accepted still go)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await unregister_sender(session, client_id, alpha_name)
+        return {"client_id": client_id, "alpha_name": alpha_name, "removed": True}
+
+    emit(run_in_transaction(work), as_json)
+
+
+@clients_app.command("viber-senders")
+def clients_viber_senders(client_id: int, as_json: bool = JSON_OPTION) -> None:
+    """The client's registered Viber alpha names."""
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return [
+            {"alpha_name": s.alpha_name, "registered": s.created_at.isoformat()}
+            for s in await list_senders(session, client_id)
+        ]
 
     emit(run_in_transaction(work), as_json)
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
-import sys
 
 import typer
 import uvicorn
 
 from tidings.cli.admin import clients_app, prices_app, routes_app, suppliers_app
 from tidings.cli.common import clock, emit, run_in_transaction
+from tidings.cli.operators import operators_app
 from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
 from tidings.db.migrate import upgrade, upgrade_sync
@@ -21,7 +20,11 @@ from tidings.demo import DemoKeys, ensure_demo
 from tidings.exports.repository import create_reader_engine
 from tidings.exports.storage import LocalStorage, default_directory
 from tidings.exports.worker import ExportOptions, ExportWorker
+from tidings.hlr.worker import HlrOptions, HlrWorker
 from tidings.numbering import CountryTable
+from tidings.observability.exposition import MetricsServer
+from tidings.observability.logging import configure_logging
+from tidings.observability.metrics import build_metrics
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
 app = typer.Typer(
@@ -34,14 +37,11 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(prices_app, name="prices")
 app.add_typer(suppliers_app, name="suppliers")
 app.add_typer(routes_app, name="routes")
+app.add_typer(operators_app, name="operators")
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level)  # JSON lines on stderr (docs/operations.md)
 
 
 @db_app.command("upgrade")
@@ -59,6 +59,7 @@ def _run_http(settings: Settings, *, with_workers: bool) -> None:
         host=settings.http_host,
         port=settings.http_port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through our JSON handler too
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
@@ -89,18 +90,38 @@ def api() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run only the delivery, webhook and export workers; several may share one PostgreSQL."""
+def worker(
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        help="Serve GET /metrics on this port of TIDINGS_HTTP_HOST (TIDINGS_METRICS_PORT).",
+    ),
+) -> None:
+    """Run only the delivery, webhook, export and HLR workers; several may share one PostgreSQL."""
     settings = Settings()
     _logging(settings)
+    port = settings.metrics_port if metrics_port is None else metrics_port
 
     async def main() -> None:
         engine = create_engine(settings.database_url)
+        # Each process has its own metrics; this one's are served only when a port is set.
+        metrics = build_metrics(settings, create_sessionmaker(engine), clock)
         delivery = DeliveryWorker(
-            create_sessionmaker(engine), clock, WorkerOptions.from_settings(settings)
+            create_sessionmaker(engine),
+            clock,
+            WorkerOptions.from_settings(settings),
+            metrics=metrics,
         )
         webhooks = WebhookWorker(
-            create_sessionmaker(engine), clock, WebhookOptions.from_settings(settings)
+            create_sessionmaker(engine),
+            clock,
+            WebhookOptions.from_settings(settings),
+            metrics=metrics,
+        )
+        exposition = (
+            MetricsServer(metrics, settings.http_host, port)
+            if metrics is not None and port is not None
+            else None
         )
         exports = ExportWorker(
             create_sessionmaker(engine),
@@ -118,13 +139,28 @@ def worker() -> None:
         await delivery.start()
         await webhooks.start()
         await exports.start()
+        hlr = HlrWorker(
+            create_sessionmaker(engine),
+            clock,
+            CountryTable.load(),
+            HlrOptions.from_settings(settings),
+        )
+        await hlr.start()
+        if exposition is not None:
+            await exposition.start()
+            typer.echo(
+                f"metrics on http://{settings.http_host}:{exposition.port}/metrics", err=True
+            )
         typer.echo(f"worker {delivery.worker_id} running", err=True)
         try:
             await stop.wait()
         finally:
+            if exposition is not None:
+                await exposition.stop()
             await delivery.stop()
             await webhooks.stop()
             await exports.stop()
+            await hlr.stop()
             await exports.reader.dispose()
             await engine.dispose()
 

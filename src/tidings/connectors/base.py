@@ -42,6 +42,9 @@ class SubmitOutcome:
     supplier_message_id: str | None = None
     error: str | None = None
     retry_after: float | None = None  # seconds, when the supplier said so
+    # A long message the supplier took part by part: every part's id, in order (the first
+    # is supplier_message_id); a report for any of them is about this message.
+    part_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

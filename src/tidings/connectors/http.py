@@ -10,7 +10,8 @@ Options (`tidings suppliers create --kind http --option key=value`):
     api_key           the X-API-KEY of our account there (required)
     tariff            the upstream tariff to ask for (default: the account's own)
     reference_prefix  prefix of the references we send (default "T"), see below
-    timeout           seconds for one request (default 30)
+    timeout           seconds for one request, connect to last byte (default 30)
+    connect_timeout   seconds to open the connection (default 10)
     max_batch         messages per request (default 500)
 
 Idempotency: each message is sent with the reference `{prefix}{our message id}`. When a
@@ -58,6 +59,7 @@ class HttpConnector:
         self.tariff = options.get("tariff")
         self.prefix = str(options.get("reference_prefix", "T"))
         self.timeout = float(options.get("timeout", 30))
+        self.connect_timeout = min(self.timeout, float(options.get("connect_timeout", 10)))
         self.max_batch = max(1, int(options.get("max_batch", 500)))
         self._http: httpx.AsyncClient | None = None
 
@@ -66,7 +68,7 @@ class HttpConnector:
         self._http = httpx.AsyncClient(
             base_url=self.url,
             headers={"X-API-KEY": self.api_key, "Content-Type": "application/json"},
-            timeout=self.timeout,
+            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
             follow_redirects=False,
         )
 

@@ -2,29 +2,40 @@
 
 from tidings.accounts.models import ApiKey, Client
 from tidings.billing.models import LedgerEntry, Price
+from tidings.console import models as console_indexes  # noqa: F401  (its indexes)
 from tidings.db.base import Base
-from tidings.delivery.models import DispatchJob, Receipt
+from tidings.delivery.models import DispatchJob, MessagePart, Receipt
 from tidings.exports.models import Export
+from tidings.hlr.models import HlrLookup
 from tidings.messages.models import Message, MessageEvent, Task
+from tidings.operators.models import ConsoleSecret, Operator
 from tidings.routing.models import Route, Supplier
-from tidings.smpp_server.models import SmppReceipt
+from tidings.smpp_server.models import SmppReceipt, SmppReceiptRequest
+from tidings.viber.models import ViberContent, ViberSender
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "ApiKey",
     "Base",
     "Client",
+    "ConsoleSecret",
     "DispatchJob",
     "Export",
+    "HlrLookup",
     "LedgerEntry",
     "Message",
     "MessageEvent",
+    "MessagePart",
+    "Operator",
     "Price",
     "Receipt",
     "Route",
     "SmppReceipt",
+    "SmppReceiptRequest",
     "Supplier",
     "Task",
+    "ViberContent",
+    "ViberSender",
     "WebhookAttempt",
     "WebhookDelivery",
 ]

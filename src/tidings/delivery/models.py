@@ -47,3 +47,24 @@ class Receipt(Base):
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)
+
+
+class MessagePart(Base):
+    """One part of a long message as a supplier took it (its own id), with what it reported.
+
+    Written with the submit answer (SMPP: each part's submit_sm_resp id), so a receipt for
+    any part settles the message after a restart too: delivered once every part is
+    delivered, failed as soon as one part fails (seed 004: total_sms_parts and
+    delivered_sms_parts). Single-part messages have no rows.
+    """
+
+    __tablename__ = "message_parts"
+    __table_args__ = (Index("ix_message_parts_supplier_ref", "supplier_id", "part_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))
+    part_id: Mapped[str] = mapped_column(String(100))
+    seqnum: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the last reported

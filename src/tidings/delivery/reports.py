@@ -19,6 +19,8 @@ from tidings.connectors.base import SupplierReport
 from tidings.db.engine import transaction
 from tidings.delivery.service import ingest_reports
 from tidings.groupcommit import GroupCommit
+from tidings.messages.changes import AppliedChange
+from tidings.observability.metrics import Metrics
 
 
 class ReportQueue:
@@ -28,9 +30,11 @@ class ReportQueue:
         clock: Clock,
         *,
         max_reports: int = 5_000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.metrics = metrics
         self._rounds: GroupCommit[_Reports, list[int]] = GroupCommit(
             self._write,
             weight=lambda reports: len(reports.reports),
@@ -49,6 +53,7 @@ class ReportQueue:
         if not self._rounds.running:  # not started (CLI, tests): write alone, right away
             async with transaction(self.sessions) as session:
                 result = await ingest_reports(session, self.clock, supplier_id, reports)
+            self._observe([(supplier_id, reports)], result.applied)
             return result.receipt_ids
         return await self._rounds.submit(_Reports(supplier_id, reports))
 
@@ -61,16 +66,32 @@ class ReportQueue:
         for index, pending in enumerate(batch):
             by_supplier[pending.supplier_id].append(index)
         ids: list[list[int]] = [[] for _ in batch]
+        stored: list[tuple[int, Sequence[SupplierReport]]] = []
+        applied: list[AppliedChange] = []
         async with transaction(self.sessions) as session:
             for supplier_id, indexes in by_supplier.items():
                 merged = [report for i in indexes for report in batch[i].reports]
                 result = await ingest_reports(session, self.clock, supplier_id, merged)
+                stored.append((supplier_id, merged))
+                applied.extend(result.applied)
                 offset = 0
                 for i in indexes:
                     count = len(batch[i].reports)
                     ids[i] = result.receipt_ids[offset : offset + count]
                     offset += count
+        self._observe(stored, applied)
         return ids
+
+    def _observe(
+        self,
+        stored: Sequence[tuple[int, Sequence[SupplierReport]]],
+        applied: Sequence[AppliedChange],
+    ) -> None:
+        """Count what the committed round stored and moved."""
+        if self.metrics is not None:
+            for supplier_id, reports in stored:
+                self.metrics.reports_received(supplier_id, reports)
+            self.metrics.changes_applied(applied)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, tupl
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.ids import allocate_ids
-from tidings.delivery.models import DispatchJob, Receipt
+from tidings.delivery.models import DispatchJob, MessagePart, Receipt
 from tidings.messages.models import Message
 
 
@@ -70,6 +70,16 @@ class DispatchRepository:
         ids = list(message_ids)
         if ids:
             await self.session.execute(delete(DispatchJob).where(DispatchJob.message_id.in_(ids)))
+
+    async def remove_unleased(self, message_id: int, now: datetime) -> bool:
+        """Delete a job no worker holds (cancelling); False when it is gone or leased."""
+        result = await self.session.execute(
+            delete(DispatchJob).where(
+                DispatchJob.message_id == message_id,
+                or_(DispatchJob.locked_until.is_(None), DispatchJob.locked_until < now),
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def retry_later(self, retries: Sequence[tuple[int, datetime, str]]) -> None:
         """Release leased jobs to run again at a later time: (message_id, due_at, error)."""
@@ -161,3 +171,72 @@ class ReceiptRepository:
             .limit(limit)
         )
         return [(row[0], row[1]) for row in result]
+
+
+@dataclass(frozen=True, slots=True)
+class PartRow:
+    id: int
+    message_id: int
+    seqnum: int
+    total: int
+
+
+class PartRepository:
+    """The parts of long messages (``message_parts``): their supplier ids and statuses."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, supplier_id: int, messages: Sequence[tuple[int, Sequence[str]]]) -> None:
+        """(message_id, every part's id in order) of messages a supplier took."""
+        rows = [
+            {
+                "message_id": message_id,
+                "supplier_id": supplier_id,
+                "part_id": part_id,
+                "seqnum": seqnum,
+                "total": len(part_ids),
+                "status": None,
+            }
+            for message_id, part_ids in messages
+            for seqnum, part_id in enumerate(part_ids, 1)
+        ]
+        if rows:
+            await self.session.execute(insert(cast(Table, MessagePart.__table__)), rows)
+
+    async def find(self, supplier_id: int, part_ids: Iterable[str]) -> dict[str, PartRow]:
+        wanted = list(set(part_ids))
+        if not wanted:
+            return {}
+        result = await self.session.execute(
+            select(
+                MessagePart.part_id,
+                MessagePart.id,
+                MessagePart.message_id,
+                MessagePart.seqnum,
+                MessagePart.total,
+            ).where(MessagePart.supplier_id == supplier_id, MessagePart.part_id.in_(wanted))
+        )
+        return {row[0]: PartRow(row[1], row[2], row[3], row[4]) for row in result}
+
+    async def statuses(self, message_ids: Iterable[int]) -> dict[int, dict[int, str | None]]:
+        """Each message's parts: seqnum -> the status its last report gave."""
+        result = await self.session.execute(
+            select(MessagePart.message_id, MessagePart.seqnum, MessagePart.status).where(
+                MessagePart.message_id.in_(list(set(message_ids)))
+            )
+        )
+        found: dict[int, dict[int, str | None]] = {}
+        for message_id, seqnum, status in result:
+            found.setdefault(message_id, {})[seqnum] = status
+        return found
+
+    async def set_statuses(self, statuses: dict[int, str]) -> None:
+        """Part row id -> its new status."""
+        if not statuses:
+            return
+        table = cast(Table, MessagePart.__table__)
+        await self.session.execute(
+            update(table).where(table.c.id == bindparam("part")).values(status=bindparam("st")),
+            [{"part": part, "st": status} for part, status in statuses.items()],
+        )

@@ -10,11 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.clock import Clock
 from tidings.connectors.base import OutboundMessage, SubmitOutcome, SubmitResult, SupplierReport
-from tidings.delivery.repository import ClaimedJob, DispatchRepository, ReceiptRepository
+from tidings.delivery.parts import PartReport, settle_parts
+from tidings.delivery.repository import (
+    ClaimedJob,
+    DispatchRepository,
+    PartRepository,
+    ReceiptRepository,
+)
 from tidings.messages.changes import AppliedChange, StatusChange
 from tidings.messages.repository import MessageRepository
 from tidings.messages.service import apply_changes
 from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES, Status
+from tidings.viber.repository import ViberRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,7 @@ async def record_outcomes(
     done: list[int] = list(batch.expired)
     retries: list[tuple[int, datetime, str]] = []
     accepted: list[tuple[int, str]] = []
+    long: list[tuple[int, Sequence[str]]] = []  # (message, its parts' ids) taken part by part
     answered = {outcome.message_id for outcome in outcomes}
     # A connector that forgets a message gets it back to retry, never silently dropped.
     missing = [
@@ -98,6 +106,8 @@ async def record_outcomes(
                 )
             )
             accepted.append((mid, outcome.supplier_message_id))
+            if len(outcome.part_ids) > 1:
+                long.append((mid, outcome.part_ids))
             done.append(mid)
         elif outcome.result is SubmitResult.REJECTED:
             changes.append(StatusChange(mid, Status.REJECTED, now, detail=_short(outcome.error)))
@@ -115,19 +125,38 @@ async def record_outcomes(
     jobs = DispatchRepository(session)
     await jobs.complete(done)
     await jobs.retry_later(retries)
+    if long:
+        await PartRepository(session).add(supplier_id, long)
     if accepted:
-        applied.extend(await _apply_early_receipts(session, clock, supplier_id, accepted))
+        part_ids = {part_id for _, ids in long for part_id in ids}
+        applied.extend(await _apply_early_receipts(session, clock, supplier_id, accepted, part_ids))
     return applied
 
 
 async def _apply_early_receipts(
-    session: AsyncSession, clock: Clock, supplier_id: int, accepted: list[tuple[int, str]]
+    session: AsyncSession,
+    clock: Clock,
+    supplier_id: int,
+    accepted: list[tuple[int, str]],
+    part_ids: set[str],
 ) -> list[AppliedChange]:
     receipts = ReceiptRepository(session)
     by_supplier_id = {smid: mid for mid, smid in accepted}
-    early = await receipts.unmatched_for((supplier_id, smid) for smid in by_supplier_id)
+    early = await receipts.unmatched_for(
+        (supplier_id, smid) for smid in {*by_supplier_id, *part_ids}
+    )
     if not early:
         return []
+    parts = await settle_parts(
+        session,
+        supplier_id,
+        [
+            PartReport(r.supplier_message_id, Status(r.status), r.received_at, r.detail)
+            for r in early
+            if r.supplier_message_id in part_ids
+        ],
+    )
+    by_supplier_id.update(parts.message_of)
     await receipts.mark_matched([(r.id, by_supplier_id[r.supplier_message_id]) for r in early])
     return await apply_changes(
         session,
@@ -137,7 +166,9 @@ async def _apply_early_receipts(
                 by_supplier_id[r.supplier_message_id], Status(r.status), r.received_at, r.detail
             )
             for r in early
-        ],
+            if r.supplier_message_id not in parts.message_of
+        ]
+        + parts.changes,
     )
 
 
@@ -153,8 +184,18 @@ async def ingest_reports(
 ) -> IngestResult:
     """Store every report, apply those whose message is known, keep the rest for later."""
     receipts = ReceiptRepository(session)
-    matches = await receipts.match_messages(supplier_id, (r.supplier_message_id for r in reports))
     now = clock.now()
+    # Parts of long messages first: the first part's id is also the message's own.
+    parts = await settle_parts(
+        session,
+        supplier_id,
+        [PartReport(r.supplier_message_id, r.status, r.at or now, r.detail) for r in reports],
+    )
+    matches = await receipts.match_messages(
+        supplier_id,
+        (r.supplier_message_id for r in reports if r.supplier_message_id not in parts.message_of),
+    )
+    matches.update(parts.message_of)
     ids = await receipts.add_many(
         [
             {
@@ -174,8 +215,9 @@ async def ingest_reports(
         [
             StatusChange(matches[r.supplier_message_id], r.status, r.at or now, _short(r.detail))
             for r in reports
-            if r.supplier_message_id in matches
-        ],
+            if r.supplier_message_id in matches and r.supplier_message_id not in parts.message_of
+        ]
+        + parts.changes,
     )
     return IngestResult(
         receipt_ids=ids,
@@ -201,6 +243,13 @@ async def sweep_expired(
         StatusChange(mid, Status.EXPIRED, now, detail="no final report before validity ended")
         for mid in silent
     ]
+    # Viber's TTL is the provider's own: past it nothing more comes, so no grace (and the
+    # SMS alternative, if any, goes out now: apply_changes starts it).
+    viber_silent = await ViberRepository(session).in_flight_past_ttl(IN_FLIGHT_STATUSES, now, limit)
+    changes += [
+        StatusChange(mid, Status.EXPIRED, now, detail="no final Viber report within its TTL")
+        for mid in viber_silent
+    ]
     applied = await apply_changes(session, clock, changes)
     await DispatchRepository(session).complete(pending)
     applied.extend(await match_late_receipts(session, clock, limit=limit))
@@ -219,14 +268,47 @@ async def match_late_receipts(
     if not found:
         return []
     await receipts.mark_matched([(receipt.id, message_id) for receipt, message_id in found])
-    return await apply_changes(
-        session,
-        clock,
-        [
-            StatusChange(message_id, Status(r.status), r.received_at, r.detail)
-            for r, message_id in found
-        ],
-    )
+    changes: list[StatusChange] = []
+    plain = {r.id for r, _ in found}
+    for supplier_id in {r.supplier_id for r, _ in found}:  # a first part's id is its message's
+        parts = await settle_parts(
+            session,
+            supplier_id,
+            [
+                PartReport(r.supplier_message_id, Status(r.status), r.received_at, r.detail)
+                for r, _ in found
+                if r.supplier_id == supplier_id
+            ],
+        )
+        changes += parts.changes
+        plain -= {r.id for r, _ in found if r.supplier_message_id in parts.message_of}
+    changes += [
+        StatusChange(message_id, Status(r.status), r.received_at, r.detail)
+        for r, message_id in found
+        if r.id in plain
+    ]
+    return await apply_changes(session, clock, changes)
+
+
+async def cancel_unsent(
+    session: AsyncSession, clock: Clock, message_id: int, client_id: int, detail: str
+) -> bool:
+    """Cancel a client's message no supplier has yet (SMPP cancel_sm): rejected, refunded.
+
+    False when it is not this client's, has left or is being handed over right now (a
+    worker holds its job), or is final already.
+    """
+    found = await MessageRepository(session).lock_for_update([message_id])
+    message = found[0] if found else None
+    if message is None or message.client_id != client_id:
+        return False
+    if Status(message.status) not in PENDING_STATUSES:
+        return False
+    now = clock.now()
+    if not await DispatchRepository(session).remove_unleased(message_id, now):
+        return False
+    await apply_changes(session, clock, [StatusChange(message_id, Status.REJECTED, now, detail)])
+    return True
 
 
 def _short(text: str | None) -> str | None:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,8 +32,11 @@ from tidings.delivery.service import (
     record_outcomes,
     sweep_expired,
 )
+from tidings.observability.metrics import Metrics
 from tidings.routing.models import Supplier
 from tidings.routing.repository import SupplierRepository
+from tidings.routing.service import HLR_SUPPLIER_KINDS, VIBER_SUPPLIER_KINDS
+from tidings.viber.dispatch import viber_lane_connector
 
 log = logging.getLogger("tidings.delivery")
 
@@ -69,6 +73,8 @@ class SupplierLane:
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         options: WorkerOptions,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.supplier_id = supplier.id
         self.name = supplier.name
@@ -76,6 +82,7 @@ class SupplierLane:
         self.sessions = sessions
         self.clock = clock
         self.options = options
+        self.metrics = metrics
         self.bucket = TokenBucket(supplier.throughput) if supplier.throughput else None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -118,23 +125,32 @@ class SupplierLane:
             batch = await claim_batch(
                 session, self.clock, self.supplier_id, limit, self.options.lease_seconds
             )
+        # Our own throughput limit, not the work there was, decided the size of this batch.
+        held_back = (
+            self.bucket is not None
+            and limit < self.options.batch_size
+            and len(batch.to_send) + len(batch.expired) >= limit
+        )
         if self.bucket is not None:
             # Give back what was not used, so an idle lane does not bank a burst.
             self.bucket.tokens += limit - len(batch.to_send)
         if not batch.to_send and not batch.expired:
             return False
-        outcomes = await self._submit(batch)
+        outcomes = await self._submit(batch, held_back)
         async with transaction(self.sessions) as session:
-            await record_outcomes(
+            applied = await record_outcomes(
                 session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
             )
+        if self.metrics is not None:
+            self.metrics.changes_applied(applied)
         return True
 
-    async def _submit(self, batch: ClaimedBatch) -> Sequence[SubmitOutcome]:
+    async def _submit(self, batch: ClaimedBatch, held_back: bool) -> Sequence[SubmitOutcome]:
         if not batch.to_send:
             return []
+        started = time.perf_counter()
         try:
-            return await asyncio.wait_for(
+            outcomes = await asyncio.wait_for(
                 self.connector.submit(batch.to_send), self.options.submit_timeout
             )
         except asyncio.CancelledError:
@@ -142,9 +158,16 @@ class SupplierLane:
         except Exception as error:  # the whole batch goes back to be retried
             reason = f"{type(error).__name__}: {error}"[:200]
             log.warning("supplier %s submit failed: %s", self.name, reason)
+            if self.metrics is not None:
+                self.metrics.submitted(self.supplier_id, time.perf_counter() - started, None)
             return [
                 SubmitOutcome(m.message_id, SubmitResult.RETRY, error=reason) for m in batch.to_send
             ]
+        if self.metrics is not None:
+            self.metrics.submitted(
+                self.supplier_id, time.perf_counter() - started, outcomes, held_back=held_back
+            )
+        return outcomes
 
 
 class DeliveryWorker:
@@ -153,14 +176,17 @@ class DeliveryWorker:
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         options: WorkerOptions,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.options = options
+        self.metrics = metrics
         self.lanes: dict[int, SupplierLane] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.reports = ReportQueue(sessions, clock)
+        self.reports = ReportQueue(sessions, clock, metrics=metrics)
         # Lanes only run on their own once started; until then (tests) they are stepped by hand.
         self._running = False
 
@@ -196,25 +222,43 @@ class DeliveryWorker:
 
     async def sweep(self) -> None:
         async with transaction(self.sessions) as session:
-            await sweep_expired(
+            applied = await sweep_expired(
                 session, self.clock, grace_seconds=self.options.report_grace_seconds
             )
+        if self.metrics is not None:
+            self.metrics.changes_applied(applied)
 
     async def refresh_suppliers(self) -> None:
         async with self.sessions() as session:
-            suppliers = {s.id: s for s in await SupplierRepository(session).list(enabled_only=True)}
+            suppliers = {
+                s.id: s
+                for s in await SupplierRepository(session).list(enabled_only=True)
+                if s.kind not in HLR_SUPPLIER_KINDS  # HLR providers run in the HLR worker
+            }
         for supplier_id in set(self.lanes) - set(suppliers):
             await self.lanes.pop(supplier_id).stop()
+            if self.metrics is not None:
+                self.metrics.supplier_removed(supplier_id)
         for supplier_id, supplier in suppliers.items():
             if supplier_id in self.lanes:
                 continue
             try:
-                connector = build_connector(supplier, self.clock)
+                connector: Connector = (
+                    viber_lane_connector(supplier, self.clock, self.sessions)
+                    if supplier.kind in VIBER_SUPPLIER_KINDS
+                    else build_connector(supplier, self.clock)
+                )
                 await connector.start(self.report)
             except Exception:
                 log.exception("supplier %s could not start", supplier.name)
+                if self.metrics is not None:
+                    self.metrics.supplier_failed_to_start(supplier_id)
                 continue
-            lane = SupplierLane(supplier, connector, self.sessions, self.clock, self.options)
+            if self.metrics is not None:
+                self.metrics.supplier_started(supplier_id)
+            lane = SupplierLane(
+                supplier, connector, self.sessions, self.clock, self.options, metrics=self.metrics
+            )
             if self._running:
                 lane.start()
             self.lanes[supplier_id] = lane

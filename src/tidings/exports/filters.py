@@ -268,7 +268,8 @@ def _originator(value: Any) -> str | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or len(value) > MAX_ORIGINATOR:
+    # NUL: PostgreSQL text cannot hold it, so the build's query would fail, not match nothing.
+    if not isinstance(value, str) or len(value) > MAX_ORIGINATOR or "\x00" in value:
         raise InvalidRequest(
             f"originator must be text of at most {MAX_ORIGINATOR} characters", reason="invalid"
         )
@@ -306,7 +307,7 @@ def _operator(value: Any) -> str | None:
         return None
     if isinstance(value, int | str) and not isinstance(value, bool):
         text = str(value).strip()
-        if len(text) <= MAX_OPERATOR:
+        if len(text) <= MAX_OPERATOR and "\x00" not in text:
             return text
     raise InvalidRequest(
         f"operator_id must be an operator's name of at most {MAX_OPERATOR} characters",

@@ -16,12 +16,16 @@ from sqlalchemy import (
     BigInteger,
     Select,
     String,
+    case,
     delete,
     event,
     false,
     func,
+    literal,
+    null,
     select,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
@@ -31,6 +35,8 @@ from tidings.accounts.models import Client
 from tidings.config import normalize_database_url
 from tidings.exports.filters import ExportFilter
 from tidings.exports.models import BUILDING, FAILED, PENDING, READY, Export
+from tidings.exports.rows import HLR, HLR_ORIGINATOR
+from tidings.hlr.models import HlrLookup
 from tidings.messages.models import Message
 
 
@@ -249,11 +255,22 @@ def create_reader_engine(url: str) -> AsyncEngine:
 
 
 def export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
-    """The records `rows.RowRenderer` renders, in time_in order.
+    """The records `rows.RowRenderer` renders, in time_in order: messages, HLR lookups (when
+    the export is of every type, or of `hlr`), or both merged by time (UNION ALL).
 
     Money and times come raw (micro-units; on SQLite, the stored ISO text), skipping the
     column types' conversions, which would cost more than the rest of a row's rendering.
     """
+    if spec.message_type == HLR or (spec.message_type is None and not spec.by_ids):
+        lookups = hlr_export_query(client_id, spec)
+        if spec.message_type == HLR:
+            return lookups.order_by(HlrLookup.created_at, HlrLookup.id)
+        both = union_all(_message_query(client_id, spec), lookups).subquery()
+        return select(both).order_by(both.c.time_in, both.c.id)
+    return _message_query(client_id, spec).order_by(Message.time_in, Message.id)
+
+
+def _message_query(client_id: int, spec: ExportFilter) -> Select[Any]:
     m = Message
     query = select(
         m.id,
@@ -263,7 +280,7 @@ def export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
         m.originator,
         type_coerce(m.price, BigInteger),
         m.currency,
-        type_coerce(m.time_in, String),
+        type_coerce(m.time_in, String).label("time_in"),
         type_coerce(m.time_sent, String),
         type_coerce(m.time_dr, String),
         m.status,
@@ -292,7 +309,64 @@ def export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
             query = query.where(m.country == spec.country)
         if spec.statuses is not None:
             query = query.where(m.status.in_(spec.statuses) if spec.statuses else false())
-    return query.order_by(m.time_in, m.id)
+    return query
+
+
+def hlr_export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
+    """HLR lookups as export records, in the messages' columns (`rows.RowRenderer` turns
+    them into `hlr_row`s): originator "HLR"; time_dr the time of the final answer; the status
+    a message status word (`HLR_EXPORT_STATUS`); `body` the result as `rows.encode_hlr` text.
+
+    `message_id` filters select messages only: lookup ids are a sequence of their own.
+    """
+    h = HlrLookup
+    status = case(
+        (h.status == "sent", literal("sent")),
+        (h.status == "failed", literal("failed")),
+        else_=literal("delivered"),
+    )
+    body = (
+        h.status
+        + literal("|")
+        + func.coalesce(h.network, literal(""))
+        + literal("|")
+        + case((h.ported.is_(True), literal("1")), else_=literal("0"))
+        + literal("|")
+        + case((h.roaming.is_(True), literal("1")), else_=literal("0"))
+    )
+    query = select(
+        h.id,
+        literal(HLR).label("channel"),
+        h.msisdn,
+        h.country,
+        literal(HLR_ORIGINATOR).label("originator"),
+        type_coerce(h.price, BigInteger),
+        h.currency,
+        type_coerce(h.created_at, String).label("time_in"),
+        type_coerce(h.sent_at, String),
+        type_coerce(case((h.status != "sent", h.status_at), else_=null()), String),
+        status.label("status"),
+        body.label("body"),
+    ).where(h.client_id == client_id)
+    if spec.time_in_from is not None:
+        query = query.where(h.created_at >= spec.time_in_from)
+    if spec.time_in_until is not None:
+        query = query.where(h.created_at < spec.time_in_until)
+    if spec.msisdns is not None:
+        query = query.where(h.msisdn.in_(spec.msisdns))
+    if spec.originator is not None and spec.originator != HLR_ORIGINATOR:
+        query = query.where(false())
+    if spec.source_type is not None:
+        query = query.where(h.source == spec.source_type)
+    if spec.time_sent_from is not None:
+        query = query.where(h.sent_at >= spec.time_sent_from)
+    if spec.time_sent_until is not None:
+        query = query.where(h.sent_at < spec.time_sent_until)
+    if spec.country is not None:
+        query = query.where(h.country == spec.country)
+    if spec.statuses is not None:
+        query = query.where(status.in_(spec.statuses) if spec.statuses else false())
+    return query
 
 
 async def stream_messages(

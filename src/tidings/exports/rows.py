@@ -5,15 +5,14 @@ Every row has the SMS fields, in the seed's order:
     message_ID, message_type, msisdn, Country_name, brand_name, mcc, mnc, originator,
     price, Incoming date, Sending date, DLR Date, Status, body
 
-An HLR row is the same with `body` holding the HLR result (`hlr_body`); a Viber row adds
-`img`, `Caption`, `Action` and, when a fallback SMS went out, `alternativeSMS` holding that
-SMS's own row (`viber_row`). Tidings has no HLR or Viber messages yet: those two functions
-are the shapes their rows will take, and the writers already render nested values.
+An HLR row is the same with `body` holding the HLR result (`hlr_body`, filled from the
+`hlr_lookups` table by `hlr_export_row`); a Viber row adds `img`, `Caption`, `Action` and,
+when a fallback SMS went out, `alternativeSMS` holding that SMS's own row (`viber_row`).
 
 * `brand_name` is the carrier the number range was allocated to (libphonenumber's data, not
   the current one where numbers are portable), empty when unknown.
 * `mcc` is the country's primary E.212 code; `mnc` is empty: Tidings does not learn the
-  network of a message (no HLR lookup, no supplier reports it).
+  network of a message (no supplier reports it). An HLR row has the network its lookup found.
 * Times are UTC, `YYYY-MM-DD HH:MM:SS`; None where the event has not happened.
 """
 
@@ -182,7 +181,7 @@ class RowRenderer:
         if self._operator is not None and brand.casefold() != self._operator:
             return None
         name, mcc = self._country(iso)
-        return {
+        row = {
             "message_ID": message_id,
             "message_type": channel,
             "msisdn": int(msisdn),
@@ -198,6 +197,9 @@ class RowRenderer:
             "Status": STATUS_WORD.get(status, status.capitalize()),
             "body": body,
         }
+        if channel == HLR:
+            return hlr_export_row(row, body, name, brand)
+        return row
 
     def render_many(self, records: Sequence[Sequence[Any]]) -> list[ExportRow]:
         rows = []
@@ -208,7 +210,39 @@ class RowRenderer:
         return rows
 
 
-# --- HLR and Viber (the shapes their rows take, once those messages exist) ------------------
+# --- HLR and Viber ----------------------------------------------------------------------------
+
+HLR = "hlr"
+HLR_ORIGINATOR = "HLR"
+
+
+def encode_hlr(status: str, network: str | None, ported: bool, roaming: bool) -> str:
+    """An HLR result as the one text column the export stream carries (the SQL builds the
+    same text in `repository.hlr_export_query`): `status|mccmnc|ported|roaming`."""
+    return f"{status}|{network or ''}|{int(ported)}|{int(roaming)}"
+
+
+def hlr_export_row(row: ExportRow, encoded: str, country_name: str, brand: str) -> ExportRow:
+    """An HLR lookup's row: the top-level `mcc`/`mnc` are the network the HLR answered (the
+    country's MCC and no MNC when it gave none), `body` the result in the seed's fields.
+
+    Brand and Operator are the carrier the number range was allocated to (libphonenumber);
+    the IMSI is never disclosed by the HLR providers Tidings speaks to, so it is None.
+    """
+    status, network, ported, roaming = (encoded.split("|") + ["", "", "0", "0"])[:4]
+    mcc, mnc = (network[:3], network[3:]) if network else (row["mcc"], "")
+    result = {
+        "Country_name": country_name,
+        "Brand": brand or None,
+        "Operator": brand or None,
+        "MCC": mcc,
+        "MNC": mnc or None,
+        "Status": status.capitalize(),
+        "IMSI": None,
+        "Ported": int(ported == "1"),
+        "Roaming": int(roaming == "1"),
+    }
+    return hlr_row({**row, "mcc": mcc, "mnc": mnc}, result)
 
 
 def hlr_body(result: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -61,6 +61,10 @@ class SmsRequest:
     send_at: datetime | None = None
     callback_url: str | None = None
     source: str = "api"
+    expires_at: datetime | None = None  # an exact end of validity (SMPP), over validity_hours
+    # More rows of an edge, written in the same transaction with the ids of this request's
+    # messages (the SMPP server's receipt requests).
+    after_write: Callable[[AsyncSession, Sequence[int]], Awaitable[None]] | None = None
 
     @property
     def is_batch(self) -> bool:
@@ -323,6 +327,10 @@ async def write_accepted(
         )
     await LedgerRepository(session).add_many(ledger, now)
     await _debit(session, admission, admitted)
+    for i in admitted:
+        after_write = prepared[i].request.after_write
+        if after_write is not None:
+            await after_write(session, [item.id for item in accepted[i]])
     return [r for r in admission.outcome if r is not None]
 
 
@@ -421,7 +429,8 @@ def _message_row(
         "callback_url": request.callback_url,
         "supplier_id": item.supplier_id,
         "send_at": send_at,
-        "expires_at": (send_at or now) + timedelta(hours=request.validity_hours),
+        "expires_at": request.expires_at
+        or (send_at or now) + timedelta(hours=request.validity_hours),
         "time_in": now,
     }
 

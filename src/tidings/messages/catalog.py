@@ -49,7 +49,9 @@ class Catalog:
         return self.routes.get(type_, RouteTable(()))
 
 
-async def load_catalog(session: AsyncSession, types: Sequence[str] = ("sms",)) -> Catalog:
+async def load_catalog(
+    session: AsyncSession, types: Sequence[str] = ("sms", "viber")
+) -> Catalog:
     prices = await PriceRepository(session).all()
     routes = RouteRepository(session)
     return Catalog.of(prices, {t: RouteTable.of(await routes.active(t)) for t in types})

@@ -36,7 +36,7 @@ class Message(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True, index=True)
-    channel: Mapped[str] = mapped_column(String(8))  # sms (viber, hlr later)
+    channel: Mapped[str] = mapped_column(String(8))  # sms, viber
     source: Mapped[str] = mapped_column(String(8))  # api, smpp, ...
     msisdn: Mapped[str] = mapped_column(String(15))
     country: Mapped[str] = mapped_column(String(2))
@@ -58,6 +58,10 @@ class Message(Base):
     time_in: Mapped[datetime] = mapped_column(UTCDateTime)
     time_sent: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     time_dr: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The message this one stands in for: an SMS sent because its Viber message failed.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id"), nullable=True, index=True
+    )
 
 
 class MessageEvent(Base):

@@ -20,7 +20,9 @@ from tidings.clock import Clock
 from tidings.messages.changes import AppliedChange, StatusChange
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import FINAL_STATUSES, Status, can_transition
+from tidings.observability.logging import log_status_changes
 from tidings.smpp_server.store import enqueue_smpp_receipts
+from tidings.viber.fallback import start_fallbacks
 from tidings.webhooks.service import enqueue_reports
 
 
@@ -92,4 +94,8 @@ async def apply_changes(
     # Same transaction: a report exists if and only if its status change committed.
     await enqueue_reports(session, clock, applied)
     await enqueue_smpp_receipts(session, clock, applied)
+    # A Viber message that failed with an SMS alternative sends it, in this same transaction.
+    await start_fallbacks(session, clock, applied)
+    # Logged as applied, in the caller's transaction (a failed commit logs its own error).
+    log_status_changes(applied)
     return applied

@@ -11,7 +11,9 @@ from tidings.clock import Clock
 from tidings.db.engine import transaction
 from tidings.errors import Conflict, InsufficientFunds, TidingsError
 from tidings.groupcommit import GroupCommit
-from tidings.messages.acceptance import Acceptance, BalanceRace, PreparedSms, write_accepted
+from tidings.messages.acceptance import SMS, Acceptance, BalanceRace, PreparedSms, write_accepted
+from tidings.observability.logging import log_accepted
+from tidings.observability.metrics import Metrics
 
 
 class AcceptQueue:
@@ -21,9 +23,11 @@ class AcceptQueue:
         clock: Clock,
         *,
         max_messages: int = 5_000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.metrics = metrics
         self._rounds: GroupCommit[PreparedSms, Acceptance] = GroupCommit(
             self._write,
             weight=lambda prepared: len(prepared.quote.items),
@@ -39,7 +43,11 @@ class AcceptQueue:
 
     async def submit(self, prepared: PreparedSms) -> Acceptance:
         """Store a prepared request with whatever else is waiting; return once committed."""
-        return await self._rounds.submit(prepared)
+        accepted = await self._rounds.submit(prepared)
+        if self.metrics is not None:
+            self.metrics.messages_accepted(prepared, SMS)
+        log_accepted(prepared, accepted, SMS)
+        return accepted
 
     async def _write(self, batch: Sequence[PreparedSms]) -> list[Acceptance | TidingsError]:
         try:

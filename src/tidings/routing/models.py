@@ -14,7 +14,7 @@ class Supplier(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # simulator, http, smpp
+    kind: Mapped[str] = mapped_column(String(16))  # simulator, http, smpp, viber_simulator
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Messages per second this supplier accepts from us; None: no limit.
     throughput: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -15,7 +15,11 @@ from tidings.errors import AuthError, InvalidRequest, NotFound
 from tidings.routing.models import Route, Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
 
-SUPPLIER_KINDS = ("simulator", "http", "smpp")
+SUPPLIER_KINDS = ("simulator", "http", "smpp", "viber_simulator", "hlr_simulator", "hlr_http")
+# Kinds that carry Viber traffic (routes of type "viber" should point at these).
+VIBER_SUPPLIER_KINDS = ("viber_simulator",)
+# HLR providers (docs/hlr.md): routes of type "hlr" point at these, and only these.
+HLR_SUPPLIER_KINDS = ("hlr_simulator", "hlr_http")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,14 @@ async def create_route(
     if country is not None and not (len(country) == 2 and country.isalpha()):
         raise InvalidRequest("country must be an ISO 3166 alpha-2 code")
     found = await find_supplier(session, supplier)
+    if (type_ == "viber") != (found.kind in VIBER_SUPPLIER_KINDS):
+        raise InvalidRequest(
+            f"a {type_} route cannot go to supplier {found.name!r} of kind {found.kind!r}"
+        )
+    if (type_ == "hlr") != (found.kind in HLR_SUPPLIER_KINDS):
+        raise InvalidRequest(
+            f"a {type_} route cannot go to supplier {found.name!r} of kind {found.kind!r}"
+        )
     return await RouteRepository(session).add(
         Route(
             type=type_,

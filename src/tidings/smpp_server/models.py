@@ -27,3 +27,17 @@ class SmppReceipt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SmppReceiptRequest(Base):
+    """What receipts an SMPP message asked for, when not the usual final one.
+
+    ``registered_delivery & 3`` of the submit_sm: 0 none, 2 on failure only, 3 on success only
+    (SMPP 5.0). A message without a row asked for 1: a receipt for its final status, whatever
+    it is. Written with the message, in the acceptance transaction.
+    """
+
+    __tablename__ = "smpp_receipt_requests"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    registered_delivery: Mapped[int] = mapped_column(Integer)

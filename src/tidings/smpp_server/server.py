@@ -2,9 +2,10 @@
 
 One :class:`ServerConnection` per TCP connection. Requests are answered as their work ends
 (a submit waits for the group commit of the accept queue), so several submits of one bind are
-in flight at once, up to ``window``. Receipts are read from ``smpp_receipts`` by one task
-(:meth:`SmppServer._receipt_loop`) and sent as ``deliver_sm`` to a receiver or transceiver
-bind of their client; a receipt is marked sent only after a ``deliver_sm_resp`` ESME_ROK.
+in flight at once, up to ``window``. Receipts are read from ``smpp_receipts`` by one
+:class:`~tidings.smpp_server.receipts.ReceiptSender` and sent as ``deliver_sm`` to a receiver
+or transceiver bind of their client; a receipt is marked sent only after a
+``deliver_sm_resp`` ESME_ROK.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -43,7 +44,6 @@ from tidings.connectors.smpp.pdu import (
     DataSm,
     DataSmResp,
     DecodeError,
-    DeliverSm,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
@@ -61,15 +61,11 @@ from tidings.connectors.smpp.pdu import (
     encode,
     is_response,
 )
-from tidings.connectors.smpp.receipts import (
-    ESM_DELIVERY_RECEIPT,
-    STAT_TEXT,
-    MessageState,
-    format_receipt_text,
-)
+from tidings.connectors.smpp.smpptime import SmppTimeError, parse_smpp_time
 from tidings.connectors.smpp.text import Concat, DecodedText, decode_short_message, parts_text
-from tidings.connectors.smpp.tlv import Tag, c_string, int_value
+from tidings.connectors.smpp.tlv import Tag, int_value
 from tidings.db.engine import transaction
+from tidings.delivery.service import cancel_unsent
 from tidings.errors import (
     InsufficientFunds,
     InvalidRequest,
@@ -80,23 +76,31 @@ from tidings.errors import (
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, prepare_sms
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.models import Message
-from tidings.messages.status import Status
 from tidings.messages.writer import AcceptQueue
-from tidings.smpp_server.store import SMPP_SOURCE, PendingReceipt, mark_sent, pending_receipts
+from tidings.smpp_server.receipts import (
+    Answered,
+    ReceiptBind,
+    ReceiptSender,
+    message_state_of,
+    receipt_pdu,
+    smpp_time,
+)
+from tidings.smpp_server.store import SMPP_SOURCE, PendingReceipt, remember_receipt_requests
 
 log = logging.getLogger("tidings.smpp.server")
 
 SYSTEM_ID = "Tidings"
 MAX_SEQUENCE = 0x7FFFFFFF
 
-_STATE_OF: dict[str, MessageState] = {
-    Status.DELIVERED: MessageState.DELIVERED,
-    Status.UNDELIVERED: MessageState.UNDELIVERABLE,
-    Status.EXPIRED: MessageState.EXPIRED,
-    Status.REJECTED: MessageState.REJECTED,
-    Status.FAILED: MessageState.UNDELIVERABLE,
-    Status.UNKNOWN: MessageState.UNKNOWN,
-}
+MAX_VALIDITY = timedelta(days=7)  # a longer validity_period is cut to this
+
+
+class BadTime(TidingsError):
+    """A schedule_delivery_time or validity_period that cannot be read or makes no sense."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +108,14 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 2775
     window: int = 100  # submit_sm in flight per bind; more get ESME_RMSGQFUL
-    receipt_window: int = 10  # deliver_sm awaiting an answer per bind
+    receipt_window: int = 50  # deliver_sm awaiting an answer per bind
     response_timeout: float = 10.0  # for our deliver_sm and unbind
     inactivity: float = 120.0  # a bind silent this long (no enquire_link either) is closed
     concat_timeout: float = 60.0  # parts of a long message wait this long for the rest
     max_concat: int = 50  # incomplete long messages held per bind
     receipt_poll: float = 0.2
     receipt_retry: float = 5.0  # a receipt refused by the client is offered again after this
+    default_validity: timedelta = timedelta(hours=72)  # as the REST API's
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerOptions:
@@ -253,7 +258,7 @@ class ServerConnection:
         elif isinstance(pdu, QuerySm):
             self._start(self._query(pdu))
         elif isinstance(pdu, CancelSm):
-            self.send(CancelSmResp(pdu.sequence_number, CommandStatus.ESME_RCANCELFAIL))
+            self._start(self._cancel(pdu))
         elif isinstance(pdu, ReplaceSm):
             self.send(ReplaceSmResp(pdu.sequence_number, CommandStatus.ESME_RREPLACEFAIL))
         elif isinstance(pdu, UnknownPdu):
@@ -291,7 +296,7 @@ class ServerConnection:
             resp.tlvs[Tag.SC_INTERFACE_VERSION] = int_value(0x34, 1)
         self.send(resp)
         if receive:
-            self.server.receipts_due.set()
+            self.server.receipts.due.set()
 
     # --- submitting ---
 
@@ -379,10 +384,26 @@ class ServerConnection:
                 pdu.sequence_number,
                 CommandStatus.ESME_ROK,
                 message_id=pdu.message_id.strip(),
-                final_date=_smpp_time(done_at) if done_at else "",
+                final_date=smpp_time(done_at) if done_at else "",
                 message_state=message_state_of(status),
             )
         )
+
+    async def _cancel(self, pdu: CancelSm) -> None:
+        """cancel_sm of one message by id: only one of this client's not yet handed over.
+
+        Cancelling by service_type/addresses (no message_id) is not offered: ESME_RCANCELFAIL.
+        """
+        status = CommandStatus.ESME_RCANCELFAIL
+        if self.client is None or not self.can_submit:
+            status = CommandStatus.ESME_RINVBNDSTS
+        elif pdu.message_id.strip().isdigit():
+            try:
+                if await self.server.cancel(self.client.client_id, int(pdu.message_id)):
+                    status = CommandStatus.ESME_ROK
+            except Exception:
+                log.exception("%s: cancel_sm failed", self.name)
+        self.send(CancelSmResp(pdu.sequence_number, status))
 
     def _answer(self, pdus: Sequence[Pdu], status: int, message_id: str) -> None:
         for pdu in pdus:
@@ -393,16 +414,35 @@ class ServerConnection:
 
     # --- receipts ---
 
-    async def deliver(self, receipt: PendingReceipt) -> bool:
-        """Send one receipt; True once the client answered ESME_ROK."""
+    def deliver(self, receipt: PendingReceipt, answered: Answered) -> None:
+        """Send one receipt; ``answered(receipt, ok)`` once the client answered (ok: ESME_ROK),
+        did not answer within ``response_timeout``, or the connection ended."""
+        loop = asyncio.get_running_loop()
+        self._sequence = self._sequence % MAX_SEQUENCE + 1
+        sequence = self._sequence
+        future: asyncio.Future[Pdu] = loop.create_future()
+        self._pending[sequence] = future
         self.receipts_in_flight += 1
-        try:
-            response = await self.request(receipt_pdu(receipt))
-        except (TimeoutError, ConnectionError, OSError):
-            return False
-        finally:
+        timer = loop.call_later(self.options.response_timeout, _no_answer, future)
+
+        def settle(done: asyncio.Future[Pdu]) -> None:
+            timer.cancel()
+            self._pending.pop(sequence, None)
             self.receipts_in_flight -= 1
-        return response.command_status == CommandStatus.ESME_ROK
+            ok = (
+                not done.cancelled()
+                and done.exception() is None
+                and done.result().command_status == CommandStatus.ESME_ROK
+            )
+            answered(receipt, ok)
+
+        future.add_done_callback(settle)
+        if self.closed:
+            future.set_exception(ConnectionError(f"{self.name} is closed"))
+            return
+        pdu = receipt_pdu(receipt)
+        pdu.sequence_number = sequence
+        self.send(pdu)
 
     # --- ending ---
 
@@ -435,8 +475,43 @@ class ServerConnection:
             await self.writer.wait_closed()
 
 
+def submit_times(pdu: SubmitSm | DataSm, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """(send_at, expires_at) from schedule_delivery_time and validity_period; None: not given.
+
+    A schedule in the past means now. A validity that ends before the message may go is
+    refused (ESME_RINVEXPIRY); one longer than MAX_VALIDITY is cut to it. data_sm has neither.
+    """
+    if isinstance(pdu, DataSm):
+        return None, None
+    try:
+        send_at = parse_smpp_time(pdu.schedule_delivery_time, now)
+    except SmppTimeError as error:
+        raise BadTime(str(error), CommandStatus.ESME_RINVSCHED) from None
+    try:
+        expires_at = parse_smpp_time(pdu.validity_period, now)
+    except SmppTimeError as error:
+        raise BadTime(str(error), CommandStatus.ESME_RINVEXPIRY) from None
+    if send_at is not None and send_at <= now:
+        send_at = None
+    if expires_at is None:
+        return send_at, None
+    start = send_at or now
+    if expires_at <= start:
+        raise BadTime(
+            "validity_period ends before the message can be sent", CommandStatus.ESME_RINVEXPIRY
+        )
+    return send_at, min(expires_at, start + MAX_VALIDITY)
+
+
+def _no_answer(future: asyncio.Future[Pdu]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("no deliver_sm_resp in time"))
+
+
 def _status_of(error: TidingsError) -> int:
     """The closest command_status for a refusal of the acceptance pipeline."""
+    if isinstance(error, BadTime):
+        return error.status
     if isinstance(error, InvalidRequest):
         if error.reason == "bad_msisdn":
             return CommandStatus.ESME_RINVDSTADR
@@ -450,56 +525,6 @@ def _status_of(error: TidingsError) -> int:
     if isinstance(error, InsufficientFunds):
         return CommandStatus.ESME_RSUBMITFAIL
     return CommandStatus.ESME_RSUBMITFAIL
-
-
-def message_state_of(status: str) -> MessageState:
-    """Our status as an SMPP message_state (query_sm and receipts)."""
-    if status in (Status.ACCEPTED, Status.QUEUED, Status.SENT):
-        return MessageState.ENROUTE
-    if status == Status.SCHEDULED:
-        return MessageState.SCHEDULED
-    return _STATE_OF.get(status, MessageState.UNKNOWN)
-
-
-def _smpp_time(at: datetime) -> str:
-    """An absolute SMPP time (YYMMDDhhmmss000+), UTC."""
-    return at.strftime("%y%m%d%H%M%S") + "000+"
-
-
-def _smpp_date(at: datetime) -> str:
-    return at.strftime("%y%m%d%H%M")
-
-
-def receipt_pdu(receipt: PendingReceipt) -> DeliverSm:
-    """The deliver_sm receipt: text form plus receipted_message_id / message_state TLVs."""
-    state = message_state_of(receipt.status)
-    stat = STAT_TEXT[state]
-    message_id = str(receipt.message_id)
-    parts = f"{min(receipt.parts, 999):03d}"
-    text = format_receipt_text(
-        message_id,
-        stat,
-        err="000" if state is MessageState.DELIVERED else "001",
-        sub=parts,
-        submit_date=_smpp_date(receipt.time_in),
-        done_date=_smpp_date(receipt.done_at),
-    )
-    originator = receipt.originator[:20]
-    alphanumeric = not originator.lstrip("+").isdigit()
-    return DeliverSm(
-        source_addr_ton=1,
-        source_addr_npi=1,
-        source_addr=receipt.msisdn[:20],
-        dest_addr_ton=5 if alphanumeric else 1,
-        dest_addr_npi=0 if alphanumeric else 1,
-        destination_addr=originator.encode("ascii", "replace").decode("ascii"),
-        esm_class=ESM_DELIVERY_RECEIPT,
-        short_message=text.encode("ascii", "replace"),
-        tlvs={
-            Tag.RECEIPTED_MESSAGE_ID: c_string(message_id),
-            Tag.MESSAGE_STATE: int_value(state, 1),
-        },
-    )
 
 
 class SmppServer:
@@ -519,7 +544,16 @@ class SmppServer:
         self.limits = limits
         self.options = options
         self.port = options.port
-        self.receipts_due = asyncio.Event()
+        self.receipts = ReceiptSender(
+            sessions,
+            clock,
+            self.receivers,
+            window=options.receipt_window,
+            poll=options.receipt_poll,
+            retry=options.receipt_retry,
+            response_timeout=options.response_timeout,
+            on_turn=self._expire_parts,
+        )
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
         self._binds: dict[int, list[ServerConnection]] = {}
@@ -534,12 +568,12 @@ class SmppServer:
             self._connected, self.options.host, self.options.port
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        self._receipts = asyncio.get_running_loop().create_task(self._receipt_loop())
+        self._receipts = asyncio.get_running_loop().create_task(self.receipts.run(self._stopping))
         log.info("SMPP server on %s:%d", self.options.host, self.port)
 
     async def stop(self) -> None:
         self._stopping.set()
-        self.receipts_due.set()
+        self.receipts.due.set()
         if self._server is not None:
             self._server.close()
         if self._receipts is not None:
@@ -622,14 +656,32 @@ class SmppServer:
         """Price, route, charge and store one message as the REST API does; its id."""
         if not pdu.source_addr:
             raise InvalidRequest("source_addr is empty", reason="bad_originator")
+        send_at, expires_at = submit_times(pdu, self.clock.now())
+        wanted = pdu.registered_delivery & 0x03
+
+        async def remember(session: AsyncSession, message_ids: Sequence[int]) -> None:
+            await remember_receipt_requests(session, message_ids, wanted)
+
         request = SmsRequest(
             destination="phone",
             items=[SmsItem(pdu.destination_addr.lstrip("+"), None, pdu.source_addr, body)],
             source=SMPP_SOURCE,
+            validity_hours=int(self.options.default_validity.total_seconds()) // 3600,
+            send_at=send_at,
+            expires_at=expires_at,
+            # The usual case (a receipt for the final status) needs no row.
+            after_write=None if wanted == 1 else remember,
         )
         prepared = prepare_sms(await self.catalog.get(), client.caller, request, self.limits)
         acceptance = await self.accepts.submit(prepared)
         return acceptance.items[0].id
+
+    async def cancel(self, client_id: int, message_id: int) -> bool:
+        """Cancel a message of this client not yet handed to a supplier (refunded)."""
+        async with transaction(self.sessions) as session:
+            return await cancel_unsent(
+                session, self.clock, message_id, client_id, "cancelled by cancel_sm"
+            )
 
     async def query(self, client_id: int, message_id: int) -> tuple[str, datetime | None] | None:
         async with transaction(self.sessions) as session:
@@ -644,87 +696,16 @@ class SmppServer:
 
     # --- receipts ---
 
-    async def _receipt_loop(self) -> None:
-        """Offer pending receipts to the receiver binds of their clients until stopped."""
-        in_flight: set[int] = set()
-        retry_at: dict[int, float] = {}
-        sends: set[asyncio.Task[None]] = set()
-        done: list[int] = []
-
-        async def send(connection: ServerConnection, receipt: PendingReceipt) -> None:
-            try:
-                if await connection.deliver(receipt):
-                    done.append(receipt.id)
-                    retry_at.pop(receipt.id, None)
-                    self.receipts_due.set()
-                else:
-                    retry_at[receipt.id] = time.monotonic() + self.options.receipt_retry
-            finally:
-                in_flight.discard(receipt.id)
-
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.receipts_due.wait(), self.options.receipt_poll)
-            self.receipts_due.clear()
-            for connection in list(self._connections):
-                connection.expire_parts()
-            try:
-                if done:
-                    sent, done[:] = list(done), []
-                    async with transaction(self.sessions) as session:
-                        await mark_sent(session, sent, self.clock.now())
-                await self._offer(in_flight, retry_at, sends, send, done)
-            except Exception:  # the database may be away for a moment: try again next turn
-                log.exception("SMPP receipts")
-        if sends:
-            await asyncio.wait(sends, timeout=self.options.response_timeout + 1)
-        if done:
-            with contextlib.suppress(Exception):
-                async with transaction(self.sessions) as session:
-                    await mark_sent(session, done, self.clock.now())
-
-    async def _offer(
-        self,
-        in_flight: set[int],
-        retry_at: dict[int, float],
-        sends: set[asyncio.Task[None]],
-        send: Callable[[ServerConnection, PendingReceipt], Coroutine[Any, Any, None]],
-        done: list[int],
-    ) -> None:
-        receivers = {
+    def receivers(self) -> dict[int, list[ReceiptBind]]:
+        """The open receiver/transceiver binds of each bound client."""
+        return {
             client_id: [c for c in binds if c.can_receive and not c.closed]
             for client_id, binds in self._binds.items()
         }
-        receivers = {k: v for k, v in receivers.items() if v}
-        if not receivers:
-            return
-        capacity = sum(
-            self.options.receipt_window - c.receipts_in_flight
-            for binds in receivers.values()
-            for c in binds
-        )
-        if capacity <= 0:
-            return
-        now = time.monotonic()
-        waiting = [i for i, at in retry_at.items() if at > now]
-        async with transaction(self.sessions) as session:
-            pending = await pending_receipts(
-                session, list(receivers), [*in_flight, *waiting, *done], capacity
-            )
-        for receipt in pending:
-            binds = [
-                c
-                for c in receivers[receipt.client_id]
-                if c.receipts_in_flight < self.options.receipt_window and not c.closed
-            ]
-            if not binds:
-                continue
-            connection = min(binds, key=lambda c: c.receipts_in_flight)
-            in_flight.add(receipt.id)
-            task = asyncio.get_running_loop().create_task(send(connection, receipt))
-            sends.add(task)
-            task.add_done_callback(sends.discard)
-            await asyncio.sleep(0)  # let deliver() count itself before the next choice
+
+    def _expire_parts(self) -> None:
+        for connection in list(self._connections):
+            connection.expire_parts()
 
 
 async def serve_smpp(settings: Settings, stop: asyncio.Event, clock: Clock) -> None:

@@ -1,7 +1,8 @@
 """The receipts table: written in the status-change transaction, read by the server.
 
 Only messages that came in over SMPP (``source == "smpp"``) and only final statuses make a
-receipt (SMPP clients ask for the final outcome: registered_delivery 1 is near universal).
+receipt, and only as the submit_sm's ``registered_delivery`` asked: 1 (near universal, no row
+kept) for any final status, 2 for failures, 3 for deliveries, 0 none (``smpp_receipt_requests``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,49 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.clock import Clock
 from tidings.messages.changes import AppliedChange
 from tidings.messages.models import Message
-from tidings.smpp_server.models import SmppReceipt
+from tidings.messages.status import DELIVERED_STATUSES, Status
+from tidings.smpp_server.models import SmppReceipt, SmppReceiptRequest
 
 SMPP_SOURCE = "smpp"
+
+
+async def remember_receipt_requests(
+    session: AsyncSession, message_ids: Sequence[int], registered_delivery: int
+) -> None:
+    """Keep a registered_delivery other than 1 for these messages (acceptance transaction)."""
+    if message_ids:
+        await session.execute(
+            insert(SmppReceiptRequest),
+            [{"message_id": m, "registered_delivery": registered_delivery} for m in message_ids],
+        )
+
+
+def receipt_wanted(registered_delivery: int, status: Status) -> bool:
+    """Whether a final status gets a receipt under a registered_delivery (its low two bits)."""
+    wanted = registered_delivery & 0x03
+    if wanted == 1:
+        return True
+    if wanted == 2:
+        return status not in DELIVERED_STATUSES
+    if wanted == 3:
+        return status in DELIVERED_STATUSES
+    return False
 
 
 async def enqueue_smpp_receipts(
     session: AsyncSession, clock: Clock, applied: Sequence[AppliedChange]
 ) -> int:
-    """One pending receipt per final change of an SMPP message (in the caller's transaction)."""
+    """One pending receipt per final change of an SMPP message, as it asked (in the caller's
+    transaction)."""
+    finals = [a for a in applied if a.message.source == SMPP_SOURCE and a.change.status.is_final]
+    if not finals:
+        return 0
+    result = await session.execute(
+        select(SmppReceiptRequest.message_id, SmppReceiptRequest.registered_delivery).where(
+            SmppReceiptRequest.message_id.in_([a.message.id for a in finals])
+        )
+    )
+    asked: dict[int, int] = {row[0]: row[1] for row in result}
     rows = [
         {
             "client_id": a.message.client_id,
@@ -36,8 +71,8 @@ async def enqueue_smpp_receipts(
             "attempts": 0,
             "sent_at": None,
         }
-        for a in applied
-        if a.message.source == SMPP_SOURCE and a.change.status.is_final
+        for a in finals
+        if receipt_wanted(asked.get(a.message.id, 1), a.change.status)
     ]
     if rows:
         await session.execute(insert(SmppReceipt), rows)

@@ -33,6 +33,7 @@ from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.db.engine import transaction
 from tidings.errors import ConfigurationError
+from tidings.observability.metrics import Metrics
 from tidings.webhooks.formats import StoredDelivery
 from tidings.webhooks.repository import ClaimedDelivery, Outcome, WebhookRepository
 from tidings.webhooks.service import DEFAULT_FORMAT, FORMATS, Response, outcome_of
@@ -90,11 +91,13 @@ class WebhookWorker:
         options: WebhookOptions,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.options = options
         self._transport = transport
+        self.metrics = metrics
         self._http: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(options.concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
@@ -317,6 +320,8 @@ class WebhookWorker:
             raise
         for outcome in batch:
             held = self._held.pop(outcome.delivery_id, None)
+            if self.metrics is not None:  # recorded: the attempt is committed
+                self.metrics.webhook_recorded(None if held is None else held[1], outcome)
             if held is not None:
                 host = held[0]
                 self._held_per_host[host] -= 1

@@ -12,6 +12,7 @@ from tidings.errors import (
     InsufficientFunds,
     NotFound,
     PricingError,
+    RateLimited,
     RoutingError,
     TidingsError,
 )
@@ -44,6 +45,23 @@ DESCRIPTIONS: dict[int, str] = {
     30: "Task not found",
     31: "Phone is already in the batch",
     32: "Sender not allowed",
+    40: "Viber message not found",
+    41: "Incorrect msisdn",
+    43: "Viber message with this ID already exists",
+    44: "Invalid request payload",
+    45: "Sender is not registered",
+    46: "Empty or too long Viber message text",
+    47: "Invalid Viber message external ID",
+    48: "Invalid Viber message validity",
+    49: "Invalid Viber message options",
+    51: "Phone is already in the batch",
+    60: "HLR not found",
+    61: "Incorrect msisdn",
+    62: "Missing HLR reference",
+    63: "HLR already exists",
+    64: "Incorrect payload",
+    65: "Invalid HLR reference",
+    66: "Phone is already in the request",
     80: "Invalid message_id",
     81: "Invalid message_type",
     82: "Invalid source_type",
@@ -85,6 +103,55 @@ SMS_CODES: dict[str, int] = {
     "duplicate_phone": 31,
 }
 
+# HLR requests (docs/hlr.md): Appendix 1's 60-66, the general codes for the rest.
+HLR_CODES: dict[str, int] = {
+    "missing": 2,
+    "unsupported": 4,
+    "bad_tariff": 6,
+    "unknown_tariff": 6,
+    "invalid": 7,
+    "no_price": 7,
+    "no_route": 7,
+    "inactive_tariff": 9,
+    "mixed_currency": 9,
+    "batch_too_large": 12,
+    "hlr_not_found": 60,
+    "bad_msisdn": 61,
+    "missing_reference": 62,
+    "duplicate_reference": 63,
+    "bad_payload": 64,
+    "bad_reference": 65,
+    "duplicate_phone": 66,
+}
+
+# Viber (seed 004, "Ошибки Viber"; docs/viber.md). 42 and 50 are not published.
+VIBER_CODES: dict[str, int] = {
+    "missing": 2,
+    "unsupported": 4,
+    "bad_tariff": 6,
+    "unknown_tariff": 6,
+    "invalid": 7,
+    "no_price": 7,
+    "no_route": 7,
+    "inactive_tariff": 9,
+    "mixed_currency": 9,
+    "bad_send_time": 10,
+    "batch_too_large": 12,
+    "message_not_found": 40,
+    "not_found": 40,
+    "bad_msisdn": 41,
+    "duplicate_reference": 43,
+    "conflict": 43,
+    "bad_payload": 44,
+    "empty_batch": 44,
+    "sender_not_registered": 45,
+    "bad_text": 46,
+    "bad_reference": 47,
+    "bad_validity": 48,
+    "bad_options": 49,
+    "duplicate_phone": 51,
+}
+
 # Statistics exports (docs/exports.md): the codes for their filters and files.
 STAT_CODES: dict[str, int] = {
     "missing": 2,
@@ -115,9 +182,14 @@ _HTTP_STATUS: dict[int, int] = {
     4: 404,
     5: 500,
     8: 402,
+    11: 429,  # the request rate limit (docs/api-hardening.md)
     20: 404,
     23: 409,
     30: 404,
+    40: 404,
+    43: 409,
+    60: 404,
+    63: 409,
     90: 404,
     91: 409,
     92: 409,
@@ -136,6 +208,8 @@ def code_for(error: TidingsError, codes: dict[str, int] = SMS_CODES) -> int:
         return 1
     if isinstance(error, InsufficientFunds):
         return 8
+    if isinstance(error, RateLimited):
+        return 11
     if error.reason in codes:
         return codes[error.reason]
     if isinstance(error, NotFound):

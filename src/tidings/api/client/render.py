@@ -19,7 +19,7 @@ def format_time(moment: datetime | None) -> str | None:
 
 
 def status_body(message: Message) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "error": "0",
         "id": str(message.id),
         "msisdn": message.msisdn,
@@ -31,6 +31,24 @@ def status_body(message: Message) -> dict[str, Any]:
         "price": format_money(message.price),
         "currency": message.currency,
     }
+    # Viber messages and their fallback SMS say so (docs/viber.md); plain SMS stay as they were.
+    if message.channel == "viber":
+        body["message_type"] = "viber"
+    if message.parent_id is not None:
+        body["message_type"] = "sms"
+        body["viber_id"] = str(message.parent_id)
+    return body
+
+
+def viber_status_body(message: Message, fallback: Message | None) -> dict[str, Any]:
+    """`GET /viber/{id}`: the Viber message, with its SMS alternative once that was sent."""
+    body = status_body(message)
+    if fallback is not None:
+        alternative = status_body(fallback)
+        del alternative["error"]
+        alternative["originator"] = fallback.originator
+        body["alternativeSMS"] = alternative
+    return body
 
 
 def task_body(summary: TaskSummary) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from tidings.api.client.parsing import REFERENCE, parse_id, parse_sms_request
 from tidings.api.client.render import format_time as _time
 from tidings.api.client.render import status_body, task_body
 from tidings.api.client.wire import ClientApiRoute, json_response, read_payload
+from tidings.api.openapi import routes as doc
 from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money, price_table
 from tidings.errors import InvalidRequest, NotFound, TidingsError
@@ -33,7 +34,8 @@ async def _parse_or_error(request: Request, state: AppState) -> Any:
 def build_router(prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix, route_class=ClientApiRoute, tags=["SMS (seed 004)"])
 
-    @router.api_route("/sms/create", methods=["PUT", "POST"])
+    @router.put("/sms/create", **doc.SMS_CREATE)
+    @router.post("/sms/create", **doc.SMS_CREATE)
     async def create_sms(request: Request) -> Response:
         state = app_state(request)
         parsed = await _parse_or_error(request, state)
@@ -75,7 +77,8 @@ def build_router(prefix: str) -> APIRouter:
             }
         )
 
-    @router.api_route("/sms/price", methods=["PUT", "POST"])
+    @router.put("/sms/price", **doc.SMS_PRICE)
+    @router.post("/sms/price", **doc.SMS_PRICE)
     async def price_sms(request: Request) -> Response:
         state = app_state(request)
         parsed = await _parse_or_error(request, state)
@@ -116,20 +119,20 @@ def build_router(prefix: str) -> APIRouter:
             }
         )
 
-    @router.get("/sms/prices")
+    @router.get("/sms/prices", **doc.SMS_PRICES)
     async def sms_prices_default(request: Request) -> Response:
         return await _prices(request, "0")
 
-    @router.get("/sms/prices/{tariff}")
+    @router.get("/sms/prices/{tariff}", **doc.SMS_PRICES)
     async def sms_prices(request: Request, tariff: str) -> Response:
         return await _prices(request, tariff)
 
-    @router.get("/sms/create")
-    @router.get("/sms/price")
+    @router.get("/sms/create", **doc.SMS_BY_GET)
+    @router.get("/sms/price", **doc.SMS_BY_GET)
     async def create_by_get(request: Request) -> Response:
         raise InvalidRequest("use PUT or POST", reason="unsupported")
 
-    @router.get("/sms/reference/{reference}")
+    @router.get("/sms/reference/{reference}", **doc.SMS_BY_REFERENCE)
     async def sms_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:
@@ -143,7 +146,7 @@ def build_router(prefix: str) -> APIRouter:
             message = await get_message_by_reference(session, caller.client_id, reference)
         return json_response(status_body(message))
 
-    @router.get("/sms/task/{task_id}")
+    @router.get("/sms/task/{task_id}", **doc.SMS_TASK)
     async def sms_task(request: Request, task_id: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:
@@ -158,7 +161,7 @@ def build_router(prefix: str) -> APIRouter:
             summary = await get_task_summary(session, caller.client_id, number)
         return json_response(task_body(summary))
 
-    @router.get("/sms/{message_id}")
+    @router.get("/sms/{message_id}", **(doc.SMS_BY_ID if prefix else doc.SMS_SHORT_FORM))
     async def sms_by_id(request: Request, message_id: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:

@@ -24,10 +24,17 @@ from fastapi.routing import APIRoute
 
 from tidings.api.client.errors import STAT_CODES, code_for
 from tidings.api.client.render import format_time
-from tidings.api.client.wire import error_response, json_response, read_payload
+from tidings.api.client.wire import (
+    error_response,
+    json_response,
+    rate_limited_response,
+    read_payload,
+)
+from tidings.api.limits import limit_api_key
+from tidings.api.openapi import routes as doc
 from tidings.api.state import AppState, app_state
 from tidings.db.engine import transaction
-from tidings.errors import InvalidRequest, NotFound, TidingsError
+from tidings.errors import InvalidRequest, NotFound, RateLimited, TidingsError
 from tidings.exports.filters import parse_callback, parse_filter
 from tidings.exports.formats import ALL_FORMATS, MEDIA_TYPES, formats_for, writer_for
 from tidings.exports.rows import ExportRow, format_price
@@ -69,7 +76,10 @@ class StatApiRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             try:
+                await limit_api_key(request)
                 return await handler(request)
+            except RateLimited as error:
+                return rate_limited_response(code_for(error, STAT_CODES), error)
             except TidingsError as error:
                 code = code_for(error, STAT_CODES)
                 response = error_response(code, error.message)
@@ -94,7 +104,7 @@ async def _parse_or_error(request: Request, state: AppState) -> Any:
 def build_router(prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix, route_class=StatApiRoute, tags=["Statistics (seed 004)"])
 
-    @router.post("/stat/create")
+    @router.post("/stat/create", **doc.STAT_CREATE)
     async def create(request: Request) -> Response:
         state = app_state(request)
         parsed = await _parse_or_error(request, state)
@@ -109,7 +119,7 @@ def build_router(prefix: str) -> APIRouter:
         stat_context(request).wake()
         return json_response({"error": 0, "key": key})
 
-    @router.get("/stat/file/id/{key}/format/{fmt}")
+    @router.get("/stat/file/id/{key}/format/{fmt}", **doc.STAT_FILE)
     async def file(request: Request, key: str, fmt: str) -> Response:
         state = app_state(request)
         caller = await state.callers.authenticate(request.headers.get("x-api-key"))
@@ -132,7 +142,7 @@ def build_router(prefix: str) -> APIRouter:
             },
         )
 
-    @router.get("/stat/list")
+    @router.get("/stat/list", **doc.STAT_LIST)
     async def listing(request: Request) -> Response:
         state = app_state(request)
         caller = await state.callers.authenticate(request.headers.get("x-api-key"))
@@ -158,7 +168,7 @@ def build_router(prefix: str) -> APIRouter:
             )
         return json_response({"error": 0, "files": files})
 
-    @router.delete("/message/list/{key}")
+    @router.delete("/message/list/{key}", **doc.STAT_DELETE)
     async def remove(request: Request, key: str) -> Response:
         state = app_state(request)
         caller = await state.callers.authenticate(request.headers.get("x-api-key"))

@@ -15,4 +15,7 @@ SEED_004_STATUS: dict[Status, str] = {
     Status.EXPIRED: "expired",
     Status.REJECTED: "rejected",
     Status.FAILED: "failed",
+    # Viber's words, as in seed 004's status list (Read, not-viber-user).
+    Status.READ: "read",
+    Status.NOT_VIBER_USER: "not-viber-user",
 }

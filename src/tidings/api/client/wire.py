@@ -19,7 +19,8 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 
 from tidings.api.client.errors import DESCRIPTIONS, code_for, http_status
-from tidings.errors import InvalidRequest, TidingsError
+from tidings.api.limits import limit_api_key, retry_after_header
+from tidings.errors import InvalidRequest, RateLimited, TidingsError
 
 log = logging.getLogger("tidings.api.client")
 
@@ -37,6 +38,12 @@ def error_response(code: int, detail: str | None = None) -> Response:
     )
 
 
+def rate_limited_response(code: int, error: RateLimited) -> Response:
+    response = error_response(code, error.message)
+    response.headers["retry-after"] = retry_after_header(error.retry_after)
+    return response
+
+
 class ClientApiRoute(APIRoute):
     """Turns every failure of a seed-004 endpoint into seed 004's error shape."""
 
@@ -45,7 +52,10 @@ class ClientApiRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             try:
+                await limit_api_key(request)
                 return await handler(request)
+            except RateLimited as error:
+                return rate_limited_response(code_for(error), error)
             except TidingsError as error:
                 return error_response(code_for(error), error.message)
             except Exception:

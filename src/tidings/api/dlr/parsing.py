@@ -65,6 +65,8 @@ def credentials(pairs: Sequence[tuple[str, str]]) -> Login | None:
     if len(logins) != 1 or len(passwords) != 1:
         return None
     login, password = logins.pop(), passwords.pop()
+    if "\x00" in login or "\x00" in password:  # no stored login has one (PostgreSQL text can't)
+        return None
     return Login(login, password) if login and password else None
 
 
@@ -117,6 +119,8 @@ def parse_triples(pairs: Sequence[tuple[str, str]]) -> list[Triple]:
         request_id = request_ids[position] if request_ids else ""
         if not message_id:
             problems.append(Problem(INVALID, "message_id", "message_id is empty", position))
+        elif "\x00" in message_id:  # PostgreSQL text cannot hold NUL, and no supplier id has it
+            problems.append(Problem(INVALID, "message_id", "message_id contains NUL", position))
         elif len(message_id) > MAX_ID_LENGTH:
             problems.append(
                 Problem(
@@ -136,7 +140,9 @@ def parse_triples(pairs: Sequence[tuple[str, str]]) -> list[Triple]:
                     position,
                 )
             )
-        if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        if "\x00" in request_id:
+            problems.append(Problem(INVALID, "request_id", "request_id contains NUL", position))
+        elif len(request_id) > MAX_REQUEST_ID_LENGTH:
             problems.append(
                 Problem(
                     INVALID,

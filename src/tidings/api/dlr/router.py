@@ -21,6 +21,8 @@ from tidings.api.dlr.wire import (
     errors_response,
     read_arguments,
 )
+from tidings.api.limits import limit_supplier
+from tidings.api.openapi import routes as doc
 from tidings.api.state import app_state
 from tidings.connectors.base import SupplierReport
 from tidings.routing.service import authenticate_dlr
@@ -28,7 +30,8 @@ from tidings.routing.service import authenticate_dlr
 router = APIRouter(route_class=DlrRoute, tags=["Supplier DLR (seeds 001/002)"])
 
 
-@router.api_route("/api/dlr", methods=["GET", "POST"])
+@router.get("/api/dlr", **doc.DLR_GET)
+@router.post("/api/dlr", **doc.DLR_POST)
 async def receive_dlr(request: Request) -> Response:
     state = app_state(request)
     arguments = await read_arguments(request)
@@ -48,6 +51,7 @@ async def receive_dlr(request: Request) -> Response:
 
     digest = hashlib.sha256(login.password.encode()).hexdigest()  # never cache the password
     supplier_id = await state.dlr_logins.get((login.login, digest), supplier_of_login)
+    limit_supplier(request, supplier_id)
     if isinstance(parsed, ArgumentsRejected):
         raise parsed
     now = state.clock.now()

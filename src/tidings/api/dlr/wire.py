@@ -26,7 +26,8 @@ from tidings.api.dlr.parsing import (
     Triple,
     pairs_from_json,
 )
-from tidings.errors import AuthError, InvalidRequest, TidingsError
+from tidings.api.limits import retry_after_header
+from tidings.errors import AuthError, InvalidRequest, RateLimited, TidingsError
 
 log = logging.getLogger("tidings.api.dlr")
 
@@ -43,6 +44,8 @@ TITLES: dict[str, str] = {
     "invalid_argument": "Invalid argument",
     "unsupported_media_type": "Unsupported media type",
     "method_not_allowed": "Method not allowed",
+    "payload_too_large": "Payload too large",
+    "rate_limited": "Too many requests",
     "internal": "Internal error",
 }
 
@@ -108,6 +111,10 @@ class DlrRoute(APIRoute):
                 return errors_response(400, [problem_error(p) for p in rejected.problems])
             except AuthError:
                 return errors_response(401, [AUTHENTICATION_FAILED])
+            except RateLimited as limited:
+                answer = errors_response(429, [error("rate_limited", limited.message)])
+                answer.headers["Retry-After"] = retry_after_header(limited.retry_after)
+                return answer
             except InvalidRequest as invalid:
                 return errors_response(400, [error(INVALID, invalid.message)])
             except TidingsError as failure:

@@ -31,8 +31,22 @@ HYBER_STATUS: dict[Status, HyberStatus] = {
     Status.UNDELIVERED: HyberStatus(3, 34, 34011),
     Status.REJECTED: HyberStatus(3, 33, 33011),
     Status.FAILED: HyberStatus(3, 36, 36011),
+    # Viber (docs/viber.md): seen is delivered plus a detail; not a Viber user is a
+    # not-delivered detail of its own.
+    Status.READ: HyberStatus(2, 24, 24033),
+    Status.NOT_VIBER_USER: HyberStatus(3, 37, 37033),
 }
 
 # The channel name seed 000 uses for SMS, and the one for "still on the platform".
 SMS_CHANNEL = "sms"
+VIBER_CHANNEL = "viber"
 PLATFORM = "hyber"
+
+# Delivered over Viber: the seed's examples show 23033 with `sent_via` viber.
+VIBER_DELIVERED = HyberStatus(2, 23, 23033)
+
+
+def hyber_status(status: Status, channel: str) -> HyberStatus:
+    if channel == VIBER_CHANNEL and status is Status.DELIVERED:
+        return VIBER_DELIVERED
+    return HYBER_STATUS[status]

@@ -16,7 +16,8 @@ import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from tidings.errors import AuthError, ClientBlocked, NotFound, TidingsError
+from tidings.api.limits import retry_after_header
+from tidings.errors import AuthError, ClientBlocked, NotFound, RateLimited, TidingsError
 
 log = logging.getLogger("tidings.api.dr")
 
@@ -54,6 +55,8 @@ def basic_credentials(request: Request) -> tuple[str, str]:
     login, colon, password = decoded.partition(":")
     if not colon:
         raise AuthError("the Basic credentials hold no password")
+    if "\x00" in decoded:  # no stored login has NUL (PostgreSQL text can't hold it)
+        raise AuthError("the Basic credentials are not valid")
     return login, password
 
 
@@ -74,6 +77,13 @@ class DrRoute(APIRoute):
                 return error_response(403, "forbidden", str(failure))
             except NotFound as failure:
                 return error_response(404, "not_found", failure.message)
+            except RateLimited as failure:
+                return error_response(
+                    429,
+                    "rate_limited",
+                    failure.message,
+                    {"Retry-After": retry_after_header(failure.retry_after)},
+                )
             except TidingsError as failure:
                 return error_response(400, "invalid", failure.message)
             except Exception:

@@ -36,10 +36,13 @@ ESME_RMSGQFUL pause the bind and the part is sent again within the deadline, or 
 as RETRY with ``retry_after``. Any other error rejects the message with the error's name.
 
 Long messages: every part asks for a receipt; the message's supplier_message_id is the
-first part's id. The other parts' ids map onto it in memory for the life of the connector
-(bounded): "delivered" is reported when every part is, a failure of any part at once, and
-the rest as "sent" with the part in the detail. After a restart a receipt of a later part is
-not recognised (stored unmatched) and the first part's receipt settles the message.
+first part's id and the outcome carries every part's id (``part_ids``), which the delivery
+domain stores (``message_parts``). Each part's receipt is reported under its own id; the
+database settles the message: delivered when every part is, failed when one part fails, and
+that holds across restarts.
+
+MO: a deliver_sm that is no receipt is acknowledged, logged and counted (``stats["mo"]``),
+and not stored: Tidings has no inbound messages.
 """
 
 from __future__ import annotations
@@ -82,7 +85,6 @@ from tidings.connectors.smpp.session import (
 from tidings.connectors.smpp.text import LongMode, TextCharset, TextOptions, encode_message
 from tidings.errors import ConfigurationError
 from tidings.messages.encoding import UnencodableText
-from tidings.messages.status import Status
 
 __all__ = ["SmppConnector", "SmppOptions", "parse_options", "smpp_validity"]
 
@@ -125,7 +127,6 @@ class SmppOptions:
     throttle_pause: float = 0.5
     submit_deadline: float = 20.0
     bind_wait: float = 5.0
-    part_memory: int = 200_000
     report_batch: int = 500
     report_wait: float = 0.005
 
@@ -254,7 +255,6 @@ def parse_options(options: dict[str, Any]) -> SmppOptions:
         throttle_pause=_float(options, "throttle_pause", 0.5, 0.001),
         submit_deadline=_float(options, "submit_deadline", 20.0, 0.1),
         bind_wait=_float(options, "bind_wait", 5.0),
-        part_memory=_int(options, "part_memory", 200_000, 1000, 10_000_000),
         report_batch=_int(options, "report_batch", 500, 1, 10_000),
         report_wait=_float(options, "report_wait", 0.005),
     )
@@ -360,15 +360,11 @@ class SmppConnector:
         self._slots: asyncio.Queue[Link] = asyncio.Queue()
         self._any_bound = asyncio.Event()
         self._reports: _ReportBatcher | None = None
-        # Long messages: part id -> (first part id, seqnum, total); first id -> delivered parts.
-        self._part_of = _Bounded(self.options.part_memory)
-        self._delivered_parts = _Bounded(self.options.part_memory)
         # Parts already accepted of a long message whose later part failed to go: a retry
         # resumes after them instead of sending them twice.
         self._progress = _Bounded(10_000)
         self._validity_cache: tuple[datetime | None, str] = (None, "")
-        self._long_in_flight = 0  # long messages whose parts are being submitted
-        self.stats = {"submitted": 0, "throttled": 0, "receipts": 0, "unmatched_parts": 0}
+        self.stats = {"submitted": 0, "throttled": 0, "receipts": 0, "mo": 0}
 
     # --- life cycle ---
 
@@ -506,28 +502,20 @@ class SmppConnector:
             return SubmitOutcome(mid, SubmitResult.REJECTED, error=f"SMPP: {error}"[:200])
         total = len(pdus)
         done: list[str] = list(self._progress.pop(str(mid), None) or []) if total > 1 else []
-        if total > 1:
-            self._long_in_flight += 1
         try:
             for seqnum in range(len(done) + 1, total + 1):
                 raw_id = await self._submit_part(pdus[seqnum - 1], mid, deadline, seqnum, total)
                 done.append(raw_id)
-                if total > 1:
-                    self._remember_part(done, seqnum, total)
         except _Failure as failure:
             if failure.outcome.result is SubmitResult.RETRY and done:
                 self._progress.remember(str(mid), done)
             return failure.outcome
-        finally:
-            if total > 1:
-                self._long_in_flight -= 1
-        return SubmitOutcome(mid, SubmitResult.ACCEPTED, supplier_message_id=done[0])
-
-    def _remember_part(self, done: list[str], seqnum: int, total: int) -> None:
-        first = done[0]
-        if seqnum == 1:
-            self._delivered_parts.remember(first, set())
-        self._part_of.remember(done[seqnum - 1], (first, seqnum, total))
+        return SubmitOutcome(
+            mid,
+            SubmitResult.ACCEPTED,
+            supplier_message_id=done[0],
+            part_ids=tuple(done) if total > 1 else (),
+        )
 
     async def _submit_part(
         self, pdu: SubmitSm, mid: int, deadline: float, seqnum: int, total: int
@@ -617,41 +605,21 @@ class SmppConnector:
         assert self._reports is not None, "deliver_sm before start"
         receipt = receipt_from_pdu(pdu)
         if receipt is None:
+            self.stats["mo"] += 1
             log.info(
-                "%s: a deliver_sm that is no receipt (MO), acknowledged and dropped", link.name
+                "%s: MO from %s to %s acknowledged and dropped (no inbound messages), %d so far",
+                link.name,
+                pdu.source_addr,
+                pdu.destination_addr,
+                self.stats["mo"],
             )
             done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             done.set_result(CommandStatus.ESME_ROK)
             return done
         self.stats["receipts"] += 1
-        if self._long_in_flight and self.ids.receipt(receipt.message_id) not in self._part_of:
-            # Maybe a part whose submit_sm_resp is still on its way (the receipt came on
-            # another bind): wait for the long messages in flight, then map it.
-            return asyncio.ensure_future(self._report_later(receipt))
-        return self._reports.put(self._reports_for(receipt))
+        return self._reports.put([self._report_of(receipt)])
 
-    async def _report_later(self, receipt: Receipt) -> int:
-        for _ in range(100):  # 2 s at most
-            if not self._long_in_flight or self.ids.receipt(receipt.message_id) in self._part_of:
-                break
-            await asyncio.sleep(0.02)
-        assert self._reports is not None
-        return await self._reports.put(self._reports_for(receipt))
-
-    def _reports_for(self, receipt: Receipt) -> list[SupplierReport]:
-        now = self.clock.now()
+    def _report_of(self, receipt: Receipt) -> SupplierReport:
+        """A part's receipt goes under the part's own id: the delivery domain knows the parts."""
         sid = self.ids.receipt(receipt.message_id)
-        status, detail = receipt.status, receipt.detail
-        part = self._part_of.get(sid)
-        if part is None:
-            return [SupplierReport(sid, status, now, detail)]
-        first, seqnum, total = part
-        detail = f"part {seqnum}/{total}: {detail}"
-        if status is Status.DELIVERED:
-            delivered: set[int] | None = self._delivered_parts.get(first)
-            if delivered is not None:
-                delivered.add(seqnum)
-                if len(delivered) < total:
-                    return [SupplierReport(first, Status.SENT, now, detail)]
-                detail = f"all {total} parts: {receipt.detail}"
-        return [SupplierReport(first, status, now, detail)]
+        return SupplierReport(sid, receipt.status, self.clock.now(), receipt.detail)

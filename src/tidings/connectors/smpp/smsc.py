@@ -414,6 +414,19 @@ class Smsc:
             tlvs=tlvs,
         )
 
+    def send_mo(self, source_addr: str, destination_addr: str, text: bytes) -> None:
+        """Queue a mobile-originated deliver_sm (no receipt bit) for the receiving binds."""
+        self._queue(
+            DeliverSm(
+                source_addr_ton=1,
+                source_addr_npi=1,
+                source_addr=source_addr,
+                dest_addr_ton=5,
+                destination_addr=destination_addr,
+                short_message=text,
+            )
+        )
+
     def _queue(self, receipt: DeliverSm) -> None:
         self._outbox.append(receipt)
         self._outbox_ready.set()

@@ -25,27 +25,34 @@ IP1_CODE: dict[Status, int] = {
     Status.UNDELIVERED: 501,  # ours: Undeliverable (the network could not deliver it)
     Status.FAILED: 502,  # ours: Failed (no supplier could take it)
     Status.UNKNOWN: 503,  # ours: Unknown (the supplier lost track; not final)
+    Status.READ: 205,  # ours: Read (Viber: delivered and seen by the recipient)
+    Status.NOT_VIBER_USER: 504,  # ours: NotViberUser (Viber could not reach the number)
 }
 
 
 def render(report: Report) -> str:
     message = report.message
     created = report.at.astimezone(UTC).isoformat(timespec="milliseconds")
-    return dump_json(
-        {
-            "messageId": str(message.id),
-            "batchId": None if message.task_id is None else str(message.task_id),
-            "recipient": message.msisdn,
-            "code": IP1_CODE[report.status],
-            "duration": 1 if report.status.is_final else 0,
-            "created": created.replace("+00:00", "Z"),
-            "segments": message.parts,
-            # A JSON number, as in the seed's example (0.082); prices have 6 decimals at most.
-            "price": float(message.price),
-            "currency": message.currency.lower(),
-            "reference": message.reference,
-        }
-    )
+    body: dict[str, object] = {
+        "messageId": str(message.id),
+        "batchId": None if message.task_id is None else str(message.task_id),
+        "recipient": message.msisdn,
+        "code": IP1_CODE[report.status],
+        "duration": 1 if report.status.is_final else 0,
+        "created": created.replace("+00:00", "Z"),
+        "segments": message.parts,
+        # A JSON number, as in the seed's example (0.082); prices have 6 decimals at most.
+        "price": float(message.price),
+        "currency": message.currency.lower(),
+        "reference": message.reference,
+    }
+    # Viber messages and their fallback SMS name their channel (docs/viber.md).
+    if message.channel == "viber":
+        body["channel"] = "viber"
+    if message.parent_id is not None:
+        body["channel"] = "sms"
+        body["parentMessageId"] = str(message.parent_id)
+    return dump_json(body)
 
 
 FORMAT = WebhookFormat(name="ip1", content_type=JSON, render=render)

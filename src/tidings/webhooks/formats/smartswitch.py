@@ -31,13 +31,22 @@ MESSAGE_STATE: dict[Status, str] = {
     Status.UNDELIVERED: "undeliverable",
     Status.FAILED: "undeliverable",
     Status.REJECTED: "rejected",
+    # Smartswitch has no Viber words: seen is delivered, no Viber account is undeliverable.
+    Status.READ: "delivered",
+    Status.NOT_VIBER_USER: "undeliverable",
 }
 
 
 def render(report: Report) -> str:
-    return urlencode(
-        {"message_id": str(report.message.id), "message_state": MESSAGE_STATE[report.status]}
-    )
+    message = report.message
+    fields = {"message_id": str(message.id), "message_state": MESSAGE_STATE[report.status]}
+    # Viber messages and their fallback SMS name their channel (docs/viber.md).
+    if message.channel == "viber":
+        fields["channel"] = "viber"
+    if message.parent_id is not None:
+        fields["channel"] = "sms"
+        fields["parent_message_id"] = str(message.parent_id)
+    return urlencode(fields)
 
 
 def request(delivery: StoredDelivery) -> Outgoing:

@@ -1,0 +1,229 @@
+"""Seed 004's HLR endpoints (docs/hlr.md), under `/rest` and at the root:
+
+PUT|POST /hlr/create              single (form fields) or bulk (`payload`: a JSON array)
+GET      /hlr/{id}                the result; at the root a reference is tried too
+GET      /hlr/reference/{ref}     the result, by the client's reference
+GET      /hlr/prices[/{tariff}]   the HLR price table (tariff 9 when not given)
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+from tidings.api.client.errors import HLR_CODES, code_for
+from tidings.api.client.hlr_parsing import parse_hlr_request
+from tidings.api.client.parsing import REFERENCE, parse_id
+from tidings.api.client.wire import error_response, json_response, read_payload
+from tidings.api.state import app_state
+from tidings.billing.service import format_money, price_table
+from tidings.connectors.hlr.base import FINAL_STATUSES
+from tidings.db.engine import transaction
+from tidings.errors import InvalidRequest, NotFound, TidingsError
+from tidings.hlr.service import (
+    HLR,
+    HlrAcceptance,
+    accept_hlr,
+    fake_hlr_acceptance,
+    find_lookup,
+    find_lookup_by_reference,
+    prepare_hlr,
+)
+from tidings.hlr.wire import iso_time, result_body
+
+log = logging.getLogger("tidings.api.client")
+
+DEFAULT_PRICE_TARIFF = 9  # "by default 9 (Best quality tariff)", for the price table only
+
+
+class HlrApiRoute(APIRoute):
+    """Seed 004's error shape, with the HLR codes (60-66)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except TidingsError as error:
+                return error_response(code_for(error, HLR_CODES), error.message)
+            except Exception:
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                return error_response(5)
+
+        return guarded
+
+
+def _wake_worker(request: Request) -> None:
+    wake: Callable[[], None] | None = getattr(request.app.state, "hlr_wake", None)
+    if wake is not None:
+        wake()
+
+
+def build_router(prefix: str) -> APIRouter:
+    router = APIRouter(prefix=prefix, route_class=HlrApiRoute, tags=["HLR (seed 004)"])
+
+    @router.api_route("/hlr/create", methods=["PUT", "POST"])
+    async def create_hlr(request: Request) -> Response:
+        state = app_state(request)
+        try:
+            parsed: Any = parse_hlr_request(await read_payload(request))
+        except TidingsError as error:
+            parsed = error  # raised after authentication: a bad key is told first
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if isinstance(parsed, TidingsError):
+            raise parsed
+        prepared = prepare_hlr(
+            await state.catalog.get(), caller, parsed, state.limits.max_batch_size
+        )
+        if caller.is_test:
+            accepted = fake_hlr_acceptance(prepared)
+        else:
+            async with transaction(state.sessions) as session:
+                accepted = await accept_hlr(session, state.clock, prepared)
+            _wake_worker(request)
+        if not parsed.is_batch:
+            item = accepted.items[0]
+            return json_response(
+                {
+                    "error": "0",
+                    "id": str(item.id),
+                    "price": format_money(item.price),
+                    "currency": item.currency,
+                }
+            )
+        return json_response(_bulk_body(accepted))
+
+    @router.get("/hlr/create")
+    async def create_by_get(request: Request) -> Response:
+        raise InvalidRequest("use PUT or POST", reason="unsupported")
+
+    async def _prices(request: Request, tariff_text: str) -> Response:
+        state = app_state(request)
+        async with state.sessions() as session:
+            await state.callers.authenticate(request.headers.get("x-api-key"))
+            tariff = parse_id("1" + tariff_text)  # "1" + text: "0" is a valid tariff
+            if tariff is None or not 10 <= tariff <= 19:
+                raise InvalidRequest(f"tariff {tariff_text!r} is not 0 to 9", reason="bad_tariff")
+            rows = await price_table(session, state.countries, HLR, tariff - 10)
+        return json_response(
+            {
+                "error": "0",
+                "prices": [
+                    {
+                        "type": row.type,
+                        "country": row.country,
+                        "country_name": row.country_name,
+                        "mcc": row.mcc,
+                        "price": format_money(row.price),
+                        "currency": row.currency,
+                    }
+                    for row in rows
+                ],
+            }
+        )
+
+    @router.get("/hlr/prices")
+    async def hlr_prices_default(request: Request) -> Response:
+        return await _prices(request, str(DEFAULT_PRICE_TARIFF))
+
+    @router.get("/hlr/prices/{tariff}")
+    async def hlr_prices(request: Request, tariff: str) -> Response:
+        return await _prices(request, tariff)
+
+    @router.get("/hlr/reference/{reference}")
+    async def hlr_by_reference(request: Request, reference: str) -> Response:
+        state = app_state(request)
+        async with state.sessions() as session:
+            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+            if caller.is_test:
+                return json_response(_fake_result(reference, state.clock.now()))
+            if not REFERENCE.fullmatch(reference):  # no such reference can have been stored
+                raise NotFound(f"no HLR request {reference!r}", reason="hlr_not_found")
+            lookup = await find_lookup_by_reference(session, caller.client_id, reference)
+        return json_response(result_body(lookup))
+
+    @router.get("/hlr/{key}")
+    async def hlr_by_id(request: Request, key: str) -> Response:
+        """An id; failing that, a reference (the seed's URL for the reference form is
+        `/hlr/{reference}` too)."""
+        state = app_state(request)
+        async with state.sessions() as session:
+            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+            if caller.is_test:
+                return json_response(_fake_result(key, state.clock.now()))
+            number = parse_id(key)
+            if number is not None:
+                try:
+                    return json_response(
+                        result_body(await find_lookup(session, caller.client_id, number))
+                    )
+                except NotFound:
+                    pass
+            if not REFERENCE.fullmatch(key):
+                raise NotFound(f"no HLR request {key!r}", reason="hlr_not_found")
+            lookup = await find_lookup_by_reference(session, caller.client_id, key)
+        return json_response(result_body(lookup))
+
+    @router.api_route("/hlr/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def unsupported(request: Request, path: str) -> Response:
+        return error_response(4, f"{prefix}/hlr/{path}")
+
+    return router
+
+
+def _bulk_body(accepted: HlrAcceptance) -> dict[str, Any]:
+    result: list[dict[str, Any]] = []
+    for item in accepted.items:
+        if item.duplicate:
+            result.append(
+                {
+                    "reference": item.reference,
+                    "id": str(item.id),
+                    "error": "63",
+                    "errorDescription": "HLR already exists",
+                }
+            )
+        else:
+            result.append(
+                {
+                    "reference": item.reference,
+                    "id": str(item.id),
+                    "error": "0",
+                    "price": format_money(item.price),
+                    "currency": item.currency,
+                }
+            )
+    return {
+        "result": result,
+        "error": "0",
+        "totalprice": format_money(accepted.total_price),
+        "currency": accepted.currency,
+    }
+
+
+def _fake_result(key: str, now: datetime) -> dict[str, Any]:
+    """Test keys get plausible random data, as the seed says for every test-key request."""
+    rng = random.Random(key)
+    created = now - timedelta(seconds=rng.randrange(60, 86_400))
+    status = rng.choice(FINAL_STATUSES)
+    network = f"255{rng.choice(('01', '03', '06'))}" if status in ("active", "absent") else None
+    return {
+        "id": key if key.isdigit() else str(rng.randrange(10**7, 10**8)),
+        "reference": key if not key.isdigit() else f"test{rng.randrange(10**6)}",
+        "msisdn": f"380{rng.choice(('50', '67', '93'))}{rng.randrange(10**7):07d}",
+        "network": network or "unknown",
+        "status": status,
+        "details": {
+            "ported": str(int(rng.random() < 0.1)),
+            "roaming": str(int(rng.random() < 0.05)),
+        },
+        "createdDatetime": iso_time(created),
+        "statusDatetime": iso_time(created + timedelta(seconds=rng.randrange(1, 10))),
+    }

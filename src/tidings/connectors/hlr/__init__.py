@@ -1,0 +1,1 @@
+"""HLR providers: connectors that answer where a number lives (docs/hlr.md)."""

@@ -1,0 +1,1 @@
+"""The operator web console under /console (docs/console.md)."""

@@ -1,0 +1,447 @@
+"""The console's SQL: bounded, indexed read queries for the operator pages.
+
+Every aggregate is bounded by a time window on an indexed column, so a page costs what the
+window holds, not what the database holds:
+- status changes per time bucket: `message_events (at, status)`, an index-only range scan;
+- accepted messages per bucket, per client: `messages (client_id, time_in, id)`, walked
+  once per client (the clients table is small; the join makes both engines use the index);
+- queues: `dispatch_jobs` and pending `webhook_deliveries` hold only outstanding work;
+- search: the primary key, `messages (client_id, reference)` per client, `messages (msisdn)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.accounts.models import Client
+from tidings.delivery.models import DispatchJob, Receipt
+from tidings.exports.models import BUILDING, PENDING, Export
+from tidings.messages.models import Message, MessageEvent
+from tidings.routing.models import Supplier
+from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+
+# Columns that link a message to the one it stands in for (an SMS fallback leg of a Viber
+# message, say). The console shows such relatives beside a message's history whichever of
+# these names the messages table has; none exists yet.
+LINK_COLUMNS = ("parent_id", "parent_message_id", "fallback_of_id", "fallback_for_id")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepths:
+    dispatch_due: int
+    dispatch_waiting: int  # scheduled or backing off: not due yet
+    dispatch_retrying: int  # failed at least once
+    webhooks_due: int
+    webhooks_waiting: int
+    exports_pending: int
+    receipts_unmatched: int
+
+
+@dataclass(frozen=True, slots=True)
+class SupplierQueue:
+    supplier_id: int
+    jobs: int
+    due: int
+    retrying: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    at: datetime
+    status: str
+    detail: str | None
+    message_id: int
+    channel: str
+    msisdn: str
+    country: str
+    client_id: int
+    client_name: str
+    supplier_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointTrouble:
+    client_id: int
+    client_name: str
+    url: str
+    retrying: int
+    failed: int
+    last_error: str | None
+    last_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLine:
+    id: int
+    name: str
+    balance: Any
+    blocked: bool
+    messages_today: int
+
+
+class ConsoleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    def _bucket(self, column: Any, seconds: int) -> ColumnElement[int]:
+        """The number of the `seconds`-long bucket a time falls in (Unix time // seconds)."""
+        # Inlined, not bound: GROUP BY must repeat the select's expression exactly.
+        size: ColumnElement[int] = literal_column(str(int(seconds)), Integer)
+        if self._dialect == "sqlite":
+            # Times are ISO text on SQLite; strftime('%s') reads them as Unix seconds.
+            return cast(func.strftime("%s", column), Integer) // size
+        return cast(func.floor(func.extract("epoch", column) / size), BigInteger)
+
+    # Traffic.
+
+    async def event_counts(
+        self, since: datetime, until: datetime, bucket_seconds: int
+    ) -> list[tuple[int, str, int]]:
+        """(bucket, status, count) of status changes in [since, until)."""
+        bucket = self._bucket(MessageEvent.at, bucket_seconds).label("bucket")
+        result = await self.session.execute(
+            select(bucket, MessageEvent.status, func.count())
+            .where(MessageEvent.at >= since, MessageEvent.at < until)
+            .group_by(bucket, MessageEvent.status)
+        )
+        return [(int(b), str(s), int(n)) for b, s, n in result]
+
+    async def accepted_counts(
+        self,
+        since: datetime,
+        until: datetime,
+        bucket_seconds: int,
+        *,
+        client_id: int | None = None,
+        by_status: bool = False,
+    ) -> list[tuple[int, str, int]]:
+        """(bucket, status or "accepted", count) of messages accepted in [since, until)."""
+        bucket = self._bucket(Message.time_in, bucket_seconds).label("bucket")
+        grouping: list[Any] = [bucket, Message.status] if by_status else [bucket]
+        query = (
+            select(*grouping, func.count())
+            .select_from(Client)
+            .join(
+                Message,
+                and_(
+                    Message.client_id == Client.id,
+                    Message.time_in >= since,
+                    Message.time_in < until,
+                ),
+            )
+            .group_by(*grouping)
+        )
+        if client_id is not None:
+            query = query.where(Client.id == client_id)
+        result = await self.session.execute(query)
+        if by_status:
+            return [(int(b), str(s), int(n)) for b, s, n in result]
+        return [(int(b), "accepted", int(n)) for b, n in result]
+
+    async def outcomes(
+        self,
+        since: datetime,
+        key: Literal["supplier", "country"],
+        statuses: Collection[str],
+    ) -> list[tuple[Any, str, int]]:
+        """(supplier id or country, status, count) of changes to `statuses` since `since`."""
+        column = Message.supplier_id if key == "supplier" else Message.country
+        result = await self.session.execute(
+            select(column, MessageEvent.status, func.count())
+            .select_from(MessageEvent)
+            .join(Message, Message.id == MessageEvent.message_id)
+            .where(MessageEvent.at >= since, MessageEvent.status.in_(list(statuses)))
+            .group_by(column, MessageEvent.status)
+        )
+        return [(k, str(s), int(n)) for k, s, n in result]
+
+    async def latest_failures(
+        self, since: datetime, statuses: Collection[str], limit: int
+    ) -> list[Failure]:
+        result = await self.session.execute(
+            select(
+                MessageEvent.at,
+                MessageEvent.status,
+                MessageEvent.detail,
+                Message.id,
+                Message.channel,
+                Message.msisdn,
+                Message.country,
+                Client.id,
+                Client.name,
+                Supplier.name,
+            )
+            .select_from(MessageEvent)
+            .join(Message, Message.id == MessageEvent.message_id)
+            .join(Client, Client.id == Message.client_id)
+            .outerjoin(Supplier, Supplier.id == Message.supplier_id)
+            .where(MessageEvent.at >= since, MessageEvent.status.in_(list(statuses)))
+            .order_by(MessageEvent.at.desc(), MessageEvent.id.desc())
+            .limit(limit)
+        )
+        return [Failure(*row) for row in result]
+
+    # Queues and suppliers.
+
+    async def queue_depths(self, now: datetime) -> QueueDepths:
+        jobs = (
+            await self.session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(case((DispatchJob.due_at <= now, 1), else_=0)), 0),
+                    func.coalesce(func.sum(case((DispatchJob.attempts > 0, 1), else_=0)), 0),
+                )
+            )
+        ).one()
+        hooks = (
+            await self.session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(
+                        func.sum(case((WebhookDelivery.next_attempt_at <= now, 1), else_=0)), 0
+                    ),
+                ).where(WebhookDelivery.state == "pending")
+            )
+        ).one()
+        exports = await self.session.execute(
+            select(func.count()).where(Export.state.in_([PENDING, BUILDING]))
+        )
+        receipts = await self.session.execute(
+            select(func.count()).select_from(Receipt).where(Receipt.message_id.is_(None))
+        )
+        total, due, retrying = (int(v) for v in jobs)
+        hooks_total, hooks_due = (int(v) for v in hooks)
+        return QueueDepths(
+            dispatch_due=due,
+            dispatch_waiting=total - due,
+            dispatch_retrying=retrying,
+            webhooks_due=hooks_due,
+            webhooks_waiting=hooks_total - hooks_due,
+            exports_pending=int(exports.scalar_one()),
+            receipts_unmatched=int(receipts.scalar_one()),
+        )
+
+    async def supplier_queues(self, now: datetime) -> dict[int, SupplierQueue]:
+        result = await self.session.execute(
+            select(
+                DispatchJob.supplier_id,
+                func.count(),
+                func.coalesce(func.sum(case((DispatchJob.due_at <= now, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((DispatchJob.attempts > 0, 1), else_=0)), 0),
+                func.max(DispatchJob.last_error),
+            ).group_by(DispatchJob.supplier_id)
+        )
+        return {
+            int(s): SupplierQueue(int(s), int(n), int(d), int(r), e) for s, n, d, r, e in result
+        }
+
+    async def suppliers(self) -> Sequence[Supplier]:
+        result = await self.session.execute(select(Supplier).order_by(Supplier.name))
+        return result.scalars().all()
+
+    # Webhooks.
+
+    async def failing_endpoints(self, since: datetime, limit: int) -> list[EndpointTrouble]:
+        """Endpoints with deliveries being retried now, or dropped since `since`."""
+        retrying = case(
+            (and_(WebhookDelivery.state == "pending", WebhookDelivery.attempts > 0), 1), else_=0
+        )
+        failed = case((WebhookDelivery.state == "failed", 1), else_=0)
+        result = await self.session.execute(
+            select(
+                WebhookDelivery.client_id,
+                Client.name,
+                WebhookDelivery.url,
+                func.sum(retrying),
+                func.sum(failed),
+                func.max(WebhookDelivery.last_error),
+                func.max(WebhookDelivery.next_attempt_at),
+            )
+            .join(Client, Client.id == WebhookDelivery.client_id)
+            .where(
+                or_(
+                    and_(WebhookDelivery.state == "pending", WebhookDelivery.attempts > 0),
+                    and_(
+                        WebhookDelivery.state == "failed",
+                        WebhookDelivery.next_attempt_at >= since,
+                    ),
+                )
+            )
+            .group_by(WebhookDelivery.client_id, Client.name, WebhookDelivery.url)
+            .order_by(func.sum(failed).desc(), func.sum(retrying).desc())
+            .limit(limit)
+        )
+        return [
+            EndpointTrouble(int(c), n, u, int(r), int(f), e, at) for c, n, u, r, f, e, at in result
+        ]
+
+    async def deliveries_of_message(
+        self, message_id: int
+    ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+        result = await self.session.execute(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.message_id == message_id)
+            .order_by(WebhookDelivery.id)
+        )
+        deliveries = list(result.scalars())
+        return await self._with_attempts(deliveries)
+
+    async def deliveries_of_client(
+        self, client_id: int, limit: int
+    ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+        result = await self.session.execute(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.client_id == client_id)
+            .order_by(WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+        return await self._with_attempts(list(result.scalars()))
+
+    async def _with_attempts(
+        self, deliveries: list[WebhookDelivery]
+    ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+        by_delivery: dict[int, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
+        if deliveries:
+            attempts = await self.session.execute(
+                select(WebhookAttempt)
+                .where(WebhookAttempt.delivery_id.in_(list(by_delivery)))
+                .order_by(WebhookAttempt.id)
+            )
+            for attempt in attempts.scalars():
+                by_delivery[attempt.delivery_id].append(attempt)
+        return [(d, by_delivery[d.id]) for d in deliveries]
+
+    # Clients.
+
+    async def clients(self, since: datetime) -> list[ClientLine]:
+        today = func.count(Message.id)
+        result = await self.session.execute(
+            select(Client.id, Client.name, Client.balance, Client.blocked, today)
+            .select_from(Client)
+            .outerjoin(Message, and_(Message.client_id == Client.id, Message.time_in >= since))
+            .group_by(Client.id, Client.name, Client.balance, Client.blocked)
+            .order_by(Client.name)
+        )
+        return [ClientLine(int(i), n, b, bool(k), int(c)) for i, n, b, k, c in result]
+
+    async def client(self, client_id: int) -> Client | None:
+        return await self.session.get(Client, client_id)
+
+    async def client_messages(self, client_id: int, limit: int) -> Sequence[Message]:
+        result = await self.session.execute(
+            select(Message)
+            .where(Message.client_id == client_id)
+            .order_by(Message.time_in.desc(), Message.id.desc())
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    # Messages.
+
+    async def message(self, message_id: int) -> Message | None:
+        return await self.session.get(Message, message_id)
+
+    async def find_messages(
+        self, *, message_id: int | None, reference: str | None, msisdn: str | None, limit: int
+    ) -> list[Message]:
+        """Messages with this id, this reference (any client) or this phone number."""
+        found: dict[int, Message] = {}
+        if message_id is not None:
+            message = await self.session.get(Message, message_id)
+            if message is not None:
+                found[message.id] = message
+        if reference:
+            # Per client, through the (client_id, reference) unique index.
+            result = await self.session.execute(
+                select(Message)
+                .select_from(Client)
+                .join(
+                    Message,
+                    and_(Message.client_id == Client.id, Message.reference == reference),
+                )
+                .limit(limit)
+            )
+            found.update((m.id, m) for m in result.scalars())
+        if msisdn:
+            result = await self.session.execute(
+                select(Message)
+                .where(Message.msisdn == msisdn)
+                .order_by(Message.id.desc())
+                .limit(limit)
+            )
+            found.update((m.id, m) for m in result.scalars())
+        return sorted(found.values(), key=lambda m: m.id, reverse=True)[:limit]
+
+    async def events(self, message_id: int) -> Sequence[MessageEvent]:
+        result = await self.session.execute(
+            select(MessageEvent)
+            .where(MessageEvent.message_id == message_id)
+            .order_by(MessageEvent.at, MessageEvent.id)
+        )
+        return result.scalars().all()
+
+    async def receipts(self, message_id: int) -> Sequence[Receipt]:
+        result = await self.session.execute(
+            select(Receipt).where(Receipt.message_id == message_id).order_by(Receipt.id)
+        )
+        return result.scalars().all()
+
+    async def dispatch_job(self, message_id: int) -> DispatchJob | None:
+        return await self.session.get(DispatchJob, message_id)
+
+    async def names(
+        self, client_ids: Collection[int], supplier_ids: Collection[int]
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        clients: dict[int, str] = {}
+        suppliers: dict[int, str] = {}
+        if client_ids:
+            rows = await self.session.execute(
+                select(Client.id, Client.name).where(Client.id.in_(list(client_ids)))
+            )
+            clients = {int(i): n for i, n in rows}
+        if supplier_ids:
+            rows = await self.session.execute(
+                select(Supplier.id, Supplier.name).where(Supplier.id.in_(list(supplier_ids)))
+            )
+            suppliers = {int(i): n for i, n in rows}
+        return clients, suppliers
+
+    async def related(self, message: Message) -> list[Message]:
+        """Messages linked to this one through a link column (fallback legs, parents)."""
+        columns = Message.__table__.c
+        conditions = []
+        for name in LINK_COLUMNS:
+            if name in columns:
+                column = columns[name]
+                conditions.append(column == message.id)
+                parent = getattr(message, name, None)
+                if parent is not None:
+                    conditions.append(Message.id == parent)
+        if not conditions:
+            return []
+        result = await self.session.execute(
+            select(Message).where(or_(*conditions), Message.id != message.id).order_by(Message.id)
+        )
+        return list(result.scalars())

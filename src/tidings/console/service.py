@@ -1,0 +1,426 @@
+"""What the console pages show, assembled from the console repository (no SQL here).
+
+Charts are handed to the browser as `Chart` objects: one x axis of Unix seconds (bucket
+starts) and one series per status, ready for uPlot.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidings.accounts.models import Client
+from tidings.console.repository import (
+    ClientLine,
+    ConsoleRepository,
+    EndpointTrouble,
+    Failure,
+    QueueDepths,
+)
+from tidings.delivery.models import DispatchJob, Receipt
+from tidings.messages.models import Message
+from tidings.messages.status import FINAL_STATUSES, Status
+from tidings.routing.models import Supplier
+from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+
+# Series order and colours: the same status is the same colour on every chart.
+STATUS_COLOURS = {
+    "accepted": "#64748b",
+    "queued": "#94a3b8",
+    "scheduled": "#a5b4fc",
+    "sent": "#2563eb",
+    "unknown": "#9333ea",
+    "delivered": "#16a34a",
+    "undelivered": "#ea580c",
+    "expired": "#a16207",
+    "rejected": "#dc2626",
+    "failed": "#7f1d1d",
+}
+FINALS = sorted(s.value for s in FINAL_STATUSES)
+FAILURES = sorted(s.value for s in FINAL_STATUSES if s is not Status.DELIVERED)
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    colour: str
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class Chart:
+    x: list[int]
+    series: list[Series]
+    unit: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def total(self) -> float:
+        return sum(sum(s.values) for s in self.series)
+
+
+def _chart(
+    rows: Iterable[tuple[int, str, int]],
+    *,
+    start_bucket: int,
+    buckets: int,
+    bucket_seconds: int,
+    per: float,
+    unit: str,
+) -> Chart:
+    """Dense series from sparse (bucket, status, count) rows; counts divided by `per`."""
+    counts: dict[str, list[float]] = defaultdict(lambda: [0.0] * buckets)
+    for bucket, status, count in rows:
+        index = bucket - start_bucket
+        if 0 <= index < buckets:
+            counts[status][index] += count / per
+    order = [s for s in STATUS_COLOURS if s in counts] + sorted(
+        s for s in counts if s not in STATUS_COLOURS
+    )
+    return Chart(
+        x=[(start_bucket + i) * bucket_seconds for i in range(buckets)],
+        series=[
+            Series(s, STATUS_COLOURS.get(s, "#0f766e"), [round(v, 2) for v in counts[s]])
+            for s in order
+        ],
+        unit=unit,
+    )
+
+
+class BucketCache:
+    """Traffic counts of time buckets that are over, kept for the life of the process.
+
+    A bucket that ended `settle_seconds` ago no longer changes (status changes are stored
+    with the time they happened, within moments of it), so the charts query only the
+    buckets still open: a refresh of the last day reads the last few minutes, not the day.
+    """
+
+    def __init__(self, settle_seconds: float = 120, max_entries: int = 50_000) -> None:
+        self.settle_seconds = settle_seconds
+        self.max_entries = max_entries
+        self._entries: dict[tuple[int, int], list[tuple[str, int]]] = {}
+
+    def get(self, bucket_seconds: int, bucket: int) -> list[tuple[str, int]] | None:
+        return self._entries.get((bucket_seconds, bucket))
+
+    def put(
+        self, now: datetime, bucket_seconds: int, bucket: int, counts: list[tuple[str, int]]
+    ) -> None:
+        if (bucket + 1) * bucket_seconds <= now.timestamp() - self.settle_seconds:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[(bucket_seconds, bucket)] = counts
+
+
+async def traffic_chart(
+    repo: ConsoleRepository,
+    now: datetime,
+    *,
+    buckets: int,
+    bucket_seconds: int,
+    cache: BucketCache | None = None,
+) -> Chart:
+    """Messages accepted and status changes per minute, in `buckets` buckets up to now."""
+    last = int(now.timestamp()) // bucket_seconds
+    start_bucket = last - buckets + 1
+    rows: list[tuple[int, str, int]] = []
+    missing = []
+    for bucket in range(start_bucket, last + 1):
+        cached = cache.get(bucket_seconds, bucket) if cache else None
+        if cached is None:
+            missing.append(bucket)
+        else:
+            rows.extend((bucket, status, count) for status, count in cached)
+    if missing:
+        since = datetime.fromtimestamp(missing[0] * bucket_seconds, tz=now.tzinfo)
+        until = min(
+            now + timedelta(seconds=1),
+            datetime.fromtimestamp((missing[-1] + 1) * bucket_seconds, tz=now.tzinfo),
+        )
+        fresh = await repo.accepted_counts(since, until, bucket_seconds)
+        fresh += await repo.event_counts(since, until, bucket_seconds)
+        by_bucket: dict[int, list[tuple[str, int]]] = {b: [] for b in missing}
+        for bucket, status, count in fresh:
+            if bucket in by_bucket:
+                by_bucket[bucket].append((status, count))
+                rows.append((bucket, status, count))
+        if cache is not None:
+            for bucket, counts in by_bucket.items():
+                cache.put(now, bucket_seconds, bucket, counts)
+    per = bucket_seconds / 60
+    return _chart(
+        rows,
+        start_bucket=start_bucket,
+        buckets=buckets,
+        bucket_seconds=bucket_seconds,
+        per=per,
+        unit="messages per minute" if per == 1 else f"messages per minute ({per:g}-minute average)",
+    )
+
+
+@dataclass(frozen=True)
+class RateLine:
+    key: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.get(s, 0) for s in FINALS)
+
+    @property
+    def delivered(self) -> int:
+        return self.counts.get(Status.DELIVERED.value, 0)
+
+    @property
+    def rate(self) -> float | None:
+        return self.delivered / self.total if self.total else None
+
+
+async def delivery_rates(
+    repo: ConsoleRepository,
+    since: datetime,
+    key: Literal["supplier", "country"],
+    supplier_names: dict[int, str],
+) -> list[RateLine]:
+    """Final outcomes since `since`, per supplier or country, busiest first."""
+    grouped: dict[str, dict[str, int]] = defaultdict(dict)
+    for raw, status, count in await repo.outcomes(since, key, FINALS):
+        if key == "supplier":
+            name = supplier_names.get(raw, f"#{raw}") if raw is not None else "(none)"
+        else:
+            name = raw or "??"
+        grouped[name][status] = grouped[name].get(status, 0) + count
+    lines = [RateLine(k, v) for k, v in grouped.items()]
+    return sorted(lines, key=lambda line: (-line.total, line.key))
+
+
+@dataclass(frozen=True)
+class SupplierHealth:
+    supplier: Supplier
+    counts: dict[str, int]  # status changes in the last hour
+    jobs: int
+    due: int
+    retrying: int
+    last_error: str | None
+    verdict: str  # ok, idle, trouble, disabled
+
+    @property
+    def refused(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ("rejected", "failed"))
+
+
+async def supplier_health(
+    repo: ConsoleRepository, now: datetime, suppliers: Sequence[Supplier]
+) -> list[SupplierHealth]:
+    since = now - timedelta(hours=1)
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for supplier_id, status, count in await repo.outcomes(since, "supplier", ["sent", *FINALS]):
+        if supplier_id is not None:
+            counts[int(supplier_id)][status] = count
+    queues = await repo.supplier_queues(now)
+    health = []
+    for supplier in suppliers:
+        seen = counts.get(supplier.id, {})
+        queue = queues.get(supplier.id)
+        refused = seen.get("rejected", 0) + seen.get("failed", 0)
+        handled = seen.get("sent", 0) + refused
+        if not supplier.enabled:
+            verdict = "disabled"
+        elif (queue is not None and queue.retrying) or (handled and refused / handled > 0.2):
+            verdict = "trouble"
+        elif not seen and queue is None:
+            verdict = "idle"
+        else:
+            verdict = "ok"
+        health.append(
+            SupplierHealth(
+                supplier=supplier,
+                counts=seen,
+                jobs=queue.jobs if queue else 0,
+                due=queue.due if queue else 0,
+                retrying=queue.retrying if queue else 0,
+                last_error=queue.last_error if queue else None,
+                verdict=verdict,
+            )
+        )
+    return health
+
+
+@dataclass(frozen=True)
+class Overview:
+    now: datetime
+    window: str
+    hour: Chart
+    day: Chart
+    queues: QueueDepths
+    suppliers: list[SupplierHealth]
+    by_supplier: list[RateLine]
+    by_country: list[RateLine]
+    failures: list[Failure]
+    endpoints: list[EndpointTrouble]
+
+
+async def overview(
+    session: AsyncSession, now: datetime, window: str, cache: BucketCache | None = None
+) -> Overview:
+    repo = ConsoleRepository(session)
+    suppliers = await repo.suppliers()
+    names = {s.id: s.name for s in suppliers}
+    since = now - WINDOWS.get(window, WINDOWS["1h"])
+    day_ago = now - timedelta(hours=24)
+    return Overview(
+        now=now,
+        window=window if window in WINDOWS else "1h",
+        hour=await traffic_chart(repo, now, buckets=60, bucket_seconds=60, cache=cache),
+        day=await traffic_chart(repo, now, buckets=144, bucket_seconds=600, cache=cache),
+        queues=await repo.queue_depths(now),
+        suppliers=await supplier_health(repo, now, suppliers),
+        by_supplier=await delivery_rates(repo, since, "supplier", names),
+        by_country=await delivery_rates(repo, since, "country", names),
+        failures=await repo.latest_failures(day_ago, FAILURES, 20),
+        endpoints=await repo.failing_endpoints(day_ago, 20),
+    )
+
+
+async def live(
+    session: AsyncSession, now: datetime, cache: BucketCache | None = None
+) -> dict[str, Any]:
+    """The numbers the overview refreshes every few seconds."""
+    repo = ConsoleRepository(session)
+    hour = await traffic_chart(repo, now, buckets=60, bucket_seconds=60, cache=cache)
+    return {
+        "now": now.isoformat(),
+        "hour": hour.to_json(),
+        "queues": asdict(await repo.queue_depths(now)),
+    }
+
+
+# Clients.
+
+
+async def client_list(session: AsyncSession, now: datetime) -> list[ClientLine]:
+    return await ConsoleRepository(session).clients(now - timedelta(hours=24))
+
+
+@dataclass(frozen=True)
+class ClientPage:
+    client: Client
+    traffic: Chart
+    totals: dict[str, int]
+    messages: Sequence[Message]
+    webhooks: list[tuple[WebhookDelivery, list[WebhookAttempt]]]
+
+
+async def client_page(session: AsyncSession, now: datetime, client_id: int) -> ClientPage | None:
+    repo = ConsoleRepository(session)
+    client = await repo.client(client_id)
+    if client is None:
+        return None
+    hours = 24
+    last = int(now.timestamp()) // 3600
+    start_bucket = last - hours + 1
+    since = datetime.fromtimestamp(start_bucket * 3600, tz=now.tzinfo)
+    rows = await repo.accepted_counts(
+        since, now + timedelta(seconds=1), 3600, client_id=client_id, by_status=True
+    )
+    totals: dict[str, int] = defaultdict(int)
+    for _, status, count in rows:
+        totals[status] += count
+    chart = _chart(
+        rows,
+        start_bucket=start_bucket,
+        buckets=hours,
+        bucket_seconds=3600,
+        per=1,
+        unit="messages accepted per hour, by status now",
+    )
+    return ClientPage(
+        client=client,
+        traffic=chart,
+        totals=dict(totals),
+        messages=await repo.client_messages(client_id, 50),
+        webhooks=await repo.deliveries_of_client(client_id, 30),
+    )
+
+
+# Messages.
+
+
+@dataclass(frozen=True)
+class Step:
+    status: str
+    at: datetime
+    detail: str | None
+    after_seconds: float | None  # since the previous step
+
+
+@dataclass(frozen=True)
+class MessageHistory:
+    message: Message
+    client_name: str
+    supplier_name: str | None
+    steps: list[Step]
+    receipts: Sequence[Receipt]
+    job: DispatchJob | None
+    webhooks: list[tuple[WebhookDelivery, list[WebhookAttempt]]]
+    related: list[MessageHistory] = field(default_factory=list)
+
+
+def parse_query(query: str) -> tuple[int | None, str | None, str | None]:
+    """A search box's text as (id, reference, phone): every reading that could match."""
+    text = query.strip()
+    if not text:
+        return None, None, None
+    digits = "".join(c for c in text if c.isdigit())
+    phone_like = bool(digits) and all(c.isdigit() or c in "+-() ." for c in text)
+    message_id = int(text) if text.isdigit() and len(text) <= 18 else None
+    msisdn = digits if phone_like and 7 <= len(digits) <= 15 else None
+    return message_id, text[:64], msisdn
+
+
+async def search(session: AsyncSession, query: str) -> list[Message]:
+    message_id, reference, msisdn = parse_query(query)
+    if message_id is None and reference is None and msisdn is None:
+        return []
+    return await ConsoleRepository(session).find_messages(
+        message_id=message_id, reference=reference, msisdn=msisdn, limit=50
+    )
+
+
+async def _history(repo: ConsoleRepository, message: Message) -> MessageHistory:
+    clients, suppliers = await repo.names(
+        [message.client_id], [message.supplier_id] if message.supplier_id else []
+    )
+    steps = [Step("accepted", message.time_in, None, None)]
+    for event in await repo.events(message.id):
+        after = (event.at - steps[-1].at).total_seconds()
+        steps.append(Step(event.status, event.at, event.detail, after))
+    return MessageHistory(
+        message=message,
+        client_name=clients.get(message.client_id, f"#{message.client_id}"),
+        supplier_name=suppliers.get(message.supplier_id) if message.supplier_id else None,
+        steps=steps,
+        receipts=await repo.receipts(message.id),
+        job=await repo.dispatch_job(message.id),
+        webhooks=await repo.deliveries_of_message(message.id),
+    )
+
+
+async def message_history(session: AsyncSession, message_id: int) -> MessageHistory | None:
+    """One message's whole story, and that of the messages linked to it (fallback legs)."""
+    repo = ConsoleRepository(session)
+    message = await repo.message(message_id)
+    if message is None:
+        return None
+    history = await _history(repo, message)
+    for relative in await repo.related(message):
+        history.related.append(await _history(repo, relative))
+    return history

@@ -1,0 +1,36 @@
+"""Seed 004's HLR result object: the answer of `GET /hlr/{id}` and the callback's body.
+
+    {"id": "34298934543", "reference": "1234567", "msisdn": "380932990000",
+     "network": "unknown", "status": "unknown", "details": {"ported": "0", "roaming": "0"},
+     "createdDatetime": "2015-08-04T06:50:19+00:00", "statusDatetime": "2015-08-04T06:50:19+00:00"}
+
+`network` is the MCCMNC when the HLR gave one (active, absent), else "unknown", as in the
+seed's example; times are ISO 8601 in UTC with the seed's `+00:00`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tidings.hlr.models import HlrLookup
+
+
+def iso_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def result_body(lookup: HlrLookup) -> dict[str, Any]:
+    return {
+        "id": str(lookup.id),
+        "reference": lookup.reference,
+        "msisdn": lookup.msisdn,
+        "network": lookup.network or "unknown",
+        "status": lookup.status,
+        "details": {
+            "ported": "1" if lookup.ported else "0",
+            "roaming": "1" if lookup.roaming else "0",
+        },
+        "createdDatetime": iso_time(lookup.created_at),
+        "statusDatetime": iso_time(lookup.status_at),
+    }

@@ -1,0 +1,1 @@
+"""Metrics (Prometheus) and structured logs: what an operator sees of a running process."""

@@ -1,0 +1,276 @@
+"""The process's Prometheus metrics: one `Metrics` object, its own registry, no globals.
+
+The app factory (and `tidings worker`) builds one and hands it to what records: the accept
+queue, the report queues, the delivery lanes and the webhook worker. Code built without one
+(tests, the admin CLI) records nothing. Everything is recorded after the transaction that
+made it true has committed, so a rolled-back round counts nothing.
+
+Per event the cost is a dict look-up and an increment: label children are cached here (the
+client's own `labels()` validates and locks on every call), and a batch is summed before it
+is added. Queue depths are not events; `QueueDepths` counts them when scraped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Enum, Histogram, generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tidings.clock import Clock
+from tidings.config import Settings
+from tidings.connectors.base import SubmitOutcome, SubmitResult, SupplierReport
+from tidings.messages.changes import AppliedChange
+from tidings.messages.status import FINAL_STATUSES, Status
+from tidings.observability.depths import QueueDepths
+from tidings.webhooks.repository import DELIVERED, FAILED, Outcome
+
+if TYPE_CHECKING:
+    from tidings.messages.acceptance import PreparedSms
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+MESSAGE_LABELS = ("client_id", "supplier_id", "country", "channel")
+SUPPLIER_STATES = ("up", "down", "throttled")
+
+# A connector's submit call: a local simulator answers in microseconds, an HTTP or SMPP
+# supplier in tens of milliseconds, a struggling one runs into the 30 s timeout.
+SUBMIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Accepted to final: seconds for a fast carrier, hours for a phone that is off, up to the
+# validity (72 h by default) plus the report grace.
+FINAL_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600, 7 * 86400)
+
+M = TypeVar("M", Counter, Histogram, Enum)
+
+
+class _Children(Generic[M]):
+    """A metric's label children, looked up by raw values (ids need no str() per event)."""
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: M) -> None:
+        self.metric: M = metric
+        self._children: dict[tuple[object, ...], M] = {}
+
+    def __call__(self, *values: object) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(
+                *("" if v is None else str(v) for v in values)
+            )
+        return child
+
+    def remove(self, *values: object) -> None:
+        if self._children.pop(values, None) is not None:
+            self.metric.remove(*("" if v is None else str(v) for v in values))
+
+
+class Metrics:
+    def __init__(self, depths: QueueDepths | None = None) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.accepted = _Children(
+            Counter(
+                "tidings_messages_accepted",
+                "Messages stored at acceptance (API and SMPP).",
+                MESSAGE_LABELS,
+                registry=registry,
+            )
+        )
+        self.sent = _Children(
+            Counter(
+                "tidings_messages_sent",
+                "Messages a supplier took (status sent).",
+                MESSAGE_LABELS,
+                registry=registry,
+            )
+        )
+        self.final = _Children(
+            Counter(
+                "tidings_messages_final",
+                "Messages that reached a final status, by that status.",
+                (*MESSAGE_LABELS, "status"),
+                registry=registry,
+            )
+        )
+        self.final_seconds = _Children(
+            Histogram(
+                "tidings_message_accept_to_final_seconds",
+                "Time from acceptance to the final status.",
+                ("supplier_id", "channel", "status"),
+                buckets=FINAL_BUCKETS,
+                registry=registry,
+            )
+        )
+        self.submit_seconds = _Children(
+            Histogram(
+                "tidings_supplier_submit_seconds",
+                "Duration of one connector submit call (a batch).",
+                ("supplier_id",),
+                buckets=SUBMIT_BUCKETS,
+                registry=registry,
+            )
+        )
+        self.supplier_state = _Children(
+            Enum(
+                "tidings_supplier_state",
+                "A supplier connector's state, as its last submit showed it.",
+                ("supplier_id",),
+                states=list(SUPPLIER_STATES),
+                registry=registry,
+            )
+        )
+        self.supplier_errors = _Children(
+            Counter(
+                "tidings_supplier_errors",
+                "Supplier connector errors: start, submit (whole batch), temporary, rejected.",
+                ("supplier_id", "kind"),
+                registry=registry,
+            )
+        )
+        self.dlr_received = _Children(
+            Counter(
+                "tidings_dlr_received",
+                "Delivery reports stored, from /api/dlr and from connectors.",
+                ("supplier_id", "status"),
+                registry=registry,
+            )
+        )
+        self.webhook_attempts = _Children(
+            Counter(
+                "tidings_webhook_attempts",
+                "Webhook deliveries recorded, by outcome: delivered, retry, failed, unsent.",
+                ("client_id", "outcome"),
+                registry=registry,
+            )
+        )
+        self.depths = depths
+        if depths is not None:
+            registry.register(depths)
+
+    # --- Messages -------------------------------------------------------------------------
+
+    def messages_accepted(self, prepared: PreparedSms, channel: str) -> None:
+        client_id = prepared.caller.client_id
+        tally = Tally((item.supplier_id, item.destination.iso) for item in prepared.quote.items)
+        for (supplier_id, country), count in tally.items():
+            self.accepted(client_id, supplier_id, country, channel).inc(count)
+
+    def changes_applied(self, applied: Iterable[AppliedChange]) -> None:
+        sent: Tally[tuple[object, ...]] = Tally()
+        final: Tally[tuple[object, ...]] = Tally()
+        for item in applied:
+            status = item.change.status
+            message = item.message
+            if status is Status.SENT:
+                sent[
+                    (message.client_id, message.supplier_id, message.country, message.channel)
+                ] += 1
+            elif status in FINAL_STATUSES:
+                final[
+                    (
+                        message.client_id,
+                        message.supplier_id,
+                        message.country,
+                        message.channel,
+                        status.value,
+                    )
+                ] += 1
+                self.final_seconds(message.supplier_id, message.channel, status.value).observe(
+                    (item.change.at - message.time_in).total_seconds()
+                )
+        for key, count in sent.items():
+            self.sent(*key).inc(count)
+        for key, count in final.items():
+            self.final(*key).inc(count)
+
+    # --- Suppliers ------------------------------------------------------------------------
+
+    def supplier_started(self, supplier_id: int) -> None:
+        self.supplier_state(supplier_id).state("up")
+
+    def supplier_failed_to_start(self, supplier_id: int) -> None:
+        self.supplier_state(supplier_id).state("down")
+        self.supplier_errors(supplier_id, "start").inc()
+
+    def supplier_removed(self, supplier_id: int) -> None:
+        self.supplier_state.remove(supplier_id)
+
+    def submitted(
+        self,
+        supplier_id: int,
+        seconds: float,
+        outcomes: Sequence[SubmitOutcome] | None,
+        *,
+        held_back: bool = False,
+    ) -> None:
+        """One submit call: `outcomes` None when it raised or timed out (the whole batch).
+
+        The state: down when nothing got through (the call failed, or every message came
+        back to retry with no hint of when), throttled when the supplier asked us to wait
+        (a retry-after) or our own throughput limit held the batch back, else up.
+        """
+        self.submit_seconds(supplier_id).observe(seconds)
+        if outcomes is None:
+            self.supplier_errors(supplier_id, "submit").inc()
+            self.supplier_state(supplier_id).state("down")
+            return
+        retries = rejected = asked_to_wait = 0
+        for outcome in outcomes:
+            if outcome.result is SubmitResult.RETRY:
+                retries += 1
+                if outcome.retry_after is not None:
+                    asked_to_wait += 1
+            elif outcome.result is SubmitResult.REJECTED:
+                rejected += 1
+        if retries:
+            self.supplier_errors(supplier_id, "temporary").inc(retries)
+        if rejected:
+            self.supplier_errors(supplier_id, "rejected").inc(rejected)
+        if asked_to_wait or held_back:
+            state = "throttled"
+        elif outcomes and retries == len(outcomes):
+            state = "down"
+        else:
+            state = "up"
+        self.supplier_state(supplier_id).state(state)
+
+    # --- Reports and webhooks -------------------------------------------------------------
+
+    def reports_received(self, supplier_id: int, reports: Iterable[SupplierReport]) -> None:
+        for status, count in Tally(report.status.value for report in reports).items():
+            self.dlr_received(supplier_id, status).inc(count)
+
+    def webhook_recorded(self, client_id: int | None, outcome: Outcome) -> None:
+        self.webhook_attempts(client_id, webhook_outcome(outcome)).inc()
+
+    # --- Exposition -----------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """Bring the queue depths up to date (at most once a second); call before `render`."""
+        if self.depths is not None:
+            await self.depths.refresh()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def webhook_outcome(outcome: Outcome) -> str:
+    if outcome.attempt is None:
+        return "unsent"  # released before a request went out (shutdown, lease ran short)
+    if outcome.state == DELIVERED:
+        return "delivered"
+    if outcome.state == FAILED:
+        return "failed"  # the last attempt of the schedule failed: given up
+    return "retry"
+
+
+def build_metrics(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> Metrics | None:
+    """The process's metrics, with queue depths counted on `sessions`; None when off."""
+    if not settings.metrics:
+        return None
+    return Metrics(QueueDepths(sessions, clock))
