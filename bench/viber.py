@@ -89,12 +89,13 @@ async def counts(database_url: str) -> Counts:
     try:
         async with create_sessionmaker(engine)() as session:
             rows = await session.execute(
-                select(Message.channel, Message.status.in_(FINAL), func.count()).group_by(
-                    Message.channel, Message.status.in_(FINAL)
+                select(Message.channel, Message.status, func.count()).group_by(
+                    Message.channel, Message.status
                 )
             )
             found = Counts()
-            for channel, final, count in rows.tuples():
+            for channel, status, count in rows.tuples():
+                final = status in FINAL
                 if channel == "viber" and final:
                     found.viber_final += count
                 if channel == "sms":

@@ -130,3 +130,27 @@ async def test_viber_delivery_read_receipt_and_sms_fallback_through_serve(
         assert [s for mid, s in pushed() if mid == reader] == ["sent", "delivered", "read"]
         assert [s for mid, s in pushed() if mid == fallen] == ["sent", "not-viber-user"]
         assert [s for mid, s in pushed() if mid == sms_id] == ["sent", "delivered"]
+
+
+async def test_the_demo_sends_viber_with_a_fallback_out_of_the_box(gateway: Gateway) -> None:
+    """The curl lines `tidings serve --demo` prints work as printed."""
+    gateway.start("--demo")
+    log = (gateway.workdir / "serve.log").read_text()
+    key = log.split("live key: ", 1)[1].split()[0]
+    body = log.split("/rest/viber/create", 1)[1].split("-d '", 1)[1].split("'\n", 1)[0]
+    headers = {"X-API-KEY": key, "content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
+        [created] = (await http.post("/rest/viber/create", content=body, headers=headers)).json()
+        assert created["error"] == "0", created
+
+        async def fell_back() -> dict[str, Any] | None:
+            status: dict[str, Any] = (
+                await http.get("/rest/viber/reference/demoviber1", headers=headers)
+            ).json()
+            alternative = status.get("alternativeSMS") or {}
+            final = alternative.get("status") not in (None, "accepted", "sent", "unknown")
+            return status if final else None
+
+        status = await wait_for(fell_back)
+    assert status["status"] == "not-viber-user"
+    assert status["alternativeSMS"]["originator"] == "Tidings"

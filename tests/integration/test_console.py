@@ -144,6 +144,19 @@ async def test_sign_in_requires_the_forms_token_and_the_right_password(
     assert (await scene.http.get("/console")).status_code == 200
 
 
+async def test_repeated_wrong_passwords_lock_the_name_for_a_while(
+    scene: Scene, sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    await _operator(sessions, clock)
+    for _ in range(10):
+        assert (await _sign_in(scene.http, "olga", "a wrong guess")).status_code == 401
+    locked = await _sign_in(scene.http, "olga", PASSWORD)
+    assert locked.status_code == 429
+    assert "Too many failed sign-ins" in locked.text
+    clock.advance(15 * 60 + 1)
+    assert (await _sign_in(scene.http, "olga", PASSWORD)).status_code == 303
+
+
 async def test_logout_rejects_a_forged_post(
     scene: Scene, sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
 ) -> None:
@@ -284,8 +297,12 @@ async def test_client_page_and_search_lead_to_a_messages_history(
     assert steps == ["accepted", "sent", "undelivered"]
     assert "absent subscriber" in history.text
     assert "+2.000 s" in history.text and "+3.000 s" in history.text
-    missing = await scene.http.get("/console/messages/999999")
-    assert missing.status_code == 404
+    for path in ("messages/999999", "messages/99999999999", "messages/x", "clients/99999999999"):
+        missing = await scene.http.get(f"/console/{path}")
+        assert missing.status_code == 404, path
+    # Digits beyond any id's range are still a phone number to search for.
+    by_digits = await scene.http.get("/console/messages", params={"q": "380971000001"})
+    assert by_digits.headers["location"] == f"/console/messages/{undelivered}"
 
 
 async def test_assets_are_served_from_the_package(scene: Scene) -> None:

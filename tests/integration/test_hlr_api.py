@@ -88,7 +88,9 @@ async def test_seed_bulk_request(database_url: str, clock: FrozenClock) -> None:
         body = response.json()
         assert response.status_code == 200
         assert body["error"] == "0" and body["totalprice"] == "0.004" and body["currency"] == "EUR"
-        assert [(r["reference"], r["error"], r["price"], r["currency"]) for r in body["result"]] == [
+        assert [
+            (r["reference"], r["error"], r["price"], r["currency"]) for r in body["result"]
+        ] == [
             ("extid13423now", "0", "0.002", "EUR"),
             ("extid13425", "0", "0.002", "EUR"),
         ]
@@ -102,7 +104,9 @@ async def test_seed_bulk_with_a_reference_that_exists(
 ) -> None:
     async with api_client(database_url, clock) as client:
         world, _ = await build_hlr_world(client_sessions(client), clock)
-        first = await create(client, world.live_key, **form(msisdn="380972920000", reference="extid13423now"))
+        first = await create(
+            client, world.live_key, **form(msisdn="380972920000", reference="extid13423now")
+        )
         existing_id = first.json()["id"]
         response = await create(
             client,
@@ -317,7 +321,9 @@ async def test_charges_use_the_clients_tariff_and_the_ledger(
     async with api_client(database_url, clock) as client:
         sessions = client_sessions(client)
         world, _ = await build_hlr_world(sessions, clock)
-        response = await create(client, world.live_key, **form(msisdn="48501234567", reference="p1"))
+        response = await create(
+            client, world.live_key, **form(msisdn="48501234567", reference="p1")
+        )
         assert response.json()["price"] == "0.003"  # tariff 0 (the client's), Poland
         async with sessions() as session:
             entries = list(
@@ -343,9 +349,9 @@ async def test_test_keys_store_and_charge_nothing(database_url: str, clock: Froz
         )
         assert many.json()["totalprice"] == "0.002"
         # Validated like live requests.
-        assert (
-            await create(client, world.test_key, **form(msisdn="1", reference="t2"))
-        ).json()["error"] == "61"
+        assert (await create(client, world.test_key, **form(msisdn="1", reference="t2"))).json()[
+            "error"
+        ] == "61"
         result = (await client.get("/hlr/12345", headers=headers)).json()
         assert result["id"] == "12345" and result["status"] in (
             "active",

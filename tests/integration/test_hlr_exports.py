@@ -23,8 +23,8 @@ from tests.support import World, accept_messages, api_client
 from tidings.clock import FrozenClock
 from tidings.connectors.hlr.simulator import HlrSimulator
 from tidings.exports.repository import create_reader_engine
-from tidings.exports.worker import ExportOptions, ExportWorker
 from tidings.exports.storage import LocalStorage
+from tidings.exports.worker import ExportOptions, ExportWorker
 from tidings.hlr.worker import HlrOptions, HlrWorker
 from tidings.numbering import CountryTable
 

@@ -72,7 +72,11 @@ async def test_create_poll_and_result() -> None:
         finally:
             await provider.stop()
     assert done.outcome is Outcome.RESULT and done.result is not None
-    assert (done.result.status, done.result.network, done.result.ported) == ("active", "25503", True)
+    assert (done.result.status, done.result.network, done.result.ported) == (
+        "active",
+        "25503",
+        True,
+    )
     creates = [r for r in server.requests if r.method == "POST"]
     assert orjson.loads(creates[0].body) == {"msisdn": "380972920000", "reference": "H41"}
 
@@ -134,7 +138,8 @@ async def test_an_unreachable_upstream_is_a_retry() -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"url": "x", "api_key": "k"}, {"url": "http://h", "api_key": "k", "timeout": "x"}]
+    "options",
+    [{}, {"url": "x", "api_key": "k"}, {"url": "http://h", "api_key": "k", "timeout": "x"}],
 )
 def test_bad_options(options: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):

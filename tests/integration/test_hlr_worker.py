@@ -213,9 +213,14 @@ async def test_a_lapsed_lease_is_claimed_again_and_the_old_claim_records_nothing
     await accept(sessions, clock, world, NUMBERS[:2])
     now = clock.now()
     async with transaction(sessions) as session:
-        first = await HlrRepository(session).claim([provider_id], now, now + timedelta(seconds=60), 10)
+        first = await HlrRepository(session).claim(
+            [provider_id], now, now + timedelta(seconds=60), 10
+        )
     async with transaction(sessions) as session:
-        assert await HlrRepository(session).claim([provider_id], now, now + timedelta(seconds=60), 10) == []
+        assert (
+            await HlrRepository(session).claim([provider_id], now, now + timedelta(seconds=60), 10)
+            == []
+        )
     clock.advance(61)
     later = clock.now()
     async with transaction(sessions) as session:

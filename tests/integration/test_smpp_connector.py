@@ -28,11 +28,12 @@ from tidings.connectors.smpp.pdu import CommandStatus
 from tidings.connectors.smpp.receipts import canonical_id
 from tidings.connectors.smpp.smsc import Smsc, SmscConfig
 from tidings.db.engine import transaction
-from tidings.delivery.models import DispatchJob, Receipt
+from tidings.delivery.models import DispatchJob, MessagePart, Receipt
 from tidings.delivery.service import RetryPolicy
 from tidings.delivery.worker import DeliveryWorker, SupplierLane, WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
 from tidings.messages.models import Message, MessageEvent
+from tidings.messages.status import Status
 from tidings.routing.models import Supplier
 
 FAST = {
@@ -169,10 +170,76 @@ async def test_long_message_parts_and_receipts(
             ).all()
         assert message is not None and message.parts == 3
         assert message.supplier_message_id == canonical_id(parts[0].message_id)
-        # Every part's receipt is stored against the message; delivered once all three are.
+        # Every part's receipt is stored under its own id against the message; the message
+        # is delivered once, when the last of the three is.
+        part_ids = [canonical_id(p.message_id) for p in parts]
+        assert sorted(r.supplier_message_id for r in receipts) == sorted(part_ids)
         assert [r.message_id for r in receipts] == [mid, mid, mid]
-        assert [r.status for r in receipts] == ["sent", "sent", "delivered"]
+        assert [r.status for r in receipts] == ["delivered"] * 3
         assert events == ["sent", "delivered"]
+        assert message.status_detail is not None and message.status_detail.startswith("all 3 parts")
+        async with sessions() as session:
+            rows = (await session.execute(select(MessagePart.part_id, MessagePart.status))).all()
+        assert sorted(rows) == sorted((i, "delivered") for i in part_ids)
+
+
+async def test_part_receipts_settle_long_messages_after_a_restart(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """The part ids are rows: receipts that come after a restart (a new process, no memory)
+    settle the message by any part: delivered when all are, undelivered when one fails."""
+    async with Smsc(SmscConfig(receipts=False)) as smsc:
+        world = await build_world(sessions, clock)
+        first, second = await accept_messages(sessions, clock, world, 2, body="part " * 80)
+        async with smpp_lane(sessions, clock, world, smpp_options(smsc.port)) as (lane, _):
+            assert (await drive(lane, clock, sessions, 2, final="sent"))["sent"] == 2
+        ids = [canonical_id(p.message_id) for p in smsc.submitted]
+    assert len(ids) == 6
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(MessagePart.message_id, MessagePart.part_id).order_by(
+                    MessagePart.message_id, MessagePart.seqnum
+                )
+            )
+        ).tuples()
+        by_message: dict[int, list[str]] = {}
+        for message_id, part_id in rows:
+            by_message.setdefault(message_id, []).append(part_id)
+        smids = dict(
+            (await session.execute(select(Message.id, Message.supplier_message_id))).tuples().all()
+        )
+    assert sorted(i for parts in by_message.values() for i in parts) == sorted(ids)
+    assert smids == {mid: parts[0] for mid, parts in by_message.items()}
+    parts_of_first, parts_of_second = by_message[first], by_message[second]
+
+    async def report(part_id: str, status: Status) -> None:
+        worker = DeliveryWorker(sessions, clock, WorkerOptions())  # a new process each time
+        await worker.report(world.supplier_id, [SupplierReport(part_id, status, clock.now())])
+
+    async def state(mid: int) -> tuple[str, str | None]:
+        async with sessions() as session:
+            message = await session.get(Message, mid)
+        assert message is not None
+        return message.status, message.status_detail
+
+    await report(parts_of_first[2], Status.DELIVERED)
+    await report(parts_of_first[1], Status.DELIVERED)
+    assert await state(first) == ("sent", None)  # 2 of 3 delivered: not yet
+    await report(parts_of_first[1], Status.DELIVERED)  # a duplicate counts once
+    assert (await state(first))[0] == "sent"
+    await report(parts_of_first[0], Status.DELIVERED)
+    status, detail = await state(first)
+    assert status == "delivered" and detail is not None and detail.startswith("all 3 parts")
+
+    await report(parts_of_second[1], Status.UNDELIVERED)  # one part failing settles it
+    status, detail = await state(second)
+    assert status == "undelivered" and detail is not None and detail.startswith("part 2/3")
+    await report(parts_of_second[0], Status.DELIVERED)
+    assert (await state(second))[0] == "undelivered"
+    assert await events_per_message(sessions) == Counter(
+        {"sent:1": 2, "delivered:1": 1, "undelivered:1": 1}
+    )
 
 
 async def test_smsc_killed_mid_run_everything_delivered_once(

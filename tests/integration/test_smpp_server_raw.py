@@ -161,7 +161,9 @@ async def test_udh16_latin1_and_data_sm(running: Running) -> None:
     assert await _bodies(running.sessions) == [("café ok", 1), ("payload text", 1)]
     query = await raw.call(QuerySm(message_id=resp.message_id))
     assert query.command_status == 0 and query.message_state == 1  # en route
-    cancel = await raw.call(CancelSm(message_id=resp.message_id))
+    cancel = await raw.call(CancelSm(message_id=resp.message_id))  # not sent yet: cancelled
+    assert cancel.command_status == CommandStatus.ESME_ROK
+    cancel = await raw.call(CancelSm(message_id=resp.message_id))  # final now
     assert cancel.command_status == CommandStatus.ESME_RCANCELFAIL
     await raw.close()
 

@@ -188,6 +188,19 @@ async def test_no_final_report_within_the_ttl_falls_back_when_it_passes(
         assert [m.status for m in found["viber"]] == ["expired"]
         assert found["viber"][0].status_detail == "no final Viber report within its TTL"
         assert [(m.status, m.parent_id) for m in found["sms"]] == [("queued", viber_id)]
+        async with api_client(database_url, clock) as api:
+            login, password = await issue_dr_login(sessions, clock, vw.world.client_id)
+            url = f"/{vw.world.client_id}/api/dr/{viber_id}/advanced"
+            pending = (await api.get(url, auth=(login, password))).json()
+        assert (pending["processing"], pending["delivered_via"]) == (True, None)
+        assert [(r["last_partner"], r["status"]) for r in pending["reports"]] == [
+            ("viber", 3),  # expired
+            ("hyber", -1),  # the SMS is still with us
+        ]
+        assert pending["channels"] == [
+            {"channel": "viber", "ttl": 60},
+            {"channel": "sms", "ttl": 300},
+        ]
         await settle(worker)
     finally:
         await worker.stop()
@@ -281,11 +294,20 @@ async def test_a_balance_that_cannot_pay_the_sms_fails_the_fallback_without_char
     vw = await build_viber_world(
         sessions, clock, viber_options={"non_users": PHONE}, balance=Decimal("0.015")
     )
-    viber_id = await send_one(database_url, vw, clock, options=ALTERNATIVE)
+    viber_id = await send_one(
+        database_url, vw, clock, options=ALTERNATIVE, callback_url="https://client.example/dlr"
+    )
     await run_worker(sessions, clock)
     found = await messages_by_channel(sessions)
     [sms] = found["sms"]
     assert (sms.status, sms.price, sms.parent_id) == ("failed", Decimal(0), viber_id)
+    async with sessions() as session:
+        pushed = (
+            await session.scalars(
+                select(WebhookDelivery.body).where(WebhookDelivery.message_id == sms.id)
+            )
+        ).all()
+    assert [orjson.loads(body)["status"] for body in pushed] == ["failed"]
     assert sms.status_detail == "fallback SMS not sent: the balance does not cover it"
     assert await balance_of(sessions, vw.world.client_id) == Decimal("0.005")
     async with sessions() as session:
@@ -298,3 +320,16 @@ async def test_a_balance_that_cannot_pay_the_sms_fails_the_fallback_without_char
     async with api_client(database_url, clock) as api:
         status = (await api.get(f"/rest/viber/{viber_id}", headers=vw.key)).json()
     assert status["alternativeSMS"]["status"] == "failed"
+
+
+async def test_a_viber_message_the_provider_refuses_falls_back(
+    database_url: str, sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    vw = await build_viber_world(sessions, clock, viber_options={"reject_ratio": 1})
+    await send_one(database_url, vw, clock, options=ALTERNATIVE)
+    await run_worker(sessions, clock)
+    found = await messages_by_channel(sessions)
+    assert [m.status for m in found["viber"]] == ["rejected"]
+    assert [m.status for m in found["sms"]] == ["delivered"]
+    # The refused Viber message is refunded; the SMS that went is paid for.
+    assert await balance_of(sessions, vw.world.client_id) == Decimal("9.98")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidings.console.auth import Signer, csrf_valid
+from tidings.console.auth import LoginThrottle, Signer, csrf_valid
 from tidings.console.service import parse_query
 from tidings.errors import AuthError, InvalidRequest
 from tidings.operators.models import Operator
@@ -115,10 +115,27 @@ def test_names_and_passwords_are_checked() -> None:
         ("  42 ", (42, "42", None)),
         ("order-17", (None, "order-17", None)),
         ("+380 97 100 0001", (None, "+380 97 100 0001", "380971000001")),
-        ("380971000001", (380971000001, "380971000001", "380971000001")),
+        # Beyond the 32-bit id range: a reference or a phone number, never an id.
+        ("380971000001", (None, "380971000001", "380971000001")),
+        ("2147483647", (2147483647, "2147483647", "2147483647")),
+        ("٣٤", (None, "٣٤", None)),  # digits, but not ASCII ones
     ],
 )
 def test_a_search_is_read_every_way_it_could_match(
     query: str, expected: tuple[int | None, str | None, str | None]
 ) -> None:
     assert parse_query(query) == expected
+
+
+def test_the_login_throttle_counts_failures_per_name_in_a_window() -> None:
+    throttle = LoginThrottle(limit=3, window=timedelta(minutes=15))
+    for minute in range(3):
+        assert throttle.blocked_until("olga", NOW) is None
+        throttle.failed("olga", NOW + timedelta(minutes=minute))
+    later = NOW + timedelta(minutes=3)
+    assert throttle.blocked_until("olga", later) == NOW + timedelta(minutes=15)
+    assert throttle.blocked_until("ivan", later) is None
+    assert throttle.blocked_until("olga", NOW + timedelta(minutes=15, seconds=1)) is None
+    throttle.failed("olga", later)
+    throttle.succeeded("olga")
+    assert throttle.blocked_until("olga", later) is None

@@ -26,9 +26,7 @@ def test_single_form_with_every_field() -> None:
         }
     )
     assert not request.is_batch
-    assert request.items == [
-        HlrItem("380505142320", "sendHLR0407", 9, "https://somelink.com/hlr")
-    ]
+    assert request.items == [HlrItem("380505142320", "sendHLR0407", 9, "https://somelink.com/hlr")]
 
 
 def test_bulk_forms() -> None:
@@ -72,11 +70,13 @@ def test_rules(payload: Any, reason: str) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["msisdn", "reference", "tariff", "callback_url", "payload", "x"]),
-        children,
-        max_size=5,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["msisdn", "reference", "tariff", "callback_url", "payload", "x"]),
+            children,
+            max_size=5,
+        )
     ),
     max_leaves=12,
 )

@@ -80,7 +80,9 @@ async def test_lookup_answers_every_query_and_drills_outages() -> None:
     assert {a.outcome for a in outage} == {Outcome.RETRY}
 
 
-@pytest.mark.parametrize("options", [{"absent_ratio": 2}, {"ported_ratio": "x"}, {"latency_ms": "x"}])
+@pytest.mark.parametrize(
+    "options", [{"absent_ratio": 2}, {"ported_ratio": "x"}, {"latency_ms": "x"}]
+)
 def test_bad_options(options: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         HlrSimulator(1, options, COUNTRIES)

@@ -9,7 +9,7 @@ import pytest
 from tidings.connectors.smpp.pdu import DeliverSm, decode, encode
 from tidings.connectors.smpp.receipts import MessageState, receipt_from_pdu
 from tidings.messages.status import Status
-from tidings.smpp_server.server import message_state_of, receipt_pdu
+from tidings.smpp_server.receipts import message_state_of, receipt_pdu
 from tidings.smpp_server.store import PendingReceipt
 
 

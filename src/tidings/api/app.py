@@ -55,7 +55,7 @@ def create_app(
         engine = create_engine(settings.database_url)
         sessions = create_sessionmaker(engine)
         the_clock = clock or SystemClock()
-        metrics = build_metrics(settings, sessions, the_clock)
+        metrics = build_metrics(settings, the_clock)
         state = AppState(
             settings=settings,
             engine=engine,
@@ -133,6 +133,8 @@ def create_app(
                 await exports.reader.dispose()
             await state.accepts.stop()
             await state.reports.stop()
+            if metrics is not None:
+                await metrics.close()
             await engine.dispose()
 
     app = FastAPI(

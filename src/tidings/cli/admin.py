@@ -394,7 +394,11 @@ def supplier_view(supplier: Supplier) -> dict[str, Any]:
 @suppliers_app.command("create")
 def suppliers_create(
     name: str = typer.Option(..., "--name"),
-    kind: str = typer.Option(..., "--kind", help="simulator, http or smpp"),
+    kind: str = typer.Option(
+        ...,
+        "--kind",
+        help="simulator, http, smpp, viber_simulator; HLR: hlr_simulator, hlr_http",
+    ),
     option: list[str] = typer.Option([], "--option", help="key=value, repeatable."),
     throughput: float | None = typer.Option(None, "--throughput", help="Messages/s limit."),
     as_json: bool = JSON_OPTION,

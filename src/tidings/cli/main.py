@@ -105,7 +105,7 @@ def worker(
     async def main() -> None:
         engine = create_engine(settings.database_url)
         # Each process has its own metrics; this one's are served only when a port is set.
-        metrics = build_metrics(settings, create_sessionmaker(engine), clock)
+        metrics = build_metrics(settings, clock)
         delivery = DeliveryWorker(
             create_sessionmaker(engine),
             clock,
@@ -162,6 +162,8 @@ def worker(
             await exports.stop()
             await hlr.stop()
             await exports.reader.dispose()
+            if metrics is not None:
+                await metrics.close()
             await engine.dispose()
 
     asyncio.run(main())
@@ -213,6 +215,13 @@ DEMO_BODY = (
 )
 
 
+DEMO_VIBER_BODY = (
+    '{"messages":[{"to":[{"msisdn":"380972000006","external_id":"demoviber1"}],'
+    '"text":"Hello over Viber","alpha_name":"Tidings",'
+    '"options":{"sms":{"text":"Hello over SMS","originator":"Tidings"}}}]}'
+)
+
+
 def _print_demo(settings: Settings) -> None:
     keys = _demo_keys()
     base = f"http://{settings.http_host}:{settings.http_port}"
@@ -230,6 +239,13 @@ Send an SMS:
     -d '{DEMO_BODY}'
 Then its status:
   curl -s {base}/rest/sms/reference/demo1 -H 'X-API-KEY: {live_key}'
+
+Send a Viber message from the alpha name "Tidings" (this number has no Viber: the SMS
+alternative goes out instead, see docs/viber.md):
+  curl -s -X POST {base}/rest/viber/create -H 'X-API-KEY: {live_key}' \\
+    -H 'Content-Type: application/json' \\
+    -d '{DEMO_VIBER_BODY}'
+  curl -s {base}/rest/viber/reference/demoviber1 -H 'X-API-KEY: {live_key}'
 """,
         err=True,
     )

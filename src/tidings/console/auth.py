@@ -135,3 +135,44 @@ class Signer:
 
 def csrf_valid(session: ConsoleSession, submitted: str | None) -> bool:
     return bool(submitted) and _same(session.csrf, submitted or "")
+
+
+class LoginThrottle:
+    """At most `limit` failed sign-ins per operator name in `window`, per process.
+
+    Guessing passwords is already slow (scrypt); this bounds it per name. Kept in memory:
+    bounded (emptied when full), forgotten on restart, per API process.
+    """
+
+    def __init__(
+        self,
+        limit: int = 10,
+        window: timedelta = timedelta(minutes=15),
+        max_names: int = 10_000,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_names = max_names
+        self._failures: dict[str, list[datetime]] = {}
+
+    def _recent(self, name: str, now: datetime) -> list[datetime]:
+        recent = [t for t in self._failures.get(name, []) if t > now - self.window]
+        if recent:
+            self._failures[name] = recent
+        else:
+            self._failures.pop(name, None)
+        return recent
+
+    def blocked_until(self, name: str, now: datetime) -> datetime | None:
+        recent = self._recent(name, now)
+        if len(recent) < self.limit:
+            return None
+        return recent[-self.limit] + self.window
+
+    def failed(self, name: str, now: datetime) -> None:
+        if name not in self._failures and len(self._failures) >= self.max_names:
+            self._failures.clear()
+        self._failures.setdefault(name, []).append(now)
+
+    def succeeded(self, name: str) -> None:
+        self._failures.pop(name, None)

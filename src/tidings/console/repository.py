@@ -23,14 +23,17 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    event,
     func,
     literal_column,
     or_,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tidings.accounts.models import Client
+from tidings.config import normalize_database_url
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.exports.models import BUILDING, PENDING, Export
 from tidings.messages.models import Message, MessageEvent
@@ -41,6 +44,33 @@ from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 # message, say). The console shows such relatives beside a message's history whichever of
 # these names the messages table has; none exists yet.
 LINK_COLUMNS = ("parent_id", "parent_message_id", "fallback_of_id", "fallback_for_id")
+
+
+def create_reader_engine(url: str) -> AsyncEngine:
+    """The console's own read-only connections, opened per request (NullPool).
+
+    On SQLite the gateway's engine has one connection, which every write waits for: a page's
+    aggregates must not hold it. Here each statement is its own WAL read snapshot, which no
+    writer ever waits on. Nothing is pooled, so there is nothing to dispose of.
+    """
+    url = normalize_database_url(url)
+    if not url.startswith("sqlite"):
+        return create_async_engine(
+            url,
+            poolclass=NullPool,
+            connect_args={"server_settings": {"default_transaction_read_only": "on"}},
+        )
+    engine = create_async_engine(url, poolclass=NullPool)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # autocommit: no BEGIN, no lock
+        cursor = dbapi_connection.cursor()
+        for pragma in ("PRAGMA busy_timeout=10000", "PRAGMA query_only=ON"):
+            cursor.execute(pragma)
+        cursor.close()
+
+    return engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,20 +458,22 @@ class ConsoleRepository:
             suppliers = {int(i): n for i, n in rows}
         return clients, suppliers
 
-    async def related(self, message: Message) -> list[Message]:
-        """Messages linked to this one through a link column (fallback legs, parents)."""
+    async def related(self, message: Message) -> list[tuple[Message, bool]]:
+        """Messages linked to this one through a link column: (message, is it a child)."""
         columns = Message.__table__.c
-        conditions = []
+        children = []
+        parents = []
         for name in LINK_COLUMNS:
             if name in columns:
-                column = columns[name]
-                conditions.append(column == message.id)
+                children.append(columns[name] == message.id)
                 parent = getattr(message, name, None)
                 if parent is not None:
-                    conditions.append(Message.id == parent)
-        if not conditions:
+                    parents.append(int(parent))
+        if not children:
             return []
         result = await self.session.execute(
-            select(Message).where(or_(*conditions), Message.id != message.id).order_by(Message.id)
+            select(Message)
+            .where(or_(*children, Message.id.in_(parents)), Message.id != message.id)
+            .order_by(Message.id)
         )
-        return list(result.scalars())
+        return [(m, m.id not in parents) for m in result.scalars()]

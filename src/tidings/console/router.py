@@ -18,12 +18,21 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidings.api.state import AppState, app_state
 from tidings.config import Settings
 from tidings.console import service
-from tidings.console.auth import LOGIN_COOKIE, SESSION_COOKIE, ConsoleSession, Signer, csrf_valid
-from tidings.db.engine import transaction
+from tidings.console.auth import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    ConsoleSession,
+    LoginThrottle,
+    Signer,
+    csrf_valid,
+)
+from tidings.console.repository import create_reader_engine
+from tidings.db.engine import create_sessionmaker, transaction
 from tidings.errors import AuthError
 from tidings.operators import service as operators
 from tidings.operators.models import Operator
@@ -56,8 +65,16 @@ class ConsoleWeb:
     templates: Environment
     assets: dict[str, bytes] = field(default_factory=dict)
     traffic: service.BucketCache = field(default_factory=service.BucketCache)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _signer: Signer | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _reads: async_sessionmaker[AsyncSession] | None = None
+
+    def reads(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for the pages' reads, beside the gateway's own connections."""
+        if self._reads is None:
+            self._reads = create_sessionmaker(create_reader_engine(self.settings.database_url))
+        return self._reads
 
     async def signer(self, state: AppState) -> Signer:
         """The configured secret, else the one stored in the database (created once)."""
@@ -117,7 +134,7 @@ def build_router(settings: Settings) -> APIRouter:
         session = signer.read_session(request.cookies.get(SESSION_COOKIE), state.clock.now())
         if session is None:
             return None
-        async with transaction(state.sessions) as db:
+        async with transaction(web.reads()) as db:
             operator = await operators.find_operator(db, session.operator_id)
         if (
             operator is None
@@ -155,7 +172,7 @@ def build_router(settings: Settings) -> APIRouter:
     ) -> Response:
         state = app_state(request)
         signer = await web.signer(state)
-        async with transaction(state.sessions) as db:
+        async with transaction(web.reads()) as db:
             count = await operators.count_operators(db)
         token = signer.new_login_token(state.clock.now())
         response = page(
@@ -190,14 +207,21 @@ def build_router(settings: Settings) -> APIRouter:
             request.cookies.get(LOGIN_COOKIE), _text(form.get("csrf")), now
         ):
             return forbidden(request, "The sign-in form expired or did not come from this site.")
-        name = _text(form.get("name")) or ""
+        name = (_text(form.get("name")) or "")[:64]
         password = _text(form.get("password")) or ""
-        async with transaction(state.sessions) as db:
+        blocked = web.throttle.blocked_until(name, now)
+        if blocked is not None:
+            minutes = max(1, round((blocked - now).total_seconds() / 60))
+            message = f"Too many failed sign-ins for this name; try again in {minutes} min."
+            return await _login_page(request, next_url, error=message, status_code=429)
+        async with transaction(web.reads()) as db:
             candidate = await operators.load_for_login(db, name)
         try:
             operator = await asyncio.to_thread(operators.check_password, candidate, password)
         except AuthError as error:
+            web.throttle.failed(name, now)
             return await _login_page(request, next_url, error=error.message, status_code=401)
+        web.throttle.succeeded(name)
         async with transaction(state.sessions) as db:
             await operators.record_login(db, state.clock, operator.id)
         expires = now + timedelta(hours=web.settings.console_session_hours)
@@ -236,7 +260,7 @@ def build_router(settings: Settings) -> APIRouter:
         if signed is None:
             return to_login(request)
         state = app_state(request)
-        async with transaction(state.sessions) as db:
+        async with transaction(web.reads()) as db:
             data = await service.overview(db, state.clock.now(), window, web.traffic)
         return page(request, "overview.html", signed=signed, view=data, countries=state.countries)
 
@@ -248,7 +272,7 @@ def build_router(settings: Settings) -> APIRouter:
                 {"error": "sign in at /console/login"}, status_code=401, headers=SECURITY_HEADERS
             )
         state = app_state(request)
-        async with transaction(state.sessions) as db:
+        async with transaction(web.reads()) as db:
             data = await service.live(db, state.clock.now(), web.traffic)
         return JSONResponse(data, headers=SECURITY_HEADERS)
 
@@ -258,18 +282,21 @@ def build_router(settings: Settings) -> APIRouter:
         if signed is None:
             return to_login(request)
         state = app_state(request)
-        async with transaction(state.sessions) as db:
+        async with transaction(web.reads()) as db:
             clients = await service.client_list(db, state.clock.now())
         return page(request, "clients.html", signed=signed, clients=clients)
 
     @router.get("/clients/{client_id}")
-    async def client_page(request: Request, client_id: int) -> Response:
+    async def client_page(request: Request, client_id: str) -> Response:
         signed = await signed_in(request)
         if signed is None:
             return to_login(request)
         state = app_state(request)
-        async with transaction(state.sessions) as db:
-            data = await service.client_page(db, state.clock.now(), client_id)
+        number = service.parse_id(client_id)
+        async with transaction(web.reads()) as db:
+            data = (
+                None if number is None else await service.client_page(db, state.clock.now(), number)
+            )
         if data is None:
             return page(request, "missing.html", 404, signed=signed, what=f"client {client_id}")
         return page(request, "client.html", signed=signed, view=data)
@@ -279,21 +306,20 @@ def build_router(settings: Settings) -> APIRouter:
         signed = await signed_in(request)
         if signed is None:
             return to_login(request)
-        state = app_state(request)
-        async with transaction(state.sessions) as db:
+        async with transaction(web.reads()) as db:
             found = await service.search(db, q)
         if len(found) == 1:
             return RedirectResponse(f"{PREFIX}/messages/{found[0].id}", status_code=303)
         return page(request, "search.html", signed=signed, q=q, found=found)
 
     @router.get("/messages/{message_id}")
-    async def message_page(request: Request, message_id: int) -> Response:
+    async def message_page(request: Request, message_id: str) -> Response:
         signed = await signed_in(request)
         if signed is None:
             return to_login(request)
-        state = app_state(request)
-        async with transaction(state.sessions) as db:
-            history = await service.message_history(db, message_id)
+        number = service.parse_id(message_id)
+        async with transaction(web.reads()) as db:
+            history = None if number is None else await service.message_history(db, number)
         if history is None:
             return page(request, "missing.html", 404, signed=signed, what=f"message {message_id}")
         return page(request, "message.html", signed=signed, history=history)

@@ -40,9 +40,14 @@ STATUS_COLOURS = {
     "expired": "#a16207",
     "rejected": "#dc2626",
     "failed": "#7f1d1d",
+    "read": "#0d9488",
+    "not_viber_user": "#db2777",
 }
-FINALS = sorted(s.value for s in FINAL_STATUSES)
-FAILURES = sorted(s.value for s in FINAL_STATUSES if s is not Status.DELIVERED)
+# Viber's "read" comes after "delivered" (both final): counting it too would count a read
+# message twice, so outcomes count every final status but "read", and it is no failure.
+SUCCESSES = frozenset({"delivered", "read"})
+FINALS = sorted(s.value for s in FINAL_STATUSES if s.value != "read")
+FAILURES = sorted(s.value for s in FINAL_STATUSES if s.value not in SUCCESSES)
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 
 
@@ -372,6 +377,17 @@ class MessageHistory:
     job: DispatchJob | None
     webhooks: list[tuple[WebhookDelivery, list[WebhookAttempt]]]
     related: list[MessageHistory] = field(default_factory=list)
+    relation: str | None = None  # how a related message is related to the one shown
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
+
+
+def parse_id(text: str) -> int | None:
+    """An id as typed (ASCII digits, in the column's range), else None."""
+    if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_ID:
+        return int(text)
+    return None
 
 
 def parse_query(query: str) -> tuple[int | None, str | None, str | None]:
@@ -379,9 +395,9 @@ def parse_query(query: str) -> tuple[int | None, str | None, str | None]:
     text = query.strip()
     if not text:
         return None, None, None
-    digits = "".join(c for c in text if c.isdigit())
-    phone_like = bool(digits) and all(c.isdigit() or c in "+-() ." for c in text)
-    message_id = int(text) if text.isdigit() and len(text) <= 18 else None
+    digits = "".join(c for c in text if c.isascii() and c.isdigit())
+    phone_like = bool(digits) and all(c in "0123456789+-() ." for c in text)
+    message_id = parse_id(text)
     msisdn = digits if phone_like and 7 <= len(digits) <= 15 else None
     return message_id, text[:64], msisdn
 
@@ -395,7 +411,9 @@ async def search(session: AsyncSession, query: str) -> list[Message]:
     )
 
 
-async def _history(repo: ConsoleRepository, message: Message) -> MessageHistory:
+async def _history(
+    repo: ConsoleRepository, message: Message, relation: str | None = None
+) -> MessageHistory:
     clients, suppliers = await repo.names(
         [message.client_id], [message.supplier_id] if message.supplier_id else []
     )
@@ -411,6 +429,7 @@ async def _history(repo: ConsoleRepository, message: Message) -> MessageHistory:
         receipts=await repo.receipts(message.id),
         job=await repo.dispatch_job(message.id),
         webhooks=await repo.deliveries_of_message(message.id),
+        relation=relation,
     )
 
 
@@ -421,6 +440,11 @@ async def message_history(session: AsyncSession, message_id: int) -> MessageHist
     if message is None:
         return None
     history = await _history(repo, message)
-    for relative in await repo.related(message):
-        history.related.append(await _history(repo, relative))
+    for relative, is_child in await repo.related(message):
+        relation = (
+            f"stands in for message {message.id} (its fallback)"
+            if is_child
+            else f"is the one message {message.id} stands in for"
+        )
+        history.related.append(await _history(repo, relative, relation))
     return history

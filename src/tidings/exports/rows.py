@@ -229,7 +229,7 @@ def hlr_export_row(row: ExportRow, encoded: str, country_name: str, brand: str) 
     Brand and Operator are the carrier the number range was allocated to (libphonenumber);
     the IMSI is never disclosed by the HLR providers Tidings speaks to, so it is None.
     """
-    status, network, ported, roaming = (encoded.split("|") + ["", "", "0", "0"])[:4]
+    status, network, ported, roaming = [*encoded.split("|"), "", "", "0", "0"][:4]
     mcc, mnc = (network[:3], network[3:]) if network else (row["mcc"], "")
     result = {
         "Country_name": country_name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
@@ -23,6 +24,22 @@ class ClaimedLookup:
     attempts: int  # consecutive failed tries, this claim included
     created_at: datetime
     sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedLookup:
+    id: int
+    client_id: int
+    reference: str
+    msisdn: str
+    network: str | None
+    status: str
+    ported: bool
+    roaming: bool
+    created_at: datetime
+    status_at: datetime
+    price: Decimal
+    callback_url: str | None
 
 
 class HlrRepository:
@@ -65,13 +82,17 @@ class HlrRepository:
         )
         return result.scalar_one_or_none()
 
-    async def by_ids(self, ids: Collection[int]) -> list[HlrLookup]:
+    async def finished(self, ids: Collection[int]) -> list[FinishedLookup]:
+        """What the result callbacks and refunds of these lookups need (no ORM objects)."""
         if not ids:
             return []
+        h = HlrLookup
         result = await self.session.execute(
-            select(HlrLookup).where(HlrLookup.id.in_(list(ids))).order_by(HlrLookup.id)
+            select(*(getattr(h, name) for name in FinishedLookup.__slots__))
+            .where(h.id.in_(list(ids)))
+            .order_by(h.id)
         )
-        return list(result.scalars())
+        return [FinishedLookup(*row) for row in result.tuples()]
 
     # --- The worker's side ------------------------------------------------------------------
 

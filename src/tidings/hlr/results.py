@@ -21,8 +21,7 @@ from tidings.accounts.repository import ClientRepository
 from tidings.billing.repository import LedgerRepository
 from tidings.clock import Clock
 from tidings.connectors.hlr.base import FAILED, UNKNOWN, HlrAnswer, Outcome
-from tidings.hlr.models import HlrLookup
-from tidings.hlr.repository import ClaimedLookup, HlrRepository
+from tidings.hlr.repository import ClaimedLookup, FinishedLookup, HlrRepository
 from tidings.hlr.wire import result_body
 from tidings.webhooks.service import ClientEvent, enqueue_client_events
 
@@ -127,7 +126,7 @@ async def record_answers(
     repo = HlrRepository(session)
     done = await repo.update_held(lease, final, _FINAL_COLUMNS)
     changed = await repo.update_held(lease, again, _AGAIN_COLUMNS)
-    finished = await repo.by_ids(done)
+    finished = await repo.finished(done)
     given_up = set(gave_up)
     refunds = [lookup for lookup in finished if lookup.id in given_up]
     await _refund(session, now, refunds)
@@ -172,7 +171,7 @@ def _final(
     }
 
 
-async def _refund(session: AsyncSession, now: datetime, lookups: Sequence[HlrLookup]) -> None:
+async def _refund(session: AsyncSession, now: datetime, lookups: Sequence[FinishedLookup]) -> None:
     clients = ClientRepository(session)
     entries: list[tuple[int, Decimal, str, str | None]] = []
     for lookup in lookups:

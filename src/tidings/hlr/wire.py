@@ -11,16 +11,37 @@ seed's example; times are ISO 8601 in UTC with the seed's `+00:00`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from tidings.hlr.models import HlrLookup
+
+class LookupView(Protocol):
+    """What the result object is made of: an `HlrLookup`, or a `FinishedLookup` row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def msisdn(self) -> str: ...
+    @property
+    def network(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def ported(self) -> bool: ...
+    @property
+    def roaming(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def status_at(self) -> datetime: ...
 
 
 def iso_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def result_body(lookup: HlrLookup) -> dict[str, Any]:
+def result_body(lookup: LookupView) -> dict[str, Any]:
     return {
         "id": str(lookup.id),
         "reference": lookup.reference,

@@ -49,9 +49,7 @@ class Catalog:
         return self.routes.get(type_, RouteTable(()))
 
 
-async def load_catalog(
-    session: AsyncSession, types: Sequence[str] = ("sms", "viber")
-) -> Catalog:
+async def load_catalog(session: AsyncSession, types: Sequence[str] = ("sms", "viber")) -> Catalog:
     prices = await PriceRepository(session).all()
     routes = RouteRepository(session)
     return Catalog.of(prices, {t: RouteTable.of(await routes.active(t)) for t in types})

@@ -17,11 +17,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Histogram, generate_latest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.connectors.base import SubmitOutcome, SubmitResult, SupplierReport
+from tidings.db.engine import create_sessionmaker
+from tidings.exports.repository import create_reader_engine
 from tidings.messages.changes import AppliedChange
 from tidings.messages.status import FINAL_STATUSES, Status
 from tidings.observability.depths import QueueDepths
@@ -68,7 +70,10 @@ class _Children(Generic[M]):
 
 
 class Metrics:
-    def __init__(self, depths: QueueDepths | None = None) -> None:
+    def __init__(
+        self, depths: QueueDepths | None = None, *, engine: AsyncEngine | None = None
+    ) -> None:
+        self.engine = engine  # the depths' own engine, when they have one
         self.registry = CollectorRegistry()
         registry = self.registry
         self.accepted = _Children(
@@ -256,6 +261,10 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.dispose()
+
 
 def webhook_outcome(outcome: Outcome) -> str:
     if outcome.attempt is None:
@@ -267,10 +276,14 @@ def webhook_outcome(outcome: Outcome) -> str:
     return "retry"
 
 
-def build_metrics(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
-) -> Metrics | None:
-    """The process's metrics, with queue depths counted on `sessions`; None when off."""
+def build_metrics(settings: Settings, clock: Clock) -> Metrics | None:
+    """The process's metrics; None when off. `close()` it at the end.
+
+    Queue depths are counted on an engine of their own: on SQLite a read-only connection
+    beside the one writer connection (a WAL snapshot: the counts never wait for, or hold
+    up, the writes), on PostgreSQL a one-connection pool apart from the request pool.
+    """
     if not settings.metrics:
         return None
-    return Metrics(QueueDepths(sessions, clock))
+    engine = create_reader_engine(settings.database_url)
+    return Metrics(QueueDepths(create_sessionmaker(engine), clock), engine=engine)

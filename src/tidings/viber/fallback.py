@@ -11,7 +11,7 @@ lock, so a fallback starts at most once per Viber message.
 
 When the SMS can no longer go (its price or route was removed since acceptance, or the
 balance does not cover it) the fallback row is stored `failed` with the reason and nothing
-is charged, so reports still show what happened.
+is charged, so reports (webhooks included) still show what happened.
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ from tidings.billing.repository import LedgerRepository
 from tidings.clock import Clock
 from tidings.delivery.repository import DispatchRepository
 from tidings.messages.catalog import Catalog, load_catalog
-from tidings.messages.changes import AppliedChange
+from tidings.messages.changes import AppliedChange, StatusChange
 from tidings.messages.encoding import segment
 from tidings.messages.models import Message
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import DELIVERED_STATUSES, FINAL_STATUSES, Status
 from tidings.viber.models import ViberContent
 from tidings.viber.repository import VIBER, ViberRepository
+from tidings.webhooks.service import enqueue_reports
 
 SMS = "sms"
 FALLBACK_TRIGGERS = FINAL_STATUSES - DELIVERED_STATUSES
@@ -84,12 +85,25 @@ async def start_fallbacks(
         ],
         now,
     )
+    failed = [(sms_id, leg) for sms_id, leg in zip(ids, legs, strict=True) if leg.error]
     await messages.add_events(
         [
             {"message_id": sms_id, "status": Status.FAILED.value, "detail": leg.error, "at": now}
-            for sms_id, leg in zip(ids, legs, strict=True)
-            if leg.error is not None
+            for sms_id, leg in failed
         ]
+    )
+    # The client hears of an SMS that could not go like of any failed message.
+    await enqueue_reports(
+        session,
+        clock,
+        [
+            AppliedChange(
+                message=Message(id=sms_id, **leg.row),
+                previous=Status.QUEUED,
+                change=StatusChange(sms_id, Status.FAILED, now, detail=leg.error),
+            )
+            for sms_id, leg in failed
+        ],
     )
     return ids
 

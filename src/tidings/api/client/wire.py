@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 
-from tidings.api.client.errors import DESCRIPTIONS, code_for, http_status
+from tidings.api.client.errors import DESCRIPTIONS, SMS_CODES, code_for, http_status
 from tidings.api.limits import limit_api_key, retry_after_header
 from tidings.errors import InvalidRequest, RateLimited, TidingsError
 
@@ -45,7 +45,11 @@ def rate_limited_response(code: int, error: RateLimited) -> Response:
 
 
 class ClientApiRoute(APIRoute):
-    """Turns every failure of a seed-004 endpoint into seed 004's error shape."""
+    """Turns every failure of a seed-004 endpoint into seed 004's error shape, after the
+    client's request rate limit. A product with codes of its own (Viber, HLR) subclasses it
+    with its `codes` table; /openapi.json then documents its routes as seed 004's too."""
+
+    codes: ClassVar[dict[str, int]] = SMS_CODES
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -55,9 +59,9 @@ class ClientApiRoute(APIRoute):
                 await limit_api_key(request)
                 return await handler(request)
             except RateLimited as error:
-                return rate_limited_response(code_for(error), error)
+                return rate_limited_response(code_for(error, self.codes), error)
             except TidingsError as error:
-                return error_response(code_for(error), error.message)
+                return error_response(code_for(error, self.codes), error.message)
             except Exception:
                 log.exception("unexpected error on %s %s", request.method, request.url.path)
                 return error_response(5)

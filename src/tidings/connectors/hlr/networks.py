@@ -33,21 +33,51 @@ KNOWN_MNC: dict[tuple[str, str], str] = {
 }
 
 
-class NetworkTable:
-    """Carrier names per country code, and the MCCMNC of each; built once, on first use."""
+# Numbers whose carrier is remembered, at most (an entry is ~200 bytes).
+MEMO_SIZE = 100_000
 
-    def __init__(self, countries: CountryTable) -> None:
+
+class NetworkTable:
+    """Carrier names per country code, and the MCCMNC of each; built once, on first use.
+
+    libphonenumber finds a carrier by the longest prefix of the number in its carrier map,
+    so `carrier_of` remembers answers by that many leading digits (at least the country code
+    and four more, which also settles the region of shared codes such as +1): a simulated
+    population of millions of numbers costs a few thousand parses.
+    """
+
+    def __init__(self, countries: CountryTable, memo_size: int = MEMO_SIZE) -> None:
         self._countries = countries
         self._carriers: dict[int, list[str]] | None = None
+        self._prefix_lengths: dict[int, int] = {}
+        self._memo: dict[str, tuple[str, int, str] | None] = {}
+        self._memo_size = memo_size
 
     def carriers(self, country_code: int) -> list[str]:
         """The carrier names of a country code, sorted (empty when libphonenumber has none)."""
         if self._carriers is None:
-            self._carriers = _carriers_by_code()
+            self._carriers, self._prefix_lengths = _carriers_by_code()
         return self._carriers.get(country_code, [])
 
     def carrier_of(self, msisdn: str) -> tuple[str, int, str] | None:
         """(ISO country, country code, carrier name) of E.164 digits, or None when unknown."""
+        if self._carriers is None:
+            self.carriers(0)
+        key = msisdn
+        for size in (1, 2, 3):
+            code = int(msisdn[:size]) if msisdn[:size].isdigit() else 0
+            if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+                length = max(self._prefix_lengths.get(code, 0), size + 4)
+                key = msisdn[:length] if code in self._prefix_lengths else msisdn
+                break
+        if key in self._memo:
+            return self._memo[key]
+        if len(self._memo) >= self._memo_size:
+            self._memo.clear()
+        found = self._memo[key] = self._look_up(msisdn)
+        return found
+
+    def _look_up(self, msisdn: str) -> tuple[str, int, str] | None:
         try:
             number = phonenumbers.parse("+" + msisdn)
         except phonenumbers.NumberParseException:
@@ -70,12 +100,14 @@ class NetworkTable:
         return f"{country.mcc}{mnc}"
 
 
-def _carriers_by_code() -> dict[int, list[str]]:
+def _carriers_by_code() -> tuple[dict[int, list[str]], dict[int, int]]:
+    """Carrier names per country code, and the longest carrier prefix of each code."""
     try:
         from phonenumbers.carrierdata import CARRIER_DATA
-    except ImportError:  # laid out differently: every carrier gets MNC 01
-        return {}
+    except ImportError:  # laid out differently: every carrier gets MNC 01, nothing memoised
+        return {}, {}
     names: dict[int, set[str]] = {}
+    lengths: dict[int, int] = {}
     for prefix, by_language in CARRIER_DATA.items():
         name = by_language.get("en")
         if not name:
@@ -84,5 +116,6 @@ def _carriers_by_code() -> dict[int, list[str]]:
             code = int(prefix[:size])
             if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
                 names.setdefault(code, set()).add(name)
+                lengths[code] = max(lengths.get(code, 0), len(prefix))
                 break
-    return {code: sorted(found) for code, found in names.items()}
+    return {code: sorted(found) for code, found in names.items()}, lengths

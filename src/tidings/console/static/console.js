@@ -7,7 +7,7 @@
   function label(ts) {
     var iso = new Date(ts * 1000).toISOString();
     var time = iso.slice(11, 16);
-    return time === "00:00" ? iso.slice(5, 10) + " " + time : time;
+    return time === "00:00" ? time + "\n" + iso.slice(5, 10) : time;
   }
 
   function toData(chart) {
