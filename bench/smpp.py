@@ -376,6 +376,7 @@ async def run_server(
     loop = asyncio.get_running_loop()
     receipts = 0
     receipted: set[bytes] = set()  # receipts can come twice (at least once): count messages
+    latencies: list[float] = []  # submit_sm -> submit_sm_resp, seconds
     refused: dict[str, int] = {}
     all_in = asyncio.Event()
 
@@ -421,7 +422,9 @@ async def run_server(
                 registered_delivery=1,
                 short_message=b"bench",
             )
+            sent_at = time.perf_counter()
             response = await link.submit(pdu)
+            latencies.append(time.perf_counter() - sent_at)
             if response.command_status != CommandStatus.ESME_ROK:
                 name = status_name(response.command_status)
                 refused[name] = refused.get(name, 0) + 1
@@ -443,7 +446,10 @@ async def run_server(
     finally:
         for session in sessions:
             await session.stop(grace=1.0)
-    note = f"all submit_sm answered after {submitted:.2f} s"
+    latencies.sort()
+    p50, p99 = (latencies[int(len(latencies) * q)] * 1000 if latencies else 0 for q in (0.5, 0.99))
+    note = f"all submit_sm answered after {submitted:.2f} s, submit_sm_resp p50 {p50:.0f} ms"
+    note += f" p99 {p99:.0f} ms"
     if receipts > len(receipted):
         note += f", {receipts - len(receipted)} receipts came twice"
     return Result(f"server/{kind}", binds, window, count, seconds, len(receipted), note=note)

@@ -226,7 +226,9 @@ async def test_overview_shows_traffic_rates_queues_and_failures(
     rates = page.text.split('id="rates-supplier"')[1].split("</table>")[0]
     assert "sim-acme" in rates
     assert "33.3 %" in rates
-    assert "UA" in page.text.split('id="rates-country"')[1].split("</table>")[0]
+    countries = page.text.split('id="rates-country"')[1].split("</table>")[0]
+    assert "UA" in countries and "Ukraine" in countries
+    assert "33.3 %" in countries
     # Seven status changes (four sent, three final) wrote webhook deliveries for the
     # client's URL; no webhook worker runs here, so all seven are due.
     assert 'data-queue="webhooks_due">7<' in page.text

@@ -21,10 +21,11 @@ from tests.hlr_support import balance_of, build_hlr_world, lookups
 from tests.support import Receiver, World
 from tidings.accounts.service import Caller, KeyKind
 from tidings.clock import FrozenClock
+from tidings.connectors.hlr.base import HlrAnswer, Outcome
 from tidings.connectors.hlr.simulator import HlrSimulator
 from tidings.db.engine import transaction
 from tidings.hlr.repository import HlrRepository
-from tidings.hlr.results import RetryPolicy
+from tidings.hlr.results import Recorded, RetryPolicy, record_answers
 from tidings.hlr.service import HlrItem, HlrRequest, accept_hlr, prepare_hlr
 from tidings.hlr.wire import result_body
 from tidings.hlr.worker import HlrOptions, HlrWorker
@@ -276,3 +277,38 @@ async def accept_one(
     async with transaction(sessions) as session:
         accepted = await accept_hlr(session, clock, prepare_hlr(catalog, caller, request, 10))
     return accepted.items[0].id
+
+
+async def test_a_pending_query_is_asked_again_until_its_result_is_overdue(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """What `hlr_http` answers while the upstream has no result yet: pending, with its id."""
+    world, provider_id = await build_hlr_world(sessions, clock, kind="hlr_http", options=UPSTREAM)
+    [lookup_id] = await accept(sessions, clock, world, NUMBERS[:1])
+    policy = RetryPolicy(poll_seconds=2, result_timeout=3600)
+
+    async def answer_pending() -> Recorded:
+        now = clock.now()
+        lease = now + timedelta(seconds=60)
+        async with transaction(sessions) as session:
+            claimed = await HlrRepository(session).claim([provider_id], now, lease, 10)
+        answers = {c.id: HlrAnswer(c.id, Outcome.PENDING, provider_ref="up-1") for c in claimed}
+        async with transaction(sessions) as session:
+            return await record_answers(session, clock, lease, claimed, answers, policy)
+
+    assert (await answer_pending()).pending == 1
+    [stored] = await lookups(sessions)
+    assert (stored.status, stored.provider_ref, stored.sent_at) == ("sent", "up-1", clock.now())
+    clock.advance(1)
+    assert (await answer_pending()).pending == 0, "asked again only after poll_seconds"
+    clock.advance(1)
+    assert (await answer_pending()).pending == 1
+    clock.advance(3600)
+    assert (await answer_pending()).finished == 1
+    [stored] = await lookups(sessions)
+    assert (stored.id, stored.status, stored.due_at) == (lookup_id, "unknown", None)
+    # The provider took it: no refund.
+    assert await balance_of(sessions, world.client_id) == Decimal("9.998")
+
+
+UPSTREAM = {"url": "http://127.0.0.1:9", "api_key": "unused"}

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 import schemathesis
 
@@ -167,3 +168,16 @@ def test_schemathesis_reads_every_operation(document: dict[str, Any]) -> None:
     schema = schemathesis.openapi.from_dict(document)
     labels = [result.ok().label for result in schema.get_all_operations()]
     assert len(labels) == len(_operations(document))
+
+
+def test_the_seeds_request_examples_fit_the_documented_body(document: dict[str, Any]) -> None:
+    content = _operations(document)[("/rest/sms/create", "post")]["requestBody"]["content"]
+    media = content["application/json"]
+    # The document's references point into its components: validate with them at the root.
+    validator = jsonschema_rs.Draft202012Validator(
+        {**media["schema"], "components": document["components"]}
+    )
+    assert set(media["examples"]) == {"phone", "phones", "individual"}
+    for example in media["examples"].values():
+        assert validator.is_valid(example["value"]), example
+    assert not validator.is_valid({"destination": "phone", "msisdn": "x"})

@@ -29,10 +29,13 @@ from tidings.connectors.smpp.receipts import canonical_id
 from tidings.connectors.smpp.smsc import Smsc, SmscConfig
 from tidings.db.engine import transaction
 from tidings.delivery.models import DispatchJob, MessagePart, Receipt
-from tidings.delivery.service import RetryPolicy
+from tidings.delivery.repository import PartRepository
+from tidings.delivery.service import RetryPolicy, ingest_reports, match_late_receipts
 from tidings.delivery.worker import DeliveryWorker, SupplierLane, WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.changes import StatusChange
 from tidings.messages.models import Message, MessageEvent
+from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
 from tidings.routing.models import Supplier
 
@@ -457,3 +460,33 @@ async def test_interoperates_with_smpp34_smsc(
         assert [p[:3] for p in udh_parts] == [b"\x05\x00\x03", b"\x05\x00\x03"]
     finally:
         await third.stop()
+
+
+async def test_part_receipts_that_raced_the_answer_are_matched_late(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """PostgreSQL, READ COMMITTED: a part's receipt stored while the answer was being recorded
+    is seen by neither transaction; the sweeper's late matching settles it by its part."""
+    world = await build_world(sessions, clock)
+    [mid] = await accept_messages(sessions, clock, world, 1, body="part " * 80)
+    async with transaction(sessions) as session:
+        reports = [SupplierReport(i, Status.DELIVERED, clock.now()) for i in ("p2", "p1", "p3")]
+        result = await ingest_reports(session, clock, world.supplier_id, reports)
+    assert result.matched == [False, False, False]
+    async with transaction(sessions) as session:  # the answer, not seeing those receipts
+        await apply_changes(
+            session,
+            clock,
+            [StatusChange(mid, Status.SENT, clock.now(), supplier_message_id="p1", sent=True)],
+        )
+        await PartRepository(session).add(world.supplier_id, [(mid, ["p1", "p2", "p3"])])
+    async with transaction(sessions) as session:
+        applied = await match_late_receipts(session, clock)
+    assert [a.change.status for a in applied] == [Status.DELIVERED]
+    async with sessions() as session:
+        message = await session.get(Message, mid)
+        unmatched = await session.scalar(
+            select(func.count()).select_from(Receipt).where(Receipt.message_id.is_(None))
+        )
+    assert message is not None and message.status == "delivered" and unmatched == 0
+    assert message.status_detail is not None and message.status_detail.startswith("all 3 parts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tidings.accounts.service import Caller, KeyKind
@@ -14,6 +15,7 @@ from tidings.messages.changes import AppliedChange, StatusChange
 from tidings.messages.models import Message
 from tidings.messages.status import Status
 from tidings.numbering import parse_msisdn
+from tidings.observability.histogram import BatchHistogram
 from tidings.observability.metrics import Metrics, webhook_outcome
 from tidings.webhooks.repository import Outcome
 
@@ -207,3 +209,29 @@ def test_each_metrics_object_has_its_own_registry() -> None:
     received = "tidings_dlr_received_total"
     assert value(first, received, supplier_id="3", status="delivered") == 1
     assert value(second, received, supplier_id="3", status="delivered") == 0
+
+
+def test_the_batch_histogram_renders_what_the_client_histogram_would() -> None:
+    values = [0.0, 0.5, 1.0, 1.5, 59.9, 60.0, 61.0, 3600.0, 10**9]
+    buckets = (1, 60, 3600)
+    theirs = CollectorRegistry()
+    reference = Histogram("h", "h", ("k",), buckets=buckets, registry=theirs)
+    ours = CollectorRegistry()
+    batched = BatchHistogram("h", "h", ("k",), buckets)
+    ours.register(batched)
+    for value in values:
+        reference.labels("a").observe(value)
+    batched.observe_many(("a",), values[:4])
+    batched.observe_many(("a",), values[4:])
+
+    def series(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        text = generate_latest(registry).decode()
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert series(ours) == series(theirs)
+    assert series(ours)[("h_bucket", frozenset({("k", "a"), ("le", "60.0")}))] == 6

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -191,21 +191,18 @@ class ConsoleRepository:
         return [(int(b), "accepted", int(n)) for b, n in result]
 
     async def outcomes(
-        self,
-        since: datetime,
-        key: Literal["supplier", "country"],
-        statuses: Collection[str],
-    ) -> list[tuple[Any, str, int]]:
-        """(supplier id or country, status, count) of changes to `statuses` since `since`."""
-        column = Message.supplier_id if key == "supplier" else Message.country
+        self, since: datetime, statuses: Collection[str]
+    ) -> list[tuple[int | None, str, str, int]]:
+        """(supplier id, country, status, count) of changes to `statuses` since `since`:
+        one walk of the window serves both the per-supplier and the per-country view."""
         result = await self.session.execute(
-            select(column, MessageEvent.status, func.count())
+            select(Message.supplier_id, Message.country, MessageEvent.status, func.count())
             .select_from(MessageEvent)
             .join(Message, Message.id == MessageEvent.message_id)
             .where(MessageEvent.at >= since, MessageEvent.status.in_(list(statuses)))
-            .group_by(column, MessageEvent.status)
+            .group_by(Message.supplier_id, Message.country, MessageEvent.status)
         )
-        return [(k, str(s), int(n)) for k, s, n in result]
+        return [(None if i is None else int(i), c, str(s), int(n)) for i, c, s, n in result]
 
     async def latest_failures(
         self, since: datetime, statuses: Collection[str], limit: int

@@ -103,12 +103,14 @@ def _chart(
 class BucketCache:
     """Traffic counts of time buckets that are over, kept for the life of the process.
 
-    A bucket that ended `settle_seconds` ago no longer changes (status changes are stored
-    with the time they happened, within moments of it), so the charts query only the
-    buckets still open: a refresh of the last day reads the last few minutes, not the day.
+    A bucket that ended `settle_seconds` ago no longer changes: status changes are stored
+    with the time they happened, and they are stored soon after (a receipt applied late, or
+    carrying the supplier's own time, comes within minutes). So the charts query only the
+    recent buckets: a refresh of the last day reads the last ten minutes, not the day. A
+    change stored with a time older than that is counted from the next start of the process.
     """
 
-    def __init__(self, settle_seconds: float = 120, max_entries: int = 50_000) -> None:
+    def __init__(self, settle_seconds: float = 600, max_entries: int = 50_000) -> None:
         self.settle_seconds = settle_seconds
         self.max_entries = max_entries
         self._entries: dict[tuple[int, int], list[tuple[str, int]]] = {}
@@ -189,19 +191,25 @@ class RateLine:
         return self.delivered / self.total if self.total else None
 
 
-async def delivery_rates(
-    repo: ConsoleRepository,
-    since: datetime,
-    key: Literal["supplier", "country"],
-    supplier_names: dict[int, str],
+Outcomes = list[tuple[int | None, str, str, int]]  # (supplier id, country, status, count)
+
+
+def delivery_rates(
+    outcomes: Outcomes, key: Literal["supplier", "country"], supplier_names: dict[int, str]
 ) -> list[RateLine]:
-    """Final outcomes since `since`, per supplier or country, busiest first."""
+    """Final outcomes per supplier or country, busiest first."""
     grouped: dict[str, dict[str, int]] = defaultdict(dict)
-    for raw, status, count in await repo.outcomes(since, key, FINALS):
+    for supplier_id, country, status, count in outcomes:
+        if status not in FINALS:
+            continue
         if key == "supplier":
-            name = supplier_names.get(raw, f"#{raw}") if raw is not None else "(none)"
+            name = (
+                "(none)"
+                if supplier_id is None
+                else supplier_names.get(supplier_id, f"#{supplier_id}")
+            )
         else:
-            name = raw or "??"
+            name = country or "??"
         grouped[name][status] = grouped[name].get(status, 0) + count
     lines = [RateLine(k, v) for k, v in grouped.items()]
     return sorted(lines, key=lambda line: (-line.total, line.key))
@@ -222,14 +230,17 @@ class SupplierHealth:
         return sum(self.counts.get(s, 0) for s in ("rejected", "failed"))
 
 
+HEALTH_STATUSES = ["sent", *FINALS]
+
+
 async def supplier_health(
-    repo: ConsoleRepository, now: datetime, suppliers: Sequence[Supplier]
+    repo: ConsoleRepository, now: datetime, suppliers: Sequence[Supplier], last_hour: Outcomes
 ) -> list[SupplierHealth]:
-    since = now - timedelta(hours=1)
+    """Each supplier's last hour (`last_hour`: outcomes of HEALTH_STATUSES) and queue."""
     counts: dict[int, dict[str, int]] = defaultdict(dict)
-    for supplier_id, status, count in await repo.outcomes(since, "supplier", ["sent", *FINALS]):
+    for supplier_id, _, status, count in last_hour:
         if supplier_id is not None:
-            counts[int(supplier_id)][status] = count
+            counts[supplier_id][status] = counts[supplier_id].get(status, 0) + count
     queues = await repo.supplier_queues(now)
     health = []
     for supplier in suppliers:
@@ -279,17 +290,19 @@ async def overview(
     repo = ConsoleRepository(session)
     suppliers = await repo.suppliers()
     names = {s.id: s.name for s in suppliers}
-    since = now - WINDOWS.get(window, WINDOWS["1h"])
+    window = window if window in WINDOWS else "1h"
     day_ago = now - timedelta(hours=24)
+    last_hour = await repo.outcomes(now - WINDOWS["1h"], HEALTH_STATUSES)
+    outcomes = last_hour if window == "1h" else await repo.outcomes(now - WINDOWS[window], FINALS)
     return Overview(
         now=now,
-        window=window if window in WINDOWS else "1h",
+        window=window,
         hour=await traffic_chart(repo, now, buckets=60, bucket_seconds=60, cache=cache),
         day=await traffic_chart(repo, now, buckets=144, bucket_seconds=600, cache=cache),
         queues=await repo.queue_depths(now),
-        suppliers=await supplier_health(repo, now, suppliers),
-        by_supplier=await delivery_rates(repo, since, "supplier", names),
-        by_country=await delivery_rates(repo, since, "country", names),
+        suppliers=await supplier_health(repo, now, suppliers, last_hour),
+        by_supplier=delivery_rates(outcomes, "supplier", names),
+        by_country=delivery_rates(outcomes, "country", names),
         failures=await repo.latest_failures(day_ago, FAILURES, 20),
         endpoints=await repo.failing_endpoints(day_ago, 20),
     )

@@ -187,6 +187,24 @@ class PartRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def unmatched_receipts(self, since: datetime, limit: int) -> list[Receipt]:
+        """Unmatched receipts about a known part: one whose transaction raced the one that
+        recorded the parts (READ COMMITTED: neither saw the other), as newly_matchable."""
+        result = await self.session.execute(
+            select(Receipt)
+            .join(
+                MessagePart,
+                and_(
+                    MessagePart.supplier_id == Receipt.supplier_id,
+                    MessagePart.part_id == Receipt.supplier_message_id,
+                ),
+            )
+            .where(Receipt.message_id.is_(None), Receipt.received_at >= since)
+            .order_by(Receipt.id)
+            .limit(limit)
+        )
+        return list(result.scalars())
+
     async def add(self, supplier_id: int, messages: Sequence[tuple[int, Sequence[str]]]) -> None:
         """(message_id, every part's id in order) of messages a supplier took."""
         rows = [

@@ -264,29 +264,33 @@ async def match_late_receipts(
     session: AsyncSession, clock: Clock, *, limit: int = 1000
 ) -> list[AppliedChange]:
     receipts = ReceiptRepository(session)
-    found = await receipts.newly_matchable(clock.now() - UNMATCHED_RECEIPT_WINDOW, limit)
-    if not found:
+    since = clock.now() - UNMATCHED_RECEIPT_WINDOW
+    found = await receipts.newly_matchable(since, limit)
+    of_parts = await PartRepository(session).unmatched_receipts(since, limit)
+    if not found and not of_parts:
         return []
-    await receipts.mark_matched([(receipt.id, message_id) for receipt, message_id in found])
     changes: list[StatusChange] = []
-    plain = {r.id for r, _ in found}
-    for supplier_id in {r.supplier_id for r, _ in found}:  # a first part's id is its message's
+    matched: list[tuple[int, int]] = []
+    for supplier_id in {r.supplier_id for r in of_parts}:  # a first part's id is its message's
+        mine = [r for r in of_parts if r.supplier_id == supplier_id]
         parts = await settle_parts(
             session,
             supplier_id,
             [
                 PartReport(r.supplier_message_id, Status(r.status), r.received_at, r.detail)
-                for r, _ in found
-                if r.supplier_id == supplier_id
+                for r in mine
             ],
         )
         changes += parts.changes
-        plain -= {r.id for r, _ in found if r.supplier_message_id in parts.message_of}
+        matched += [(r.id, parts.message_of[r.supplier_message_id]) for r in mine]
+    settled = {receipt_id for receipt_id, _ in matched}
+    plain = [(r, message_id) for r, message_id in found if r.id not in settled]
+    matched += [(r.id, message_id) for r, message_id in plain]
     changes += [
         StatusChange(message_id, Status(r.status), r.received_at, r.detail)
-        for r, message_id in found
-        if r.id in plain
+        for r, message_id in plain
     ]
+    await receipts.mark_matched(matched)
     return await apply_changes(session, clock, changes)
 
 

@@ -18,9 +18,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from tidings.api.client.errors import HLR_CODES, code_for
+from tidings.api.client.hlr_docs import HLR_BY_GET, HLR_CREATE, HLR_PRICES, HLR_RESULT
 from tidings.api.client.hlr_parsing import parse_hlr_request
 from tidings.api.client.parsing import REFERENCE, parse_id
-from tidings.api.client.wire import error_response, json_response, read_payload
+from tidings.api.client.wire import ClientApiRoute, error_response, json_response, read_payload
 from tidings.api.state import app_state
 from tidings.billing.service import format_money, price_table
 from tidings.connectors.hlr.base import FINAL_STATUSES
@@ -42,11 +43,12 @@ log = logging.getLogger("tidings.api.client")
 DEFAULT_PRICE_TARIFF = 9  # "by default 9 (Best quality tariff)", for the price table only
 
 
-class HlrApiRoute(APIRoute):
-    """Seed 004's error shape, with the HLR codes (60-66)."""
+class HlrApiRoute(ClientApiRoute):
+    """Seed 004's error shape, with the HLR codes (60-66). A ClientApiRoute for the OpenAPI
+    document (the same API, security and common answers), with its own error table."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = APIRoute.get_route_handler(self)
 
         async def guarded(request: Request) -> Response:
             try:
@@ -69,7 +71,8 @@ def _wake_worker(request: Request) -> None:
 def build_router(prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix, route_class=HlrApiRoute, tags=["HLR (seed 004)"])
 
-    @router.api_route("/hlr/create", methods=["PUT", "POST"])
+    @router.put("/hlr/create", **HLR_CREATE)
+    @router.post("/hlr/create", **HLR_CREATE)
     async def create_hlr(request: Request) -> Response:
         state = app_state(request)
         try:
@@ -100,7 +103,7 @@ def build_router(prefix: str) -> APIRouter:
             )
         return json_response(_bulk_body(accepted))
 
-    @router.get("/hlr/create")
+    @router.get("/hlr/create", **HLR_BY_GET)
     async def create_by_get(request: Request) -> Response:
         raise InvalidRequest("use PUT or POST", reason="unsupported")
 
@@ -129,15 +132,15 @@ def build_router(prefix: str) -> APIRouter:
             }
         )
 
-    @router.get("/hlr/prices")
+    @router.get("/hlr/prices", **HLR_PRICES)
     async def hlr_prices_default(request: Request) -> Response:
         return await _prices(request, str(DEFAULT_PRICE_TARIFF))
 
-    @router.get("/hlr/prices/{tariff}")
+    @router.get("/hlr/prices/{tariff}", **HLR_PRICES)
     async def hlr_prices(request: Request, tariff: str) -> Response:
         return await _prices(request, tariff)
 
-    @router.get("/hlr/reference/{reference}")
+    @router.get("/hlr/reference/{reference}", **HLR_RESULT)
     async def hlr_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:
@@ -149,7 +152,7 @@ def build_router(prefix: str) -> APIRouter:
             lookup = await find_lookup_by_reference(session, caller.client_id, reference)
         return json_response(result_body(lookup))
 
-    @router.get("/hlr/{key}")
+    @router.get("/hlr/{key}", **HLR_RESULT)
     async def hlr_by_id(request: Request, key: str) -> Response:
         """An id; failing that, a reference (the seed's URL for the reference form is
         `/hlr/{reference}` too)."""
@@ -171,7 +174,11 @@ def build_router(prefix: str) -> APIRouter:
             lookup = await find_lookup_by_reference(session, caller.client_id, key)
         return json_response(result_body(lookup))
 
-    @router.api_route("/hlr/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    @router.api_route(
+        "/hlr/{path:path}",
+        methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+        include_in_schema=False,
+    )
     async def unsupported(request: Request, path: str) -> Response:
         return error_response(4, f"{prefix}/hlr/{path}")
 

@@ -272,6 +272,13 @@ class ExportDeleted(BaseModel):
     error: Literal[0]
 
 
+class ExportJsonFile(BaseModel):
+    """The json file: one object per message, with the seed's column names (docs/exports.md)."""
+
+    error: Literal[0]
+    message_data: list[dict[str, Any]]
+
+
 # --- Seed 000 (delivery-report queries) ---
 
 
@@ -434,6 +441,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     ExportCreated,
     ExportList,
     ExportDeleted,
+    ExportJsonFile,
     DrError,
     SimpleReport,
     AdvancedReport,

@@ -17,6 +17,7 @@ from tidings.api.openapi.models import (
     DrError,
     ExportCreated,
     ExportDeleted,
+    ExportJsonFile,
     ExportList,
     PriceTable,
     SeedError,
@@ -60,12 +61,17 @@ def request_body(
     *,
     required: bool = True,
     description: str | None = None,
+    examples: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`openapi_extra` for a body read by hand: media type -> model (or JSON schema)."""
+    """`openapi_extra` for a body read by hand: media type -> model (or JSON schema); the
+    examples (name -> value) go with the first media type."""
     body: dict[str, Any] = {
         "required": required,
         "content": {media: {"schema": _schema(model)} for media, model in content.items()},
     }
+    if examples:
+        first = body["content"][next(iter(content))]
+        first["examples"] = {name: {"value": value} for name, value in examples.items()}
     if description:
         body["description"] = description
     return {"requestBody": body}
@@ -174,6 +180,47 @@ _SMS_BODY = request_body(
     },
     description="JSON (also `text/json`, or no content type), or a form whose `payload` "
     "field holds the JSON or whose fields are the request's fields.",
+    examples={  # the seed's own examples (section "Отправка SMS")
+        "phone": {
+            "originator": "test",
+            "body": "test sms",
+            "validity": 72,
+            "tariff": 9,
+            "destination": "phone",
+            "msisdn": "380972000000",
+            "reference": "12erdgm9",
+        },
+        "phones": {
+            "destination": "phones",
+            "phones": [
+                {"msisdn": "380972000001", "reference": "12erdgm9"},
+                {"msisdn": "380972000002", "reference": "12erdgn0"},
+            ],
+            "originator": "test",
+            "body": "test sms",
+            "validity": 72,
+            "tariff": 9,
+        },
+        "individual": {
+            "validity": 72,
+            "tariff": 9,
+            "destination": "individual",
+            "phones": [
+                {
+                    "originator": "test1",
+                    "body": "test sms1",
+                    "msisdn": "380972000001",
+                    "reference": "12erdgm9",
+                },
+                {
+                    "originator": "test2",
+                    "body": "test sms2",
+                    "msisdn": "380972000002",
+                    "reference": "12erdgn0",
+                },
+            ],
+        },
+    },
 )
 
 SMS_CREATE: dict[str, Any] = {
@@ -237,7 +284,7 @@ STAT_FILE: dict[str, Any] = {
         200: {
             "description": "The file.",
             "content": {
-                JSON: {"schema": {"type": "array", "items": {"type": "object"}}},
+                JSON: {"schema": ref(ExportJsonFile)},
                 "application/xml": {"schema": {"type": "string"}},
                 "text/csv": {"schema": {"type": "string"}},
             },
