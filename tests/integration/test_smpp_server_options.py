@@ -45,7 +45,8 @@ from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
 from tidings.messages.writer import AcceptQueue
 from tidings.smpp_server.models import SmppReceipt
-from tidings.smpp_server.server import MAX_VALIDITY, ServerOptions, SmppServer
+from tidings.smpp_server.server import ServerOptions, SmppServer
+from tidings.smpp_server.submits import MAX_VALIDITY
 
 NOW = datetime.fromisoformat("2026-11-24T10:00:00+00:00")
 

@@ -456,21 +456,22 @@ class ConsoleRepository:
         return clients, suppliers
 
     async def related(self, message: Message) -> list[tuple[Message, bool]]:
-        """Messages linked to this one through a link column: (message, is it a child)."""
+        """Messages linked to this one through a link column: (message, is it a child).
+
+        One query per direction: an OR of the two would make SQLite scan the link's index.
+        """
         columns = Message.__table__.c
-        children = []
-        parents = []
+        found: dict[int, tuple[Message, bool]] = {}
         for name in LINK_COLUMNS:
-            if name in columns:
-                children.append(columns[name] == message.id)
-                parent = getattr(message, name, None)
-                if parent is not None:
-                    parents.append(int(parent))
-        if not children:
-            return []
-        result = await self.session.execute(
-            select(Message)
-            .where(or_(*children, Message.id.in_(parents)), Message.id != message.id)
-            .order_by(Message.id)
-        )
-        return [(m, m.id not in parents) for m in result.scalars()]
+            if name not in columns:
+                continue
+            children = await self.session.execute(
+                select(Message).where(columns[name] == message.id).order_by(Message.id)
+            )
+            found.update((m.id, (m, True)) for m in children.scalars())
+            parent = getattr(message, name, None)
+            if parent is not None and parent != message.id:
+                row = await self.session.get(Message, int(parent))
+                if row is not None:
+                    found[row.id] = (row, False)
+        return [found[key] for key in sorted(found)]

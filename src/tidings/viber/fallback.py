@@ -85,11 +85,11 @@ async def start_fallbacks(
         ],
         now,
     )
-    failed = [(sms_id, leg) for sms_id, leg in zip(ids, legs, strict=True) if leg.error]
+    unsent = [(sms_id, leg) for sms_id, leg in zip(ids, legs, strict=True) if leg.error]
     await messages.add_events(
         [
             {"message_id": sms_id, "status": Status.FAILED.value, "detail": leg.error, "at": now}
-            for sms_id, leg in failed
+            for sms_id, leg in unsent
         ]
     )
     # The client hears of an SMS that could not go like of any failed message.
@@ -102,7 +102,7 @@ async def start_fallbacks(
                 previous=Status.QUEUED,
                 change=StatusChange(sms_id, Status.FAILED, now, detail=leg.error),
             )
-            for sms_id, leg in failed
+            for sms_id, leg in unsent
         ],
     )
     return ids
