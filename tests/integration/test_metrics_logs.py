@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import Iterator
@@ -63,6 +64,10 @@ async def test_one_event_per_state_change_with_message_client_and_supplier(
         await worker.refresh_suppliers()
         try:
             assert await worker.lanes[world.supplier_id].step()
+            for _ in range(500):  # the simulator reports from a task of its own
+                if len(events(logs, "message.status")) >= 2:
+                    break
+                await asyncio.sleep(0.01)
         finally:
             await worker.stop()
 

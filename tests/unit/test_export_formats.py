@@ -1,7 +1,8 @@
 """The export writers: JSON, XML and CSV parse back to the rows written, in chunks.
 
-SMS rows are what Tidings exports today; the HLR and Viber rows are built with the shapes
-`rows.hlr_row` / `rows.viber_row` give them, so the writers are ready for those messages.
+SMS rows, and HLR and Viber rows built with the shapes `rows.hlr_row` / `rows.viber_row` give
+them (the rows from real lookups and Viber messages: tests/integration/test_hlr_exports.py and
+test_exports_viber.py).
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def test_field_names_become_xml_names() -> None:
     assert tag_of("1st") == "_1st"
 
 
-# --- HLR and Viber rows (the shapes, ready for when those messages exist) --------------------
+# --- HLR and Viber rows (their shapes) ---------------------------------------------------------
 
 
 def test_an_hlr_row_has_the_result_as_its_body() -> None:

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tidings.exports.rows import (
+    RECORD_WIDTH,
     SMS_FIELDS,
+    VIBER_RECORD_WIDTH,
     BrandLookup,
     RowRenderer,
     carrier_of,
@@ -85,7 +87,16 @@ def test_statuses_are_the_seeds_capitalised_words() -> None:
     render = RowRenderer(COUNTRIES)
     words = {
         status: (render(record(status=status)) or {})["Status"]
-        for status in ("accepted", "scheduled", "queued", "sent", "unknown", "delivered")
+        for status in (
+            "accepted",
+            "scheduled",
+            "queued",
+            "sent",
+            "unknown",
+            "delivered",
+            "read",
+            "not_viber_user",
+        )
     }
     assert words == {
         "accepted": "Accepted",
@@ -94,6 +105,8 @@ def test_statuses_are_the_seeds_capitalised_words() -> None:
         "sent": "Sent",
         "unknown": "Unknown",
         "delivered": "Delivered",
+        "read": "Read",
+        "not_viber_user": "not-viber-user",  # lower case, as the seed writes it
     }
 
 
@@ -144,3 +157,47 @@ def test_operator_filter_drops_other_carriers() -> None:
     assert [r["msisdn"] for r in render.render_many([record(msisdn="380671234567"), record()])] == [
         380671234567
     ]
+
+
+def viber_record(fallback: tuple[object, ...] | None, **changes: object) -> tuple[object, ...]:
+    """A Viber record as `repository.export_query` selects it: the message, its content,
+    then its fallback SMS's columns (all None without one)."""
+    message = record(channel="viber", status="not_viber_user", **changes)
+    content = ("https://site.com/image.png", "КУПИ!", "https://site.com/buy.html")
+    return (*message, *content, *(fallback or (None,) * RECORD_WIDTH))
+
+
+def test_a_viber_record_renders_the_seeds_viber_row() -> None:
+    fallback = record(
+        id=1529112195, status="delivered", body="testing message for Viber undeliv", price=0
+    )
+    row = RowRenderer(COUNTRIES)(viber_record(fallback, id=1529112194))
+    assert row is not None
+    assert tuple(row) == (*SMS_FIELDS, "img", "Caption", "Action", "alternativeSMS")
+    assert (row["message_ID"], row["message_type"], row["Status"]) == (
+        1529112194,
+        "viber",
+        "not-viber-user",
+    )
+    assert (row["img"], row["Caption"], row["Action"]) == (
+        "https://site.com/image.png",
+        "КУПИ!",
+        "https://site.com/buy.html",
+    )
+    assert row["alternativeSMS"] == {
+        **(RowRenderer(COUNTRIES)(fallback) or {}),
+        "message_ID": 1529112195,
+        "message_type": "sms",
+        "Status": "Delivered",
+        "price": "0.0000000 EUR",
+        "body": "testing message for Viber undeliv",
+    }
+    assert len(viber_record(fallback)) == VIBER_RECORD_WIDTH
+
+
+def test_a_viber_record_without_fallback_has_no_alternative() -> None:
+    row = RowRenderer(COUNTRIES)(viber_record(None))
+    assert row is not None and "alternativeSMS" not in row
+    assert row["Caption"] == "КУПИ!"
+    # The operator filter applies to the Viber message (its fallback has the same number).
+    assert RowRenderer(COUNTRIES, operator="Kyivstar")(viber_record(record())) is None

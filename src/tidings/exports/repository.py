@@ -29,15 +29,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import aliased
 from sqlalchemy.pool import NullPool
 
 from tidings.accounts.models import Client
 from tidings.config import normalize_database_url
 from tidings.exports.filters import ExportFilter
 from tidings.exports.models import BUILDING, FAILED, PENDING, READY, Export
-from tidings.exports.rows import HLR, HLR_ORIGINATOR
+from tidings.exports.rows import HLR, HLR_ORIGINATOR, VIBER
 from tidings.hlr.models import HlrLookup
 from tidings.messages.models import Message
+from tidings.viber.models import ViberContent
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,8 +260,10 @@ def export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
     """The records `rows.RowRenderer` renders, in time_in order: messages, HLR lookups (when
     the export is of every type, or of `hlr`), or both merged by time (UNION ALL).
 
-    Money and times come raw (micro-units; on SQLite, the stored ISO text), skipping the
-    column types' conversions, which would cost more than the rest of a row's rendering.
+    A Viber message's content and fallback SMS are not in its record: `stream_messages` adds
+    them batch by batch (`viber_details_query`). Money and times come raw (micro-units; on
+    SQLite, the stored ISO text), skipping the column types' conversions, which would cost
+    more than the rest of a row's rendering.
     """
     if spec.message_type == HLR or (spec.message_type is None and not spec.by_ids):
         lookups = hlr_export_query(client_id, spec)
@@ -270,9 +274,14 @@ def export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
     return _message_query(client_id, spec).order_by(Message.time_in, Message.id)
 
 
-def _message_query(client_id: int, spec: ExportFilter) -> Select[Any]:
-    m = Message
-    query = select(
+def may_hold_viber(spec: ExportFilter) -> bool:
+    """Whether an export can have Viber rows: of `viber`, of every type, or by ids."""
+    return spec.by_ids or spec.message_type in (None, VIBER)
+
+
+def _record_columns(m: Any) -> list[Any]:
+    """The 12 columns of a message record (`rows.RECORD_WIDTH`), of `Message` or an alias."""
+    return [
         m.id,
         m.channel,
         m.msisdn,
@@ -280,15 +289,31 @@ def _message_query(client_id: int, spec: ExportFilter) -> Select[Any]:
         m.originator,
         type_coerce(m.price, BigInteger),
         m.currency,
-        type_coerce(m.time_in, String).label("time_in"),
+        type_coerce(m.time_in, String),
         type_coerce(m.time_sent, String),
         type_coerce(m.time_dr, String),
         m.status,
         m.body,
-    ).where(m.client_id == client_id)
+    ]
+
+
+def _message_query(client_id: int, spec: ExportFilter) -> Select[Any]:
+    """Messages as records.
+
+    A fallback SMS (a row with `parent_id`) is an SMS the client was sent and charged for: it
+    is a row of its own in `sms` exports and when asked for by id, and in an export of every
+    type it appears only as its Viber message's `alternativeSMS` (as in the seed's example),
+    so that no message is counted twice (docs/exports.md).
+    """
+    m = Message
+    columns = _record_columns(m)
+    columns[7] = columns[7].label("time_in")
+    query = select(*columns).where(m.client_id == client_id)
     if spec.message_ids is not None:
         query = query.where(m.id.in_(spec.message_ids))
     else:
+        if spec.message_type is None:
+            query = query.where(m.parent_id.is_(None))
         if spec.time_in_from is not None:
             query = query.where(m.time_in >= spec.time_in_from)
         if spec.time_in_until is not None:
@@ -369,15 +394,44 @@ def hlr_export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
     return query
 
 
+def viber_details_query(message_ids: Sequence[int]) -> Select[Any]:
+    """Viber messages' extra columns: img, caption, action and their fallback SMS's record
+    (`rows.VIBER_RECORD_WIDTH`; None columns when no fallback SMS was created), by id."""
+    v = ViberContent
+    fallback = aliased(Message, name="fallback")
+    return (
+        select(v.message_id, v.img, v.caption, v.action, *_record_columns(fallback))
+        .select_from(v)
+        .outerjoin(fallback, fallback.id == v.fallback_id)
+        .where(v.message_id.in_(list(message_ids)))
+    )
+
+
+async def with_viber_details(connection: AsyncConnection, batch: Sequence[Any]) -> Sequence[Any]:
+    """A batch with each Viber record extended by its details: one query for the batch's
+    Viber messages, none for a batch without any (an SMS-only export pays nothing)."""
+    ids = [record[0] for record in batch if record[1] == VIBER]
+    if not ids:
+        return batch
+    result = await connection.execute(viber_details_query(ids))
+    details = {row[0]: tuple(row[1:]) for row in result.tuples()}
+    return [
+        (*record, *details[record[0]]) if record[1] == VIBER and record[0] in details else record
+        for record in batch
+    ]
+
+
 async def stream_messages(
     connection: AsyncConnection, client_id: int, spec: ExportFilter, batch_size: int
 ) -> AsyncIterator[Sequence[Any]]:
-    """The export's records in batches, from a server-side cursor: never all in memory."""
+    """The export's records in batches, from a server-side cursor: never all in memory.
+    Viber details are read per batch on the same connection, inside the same transaction."""
+    viber = may_hold_viber(spec)
     result = await connection.stream(
         export_query(client_id, spec).execution_options(yield_per=batch_size)
     )
     try:
         async for batch in result.partitions(batch_size):
-            yield batch
+            yield await with_viber_details(connection, batch) if viber else batch
     finally:
         await result.close()

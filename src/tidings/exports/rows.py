@@ -176,6 +176,7 @@ class RowRenderer:
             time_dr,
             status,
             body,
+            *viber,
         ) = record
         brand = self._brands.lookup(msisdn, iso)
         if self._operator is not None and brand.casefold() != self._operator:
@@ -199,7 +200,19 @@ class RowRenderer:
         }
         if channel == HLR:
             return hlr_export_row(row, body, name, brand)
+        if channel == VIBER and viber:
+            return self._viber(row, viber)
         return row
+
+    def _viber(self, row: ExportRow, columns: Sequence[Any]) -> ExportRow:
+        """A Viber record's extra columns (`VIBER_RECORD_WIDTH`): img, caption, action, then
+        the fallback SMS's record, all None when no fallback SMS was created."""
+        img, caption, action, *fallback = columns
+        alternative = None
+        if fallback and fallback[0] is not None:
+            # The same number as the Viber message: it passed the operator filter too.
+            alternative = self(fallback)
+        return viber_row(row, {"img": img, "Caption": caption, "Action": action}, alternative)
 
     def render_many(self, records: Sequence[Sequence[Any]]) -> list[ExportRow]:
         rows = []
@@ -214,6 +227,12 @@ class RowRenderer:
 
 HLR = "hlr"
 HLR_ORIGINATOR = "HLR"
+SMS = "sms"
+VIBER = "viber"
+# A record's columns: the 12 every message has (`repository.export_query`); a Viber record
+# adds img, caption, action and the 12 of its fallback SMS (`repository.with_viber_details`).
+RECORD_WIDTH = 12
+VIBER_RECORD_WIDTH = RECORD_WIDTH + len(VIBER_FIELDS) + RECORD_WIDTH
 
 
 def encode_hlr(status: str, network: str | None, ported: bool, roaming: bool) -> str:

@@ -41,7 +41,7 @@ class BatchHistogram(Collector):
         if not bounds or bounds[-1] != math.inf:
             bounds.append(math.inf)
         self.bounds = bounds
-        self._les = [floatToGoString(b) for b in bounds]
+        self._les = [_le(b) for b in bounds]
         self._series: dict[tuple[str, ...], _Series] = {}
         self._lock = threading.Lock()  # a scrape may run in another thread (not ours today)
 
@@ -79,3 +79,9 @@ class BatchHistogram(Collector):
                 buckets.append((le, cumulative))
             family.add_metric(list(key), buckets, total)
         yield family
+
+
+def _le(bound: float) -> str:
+    """The `le` label of a bound, spelled as the client library spells it ("1.0", "+Inf")."""
+    text: str = floatToGoString(bound)  # type: ignore[no-untyped-call]
+    return text
