@@ -1,7 +1,7 @@
 """viber: Viber content and SMS alternatives, registered alpha names, fallback links
 
 Revision ID: 0005_viber
-Revises: 0003
+Revises: 0004_hlr
 Create Date: 2026-11-24 09:45:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import tidings.db.base
 
 revision: str = "0005_viber"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004_hlr"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """operators: console accounts, the console's secrets, and the indexes its queries walk
 
 Revision ID: 0006_operators
-Revises: 0003
+Revises: 0005_viber
 Create Date: 2026-11-24 09:40:00.000000
 
 Two indexes for the console (docs/console.md): message events by time (the traffic charts
@@ -19,7 +19,7 @@ from alembic import context, op
 import tidings.db.base
 
 revision: str = "0006_operators"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005_viber"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """smpp: durable part ids of long messages, and the receipts an SMPP submit asked for
 
 Revision ID: 0007_smpp_parts
-Revises: 0003
+Revises: 0006_operators
 Create Date: 2026-11-24 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_smpp_parts"
-down_revision: str | None = "0003"  # the revision id of 0003_smpp_server.py
+down_revision: str | None = "0006_operators"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
