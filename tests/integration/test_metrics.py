@@ -103,12 +103,15 @@ async def test_an_sms_through_the_api_moves_accepted_sent_delivered_and_histogra
         message_id = created.json()["id"]
         for _ in range(500):
             status = await api.get(f"/rest/sms/{message_id}", headers={"X-API-KEY": world.live_key})
-            if status.json()["status"] == "delivered":
+            after = await scrape(api)
+            # Counted right after the commit that made it true: wait for both.
+            if status.json()["status"] == "delivered" and value(
+                after, "tidings_messages_final_total", **labels, status="delivered"
+            ):
                 break
             await asyncio.sleep(0.02)
         else:
             raise AssertionError("the message was not delivered")
-        after = await scrape(api)
 
     assert value(after, "tidings_messages_accepted_total", **labels) == 1
     assert value(after, "tidings_messages_sent_total", **labels) == 1

@@ -490,3 +490,32 @@ async def test_part_receipts_that_raced_the_answer_are_matched_late(
         )
     assert message is not None and message.status == "delivered" and unmatched == 0
     assert message.status_detail is not None and message.status_detail.startswith("all 3 parts")
+
+
+async def test_parts_settled_by_concurrent_transactions(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """Two report writers (processes) storing different parts of one message at once: the
+    second waits for the first's lock and sees its part, so the message is delivered."""
+    world = await build_world(sessions, clock)
+    mids = await accept_messages(sessions, clock, world, 5, body="part " * 60)
+    async with transaction(sessions) as session:
+        await apply_changes(
+            session,
+            clock,
+            [
+                StatusChange(m, Status.SENT, clock.now(), supplier_message_id=f"{m}a", sent=True)
+                for m in mids
+            ],
+        )
+        await PartRepository(session).add(
+            world.supplier_id, [(m, [f"{m}a", f"{m}b"]) for m in mids]
+        )
+
+    async def report(part_id: str) -> None:
+        async with transaction(sessions) as session:
+            report = SupplierReport(part_id, Status.DELIVERED, clock.now())
+            await ingest_reports(session, clock, world.supplier_id, [report])
+
+    await asyncio.gather(*(report(f"{m}{half}") for m in mids for half in "ab"))
+    assert await statuses(sessions) == Counter(delivered=5)

@@ -238,10 +238,19 @@ class PartRepository:
         return {row[0]: PartRow(row[1], row[2], row[3], row[4]) for row in result}
 
     async def statuses(self, message_ids: Iterable[int]) -> dict[int, dict[int, str | None]]:
-        """Each message's parts: seqnum -> the status its last report gave."""
+        """Each message's parts: seqnum -> the status its last report gave.
+
+        The messages are locked first (FOR UPDATE, in id order, as apply_changes locks them):
+        two transactions settling different parts of one message at once would otherwise
+        each miss the other's part and leave it "sent" (PostgreSQL, several report writers).
+        """
+        ids = sorted(set(message_ids))
+        await self.session.execute(
+            select(Message.id).where(Message.id.in_(ids)).order_by(Message.id).with_for_update()
+        )
         result = await self.session.execute(
             select(MessagePart.message_id, MessagePart.seqnum, MessagePart.status).where(
-                MessagePart.message_id.in_(list(set(message_ids)))
+                MessagePart.message_id.in_(ids)
             )
         )
         found: dict[int, dict[int, str | None]] = {}

@@ -159,9 +159,17 @@ class Metrics:
     # --- Messages -------------------------------------------------------------------------
 
     def messages_accepted(self, prepared: PreparedSms, channel: str) -> None:
-        client_id = prepared.caller.client_id
-        tally = Tally((item.supplier_id, item.destination.iso) for item in prepared.quote.items)
-        for (supplier_id, country), count in tally.items():
+        self.count_accepted(
+            prepared.caller.client_id,
+            channel,
+            ((item.supplier_id, item.destination.iso) for item in prepared.quote.items),
+        )
+
+    def count_accepted(
+        self, client_id: int, channel: str, destinations: Iterable[tuple[int | None, str]]
+    ) -> None:
+        """Messages of one client stored together: (supplier id, country) of each."""
+        for (supplier_id, country), count in Tally(destinations).items():
             self.accepted(client_id, supplier_id, country, channel).inc(count)
 
     def changes_applied(self, applied: Iterable[AppliedChange]) -> None:
