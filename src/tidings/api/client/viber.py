@@ -110,6 +110,12 @@ def build_router(prefix: str) -> APIRouter:
                 accepted = await write_viber(session, state.clock, prepared)
         except IntegrityError:  # a concurrent request took an external_id after our check
             raise Conflict("an external_id is used already", reason="duplicate_reference") from None
+        if state.metrics is not None:
+            state.metrics.count_accepted(
+                caller.client_id,
+                "viber",
+                ((p.supplier_id, p.destination.iso) for p in prepared.quote.items),
+            )
         return json_response(_created(accepted))
 
     @router.api_route("/viber/price", methods=["PUT", "POST"])
