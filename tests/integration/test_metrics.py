@@ -10,6 +10,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.integration.test_viber_api import build_viber_world, viber_request
 from tests.support import (
     Receiver,
     World,
@@ -346,3 +347,24 @@ async def test_the_worker_process_serves_its_own_metrics(
             assert (await http.post("/metrics")).status_code == 405
     finally:
         await server.stop()
+
+
+async def test_a_viber_create_is_counted_as_accepted_on_the_viber_channel(
+    database_url: str, sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    vw = await build_viber_world(sessions, clock)
+    labels = {
+        "client_id": str(vw.world.client_id),
+        "supplier_id": str(vw.viber_supplier_id),
+        "country": "UA",
+        "channel": "viber",
+    }
+    async with api_client(database_url, clock) as api:
+        created = await api.post(
+            "/rest/viber/create",
+            json=viber_request("380972000000", "380972000001"),
+            headers=vw.key,
+        )
+        assert created.status_code == 200, created.text
+        after = await scrape(api)
+    assert value(after, "tidings_messages_accepted_total", **labels) == 2
