@@ -158,6 +158,9 @@ def _aim(case: Case, known: Known) -> None:
     sms_body = case.method in ("PUT", "POST") and case.path.endswith(("/sms/create", "/sms/price"))
     if sms_body and case.media_type in ("application/json", "text/json"):
         case.body = _sms(next(known.references))
+    json_body = case.media_type in ("application/json", "text/json")
+    if case.path.endswith("/stat/create") and json_body:  # past 5 exports: error 92
+        case.body = {"message_id": [known.path_values["message_id"]]}
     if case.path == "/api/dlr":
         case.query = {**(case.query or {}), "message_id": ["m1"], "message_state": ["delivered"]}
         case.query.pop("request_id", None)

@@ -205,3 +205,35 @@ async def test_protocol_errors(running: Running) -> None:
     assert resp.command_status == CommandStatus.ESME_RINVDSTADR
     assert (await raw.call(Unbind())).command_id == CommandId.UNBIND_RESP
     await raw.close()
+
+
+async def test_pdus_split_and_packed_in_writes(running: Running) -> None:
+    # The server reads whatever the socket has and splits it into PDUs itself: a PDU cut
+    # over several writes and several PDUs in one write must both be read as sent.
+    raw = await running.bound()
+    first = encode(_submit(b"cut in three", sequence_number=1))
+    raw.send_raw(first[:3])
+    await raw.writer.drain()
+    await asyncio.sleep(0.05)
+    raw.send_raw(first[3:20])
+    await raw.writer.drain()
+    await asyncio.sleep(0.05)
+    raw.send_raw(first[20:])
+    resp = await raw.read()
+    assert (resp.command_id, resp.command_status, resp.sequence_number) == (
+        CommandId.SUBMIT_SM_RESP,
+        CommandStatus.ESME_ROK,
+        1,
+    )
+    packed = b"".join(
+        encode(_submit(f"packed {n}".encode(), sequence_number=n)) for n in range(2, 6)
+    ) + encode(EnquireLink(sequence_number=6))
+    raw.send_raw(packed)
+    answers = [await raw.read() for _ in range(5)]
+    assert sorted(a.sequence_number for a in answers) == [2, 3, 4, 5, 6]
+    assert all(a.command_status == CommandStatus.ESME_ROK for a in answers)
+    bodies = [body for body, _ in await _bodies(running.sessions)]
+    assert bodies[0] == "cut in three"
+    assert sorted(bodies[1:]) == ["packed 2", "packed 3", "packed 4", "packed 5"]
+    assert (await raw.call(Unbind())).command_id == CommandId.UNBIND_RESP
+    await raw.close()

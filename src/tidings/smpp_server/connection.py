@@ -102,6 +102,9 @@ class ServerConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._assemblies: dict[tuple[str, str, int, int], _Assembly] = {}
         self.receipts_in_flight = 0
+        # PDUs encoded but not yet handed to the transport: written together once per loop
+        # turn, one write (and send syscall) for a burst of answers and receipts.
+        self._outgoing: list[bytes] = []
 
     @property
     def name(self) -> str:
@@ -111,8 +114,20 @@ class ServerConnection:
     # --- writing ---
 
     def send(self, pdu: Pdu) -> None:
-        if not self.closed and not self.writer.transport.is_closing():
-            self.writer.write(encode(pdu))
+        if self.closed or self.writer.transport.is_closing():
+            return
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._outgoing.append(encode(pdu))
+
+    def flush(self) -> None:
+        """Hand what send() queued to the transport (in order); also before closing."""
+        if not self._outgoing:
+            return
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        if not self.writer.transport.is_closing():
+            self.writer.write(data)
 
     async def request(self, pdu: Pdu) -> Pdu:
         """Send a request (deliver_sm, unbind) and wait for its answer, bounded in time."""
@@ -139,29 +154,44 @@ class ServerConnection:
             await self._close()
 
     async def _read_loop(self) -> None:
+        # Whatever the socket has is read at once and split into PDUs here: one read (and one
+        # timeout) per burst rather than two per PDU. Silence between PDUs may last
+        # ``inactivity``; the rest of a PDU begun must come within ``response_timeout``.
+        buffer = bytearray()
         while not self.closed:
-            head = await asyncio.wait_for(self.reader.readexactly(4), self.options.inactivity)
-            length = int.from_bytes(head, "big")
-            if not HEADER.size <= length <= MAX_PDU_LENGTH:
-                log.warning("%s: command_length %d, closing", self.name, length)
-                self.send(GenericNack(0, CommandStatus.ESME_RINVCMDLEN))
-                return
-            data = head + await asyncio.wait_for(
-                self.reader.readexactly(length - 4), self.options.response_timeout
-            )
-            try:
-                pdu = decode(data)
-            except BodyError as error:
-                self.send(GenericNack(error.sequence_number, error.status))
-                continue
-            except DecodeError:  # pragma: no cover - the length was checked
-                return
-            if is_response(pdu.command_id):
-                future = self._pending.get(pdu.sequence_number)
-                if future is not None and not future.done():
-                    future.set_result(pdu)
-            elif not await self._request(pdu):
-                return
+            timeout = self.options.response_timeout if buffer else self.options.inactivity
+            chunk = await asyncio.wait_for(self.reader.read(65536), timeout)
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(buffer), None)
+            buffer += chunk
+            while len(buffer) >= 4 and not self.closed:
+                length = int.from_bytes(buffer[:4], "big")
+                if not HEADER.size <= length <= MAX_PDU_LENGTH:
+                    log.warning("%s: command_length %d, closing", self.name, length)
+                    self.send(GenericNack(0, CommandStatus.ESME_RINVCMDLEN))
+                    return
+                if len(buffer) < length:
+                    break
+                data = bytes(buffer[:length])
+                del buffer[:length]
+                if not await self._handle(data):
+                    return
+
+    async def _handle(self, data: bytes) -> bool:
+        """One whole PDU read; False when the connection is to end."""
+        try:
+            pdu = decode(data)
+        except BodyError as error:
+            self.send(GenericNack(error.sequence_number, error.status))
+            return True
+        except DecodeError:  # pragma: no cover - the length was checked
+            return False
+        if is_response(pdu.command_id):
+            future = self._pending.get(pdu.sequence_number)
+            if future is not None and not future.done():
+                future.set_result(pdu)
+            return True
+        return await self._request(pdu)
 
     async def _request(self, pdu: Pdu) -> bool:
         """Handle one request; False when the connection is to end."""
@@ -376,6 +406,7 @@ class ServerConnection:
         if self.client is not None and not self.closed:
             with contextlib.suppress(TimeoutError, ConnectionError, OSError):
                 await asyncio.wait_for(self.request(Unbind()), 2.0)
+        self.flush()
         self.closed = True
         if not self.writer.transport.is_closing():
             self.writer.transport.abort()
@@ -387,6 +418,7 @@ class ServerConnection:
                 future.set_exception(ConnectionError("connection closed"))
         if self._tasks:  # answers of accepted submits are still owed; wait for the commit
             await asyncio.wait(list(self._tasks), timeout=self.options.response_timeout * 3)
+        self.flush()
         self.closed = True
         self._assemblies.clear()
         self.writer.close()
