@@ -29,7 +29,6 @@ import orjson
 from sqlalchemy import func, select
 
 from bench.webhooks import _wait_listening, free_port
-from tidings.accounts.models import Client
 from tidings.accounts.service import create_client
 from tidings.billing.service import import_prices
 from tidings.clock import SystemClock
@@ -52,10 +51,9 @@ async def seed(database_url: str, hook: str) -> str:
     try:
         async with transaction(sessions) as session:
             await import_prices(session, CountryTable.load(), PRICES)
-            created = await create_client(session, clock, name="bench", balance=Decimal(10**6))
-            client = await session.get(Client, created.client.id)
-            assert client is not None
-            client.callback_url = hook
+            created = await create_client(
+                session, clock, name="bench", balance=Decimal(10**6), callback_url=hook
+            )
             provider = await create_supplier(session, clock, name="hlr", kind="hlr_simulator")
             await create_route(session, clock, type_="hlr", supplier=provider.name)
         return created.live_key

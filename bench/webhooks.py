@@ -22,7 +22,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from tidings.accounts.models import Client
 from tidings.accounts.service import Caller, KeyKind, create_client
 from tidings.billing.service import import_prices
 from tidings.clock import SystemClock
@@ -69,10 +68,9 @@ async def enqueue(url: str, database_url: str, count: int) -> None:
     try:
         async with transaction(sessions) as session:
             await import_prices(session, CountryTable.load(), PRICES)
-            created = await create_client(session, clock, name="bench", balance=Decimal(10**6))
-            client = await session.get(Client, created.client.id)
-            assert client is not None
-            client.callback_url = url
+            created = await create_client(
+                session, clock, name="bench", balance=Decimal(10**6), callback_url=url
+            )
             supplier = await create_supplier(
                 session, clock, name="sim", kind="simulator", options={}
             )

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +41,11 @@ class Gateway:
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def import_prices(self, csv_text: str) -> None:
+        path = self.workdir / "prices.csv"
+        path.write_text(csv_text)
+        self.cli("prices", "import", str(path))
 
     def cli(self, *args: str) -> Any:
         """Run an admin command with --json and return what it printed."""
@@ -100,3 +107,20 @@ class Gateway:
                 self.process.wait(timeout=5)
             self.process = None
         self._close_log()
+
+
+@contextmanager
+def two_nodes(
+    database_url: str, tmp_path: Path, **settings: str
+) -> Iterator[tuple[Gateway, Gateway]]:
+    """Two gateways, not started, for chaining: A on the database under test; B, the upstream,
+    on its own SQLite file. Both are stopped on the way out."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Gateway(database_url, tmp_path / "a", **settings)
+    b = Gateway(f"sqlite:///{tmp_path / 'b' / 'b.db'}", tmp_path / "b", **settings)
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()

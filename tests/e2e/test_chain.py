@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.gateway import Gateway
+from tests.e2e.gateway import Gateway, two_nodes
 from tests.support import Receiver
 
 PRICES = "type,tariff,country,price,currency\nsms,0,UA,0.02,EUR\n"
@@ -23,21 +23,8 @@ PRICES = "type,tariff,country,price,currency\nsms,0,UA,0.02,EUR\n"
 @pytest.fixture
 def nodes(database_url: str, tmp_path: Path) -> Iterator[tuple[Gateway, Gateway]]:
     """A on the database under test; B, the upstream, on its own SQLite file."""
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a = Gateway(database_url, tmp_path / "a", sweep_interval="0.5")
-    b = Gateway(f"sqlite:///{tmp_path / 'b' / 'b.db'}", tmp_path / "b", sweep_interval="0.5")
-    try:
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
-
-
-def prices(node: Gateway) -> None:
-    path = node.workdir / "prices.csv"
-    path.write_text(PRICES)
-    node.cli("prices", "import", str(path))
+    with two_nodes(database_url, tmp_path, sweep_interval="0.5") as pair:
+        yield pair
 
 
 async def test_status_flows_back_through_the_chain(
@@ -47,7 +34,7 @@ async def test_status_flows_back_through_the_chain(
     async with Receiver() as receiver:
         # B: an ordinary gateway with a simulator, and A as its client.
         b.start()
-        prices(b)
+        b.import_prices(PRICES)
         b.cli(
             "suppliers",
             "create",
@@ -63,7 +50,7 @@ async def test_status_flows_back_through_the_chain(
 
         # A: B is its supplier; A's client reports to the receiver.
         a.start()
-        prices(a)
+        a.import_prices(PRICES)
         upstream = a.cli(
             "suppliers",
             "create",

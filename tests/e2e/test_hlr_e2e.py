@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.gateway import Gateway
+from tests.e2e.gateway import Gateway, two_nodes
 from tests.support import Received, Receiver
 
 PRICES = "type,tariff,country,price,currency\nhlr,0,UA,0.002,EUR\nhlr,0,PL,0.003,EUR\n"
@@ -25,21 +25,8 @@ NUMBERS = ["380505142320", "380972920000", "380932990000", "48501234567"]
 @pytest.fixture
 def nodes(database_url: str, tmp_path: Path) -> Iterator[tuple[Gateway, Gateway]]:
     """A on the database under test; B, the upstream, on its own SQLite file."""
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a = Gateway(database_url, tmp_path / "a")
-    b = Gateway(f"sqlite:///{tmp_path / 'b' / 'b.db'}", tmp_path / "b")
-    try:
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
-
-
-def prices(node: Gateway) -> None:
-    path = node.workdir / "prices.csv"
-    path.write_text(PRICES)
-    node.cli("prices", "import", str(path))
+    with two_nodes(database_url, tmp_path) as pair:
+        yield pair
 
 
 async def test_a_lookup_through_another_tidings(nodes: tuple[Gateway, Gateway]) -> None:
@@ -53,13 +40,13 @@ async def test_a_lookup_through_another_tidings(nodes: tuple[Gateway, Gateway]) 
 
     async with Receiver(respond=respond) as receiver:
         b.start()
-        prices(b)
+        b.import_prices(PRICES)
         b.cli("suppliers", "create", "--name", "hlr-sim", "--kind", "hlr_simulator")
         b.cli("routes", "create", "--type", "hlr", "--supplier", "hlr-sim")
         a_at_b = b.cli("clients", "create", "--name", "tidings-a", "--balance", "1")
 
         a.start()
-        prices(a)
+        a.import_prices(PRICES)
         a.cli(
             "suppliers",
             "create",

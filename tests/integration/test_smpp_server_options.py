@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support import build_world
+from tests.smpp_server_support import smpp_server
 from tidings.accounts.models import Client
-from tidings.accounts.service import Credentials, issue_smpp_credentials
+from tidings.accounts.service import Credentials
 from tidings.clock import FrozenClock
 from tidings.connectors.smpp.pdu import (
     BindTransceiver,
@@ -37,13 +37,10 @@ from tidings.connectors.smpp.receipts import MessageState
 from tidings.connectors.smpp.smpptime import format_absolute, format_relative
 from tidings.db.engine import transaction
 from tidings.delivery.models import DispatchJob
-from tidings.messages.acceptance import Limits
-from tidings.messages.catalog import CatalogCache
 from tidings.messages.changes import StatusChange
 from tidings.messages.models import Message
 from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
-from tidings.messages.writer import AcceptQueue
 from tidings.smpp_server.models import SmppReceipt
 from tidings.smpp_server.server import ServerOptions, SmppServer
 from tidings.smpp_server.submits import MAX_VALIDITY
@@ -104,25 +101,8 @@ class Running:
 @pytest.fixture
 async def running(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Running]:
     clock = FrozenClock(NOW)
-    world = await build_world(sessions, clock, balance=Decimal("10"))
-    async with transaction(sessions) as session:
-        credentials = await issue_smpp_credentials(session, world.client_id)
-    accepts = AcceptQueue(sessions, clock)
-    accepts.start()
-    server = SmppServer(
-        sessions,
-        clock,
-        CatalogCache(sessions, ttl=0),
-        accepts,
-        Limits(),
-        ServerOptions(port=0, receipt_poll=0.05),
-    )
-    await server.start()
-    try:
-        yield Running(server, world.client_id, credentials, sessions, clock)
-    finally:
-        await server.stop()
-        await accepts.stop()
+    async with smpp_server(sessions, clock, ServerOptions(port=0, receipt_poll=0.05)) as served:
+        yield Running(served.server, served.client_id, served.credentials, sessions, clock)
 
 
 async def test_validity_period_absolute_and_relative(running: Running) -> None:

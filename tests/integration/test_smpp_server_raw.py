@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support import build_world
-from tidings.accounts.service import Credentials, issue_smpp_credentials
+from tests.smpp_server_support import smpp_server
+from tidings.accounts.service import Credentials
 from tidings.clock import SystemClock
 from tidings.connectors.smpp.pdu import (
     HEADER,
@@ -32,10 +31,7 @@ from tidings.connectors.smpp.pdu import (
 )
 from tidings.connectors.smpp.tlv import Tag, int_value
 from tidings.db.engine import transaction
-from tidings.messages.acceptance import Limits
-from tidings.messages.catalog import CatalogCache
 from tidings.messages.models import Message
-from tidings.messages.writer import AcceptQueue
 from tidings.smpp_server.server import ServerOptions, SmppServer
 
 
@@ -89,26 +85,9 @@ class Running:
 
 @pytest.fixture
 async def running(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Running]:
-    clock = SystemClock()
-    world = await build_world(sessions, clock, balance=Decimal("10"))
-    async with transaction(sessions) as session:
-        credentials = await issue_smpp_credentials(session, world.client_id)
-    accepts = AcceptQueue(sessions, clock)
-    accepts.start()
-    server = SmppServer(
-        sessions,
-        clock,
-        CatalogCache(sessions, ttl=0),
-        accepts,
-        Limits(),
-        ServerOptions(port=0, concat_timeout=0.3, receipt_poll=0.05),
-    )
-    await server.start()
-    try:
-        yield Running(server, credentials, sessions)
-    finally:
-        await server.stop()
-        await accepts.stop()
+    options = ServerOptions(port=0, concat_timeout=0.3, receipt_poll=0.05)
+    async with smpp_server(sessions, SystemClock(), options) as served:
+        yield Running(served.server, served.credentials, sessions)
 
 
 async def _bodies(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, int]]:

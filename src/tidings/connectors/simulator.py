@@ -16,21 +16,17 @@ dies forgets them, and the sweeper closes those messages when their validity end
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import random
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from tidings.clock import Clock
 from tidings.connectors.base import (
     OutboundMessage,
-    ReportSink,
     SubmitOutcome,
     SubmitResult,
     SupplierReport,
 )
+from tidings.connectors.simulation import SimulatedSupplier, ratio_option
 from tidings.errors import ConfigurationError
 from tidings.messages.status import Status
 
@@ -43,13 +39,7 @@ _FAILURES = {
 
 
 def _ratio(options: dict[str, Any], name: str, default: float) -> float:
-    try:
-        value = float(options.get(name, default))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"simulator option {name} must be a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise ConfigurationError(f"simulator option {name} must be between 0 and 1")
-    return value
+    return ratio_option(options, name, default, kind="simulator")
 
 
 def _outcomes(spec: str) -> tuple[list[Status], list[float]]:
@@ -64,10 +54,8 @@ def _outcomes(spec: str) -> tuple[list[Status], list[float]]:
     return statuses, weights
 
 
-class SimulatorConnector:
+class SimulatorConnector(SimulatedSupplier):
     def __init__(self, supplier_id: int, options: dict[str, Any], clock: Clock) -> None:
-        self.supplier_id = supplier_id
-        self.clock = clock
         self.latency = float(options.get("latency_ms", 0)) / 1000
         self.dlr_delay = float(options.get("dlr_delay_ms", 0)) / 1000
         self.delivery_ratio = _ratio(options, "delivery_ratio", 1.0)
@@ -76,23 +64,7 @@ class SimulatorConnector:
         self.failures, self.failure_weights = _outcomes(
             str(options.get("outcomes", "undelivered:2,expired:1,rejected:1"))
         )
-        self.random = random.Random(options.get("seed"))
-        # Ids unique across restarts, so a restarted simulator never reuses an old id.
-        self._id_prefix = uuid.uuid4().hex[:8]
-        self._counter = itertools.count(1)
-        self._sink: ReportSink | None = None
-        self._pending: set[asyncio.Task[None]] = set()
-
-    async def start(self, reports: ReportSink) -> None:
-        self._sink = reports
-
-    async def stop(self) -> None:
-        for task in list(self._pending):
-            task.cancel()
-        for task in list(self._pending):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._pending.clear()
+        super().__init__(supplier_id, options, clock, id_prefix="sim")
 
     async def submit(self, batch: Sequence[OutboundMessage]) -> list[SubmitOutcome]:
         if self.latency:
@@ -107,7 +79,7 @@ class SimulatorConnector:
                     )
                 )
                 continue
-            supplier_id = f"sim-{self._id_prefix}-{next(self._counter)}"
+            supplier_id = self._next_id()
             outcomes.append(
                 SubmitOutcome(
                     message.message_id, SubmitResult.ACCEPTED, supplier_message_id=supplier_id
@@ -115,9 +87,7 @@ class SimulatorConnector:
             )
             reports.append((supplier_id, self._final_status()))
         if reports:
-            task = asyncio.get_running_loop().create_task(self._report(reports))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._pending.start(self._report(reports))
         return outcomes
 
     def _final_status(self) -> Status:

@@ -37,8 +37,10 @@ from tidings.config import normalize_database_url
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.exports.models import BUILDING, PENDING, Export
 from tidings.messages.models import Message, MessageEvent
+from tidings.messages.repository import MessageRepository
 from tidings.routing.models import Supplier
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+from tidings.webhooks.repository import WebhookRepository
 
 # Columns that link a message to the one it stands in for (an SMS fallback leg of a Viber
 # message, say). The console shows such relatives beside a message's history whichever of
@@ -332,33 +334,12 @@ class ConsoleRepository:
             .where(WebhookDelivery.message_id == message_id)
             .order_by(WebhookDelivery.id)
         )
-        deliveries = list(result.scalars())
-        return await self._with_attempts(deliveries)
+        return await WebhookRepository(self.session).with_attempts(list(result.scalars()))
 
     async def deliveries_of_client(
         self, client_id: int, limit: int
     ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
-        result = await self.session.execute(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.client_id == client_id)
-            .order_by(WebhookDelivery.id.desc())
-            .limit(limit)
-        )
-        return await self._with_attempts(list(result.scalars()))
-
-    async def _with_attempts(
-        self, deliveries: list[WebhookDelivery]
-    ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
-        by_delivery: dict[int, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
-        if deliveries:
-            attempts = await self.session.execute(
-                select(WebhookAttempt)
-                .where(WebhookAttempt.delivery_id.in_(list(by_delivery)))
-                .order_by(WebhookAttempt.id)
-            )
-            for attempt in attempts.scalars():
-                by_delivery[attempt.delivery_id].append(attempt)
-        return [(d, by_delivery[d.id]) for d in deliveries]
+        return await WebhookRepository(self.session).recent(client_id, limit)
 
     # Clients.
 
@@ -422,12 +403,7 @@ class ConsoleRepository:
         return sorted(found.values(), key=lambda m: m.id, reverse=True)[:limit]
 
     async def events(self, message_id: int) -> Sequence[MessageEvent]:
-        result = await self.session.execute(
-            select(MessageEvent)
-            .where(MessageEvent.message_id == message_id)
-            .order_by(MessageEvent.at, MessageEvent.id)
-        )
-        return result.scalars().all()
+        return await MessageRepository(self.session).events(message_id)
 
     async def receipts(self, message_id: int) -> Sequence[Receipt]:
         result = await self.session.execute(

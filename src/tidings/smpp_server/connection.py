@@ -116,9 +116,10 @@ class ServerConnection:
     def send(self, pdu: Pdu) -> None:
         if self.closed or self.writer.transport.is_closing():
             return
+        data = encode(pdu)
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self.flush)
-        self._outgoing.append(encode(pdu))
+        self._outgoing.append(data)
 
     def flush(self) -> None:
         """Hand what send() queued to the transport (in order); also before closing."""

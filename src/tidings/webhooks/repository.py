@@ -215,7 +215,12 @@ class WebhookRepository:
             .order_by(WebhookDelivery.id.desc())
             .limit(limit)
         )
-        deliveries = list(result.scalars())
+        return await self.with_attempts(list(result.scalars()))
+
+    async def with_attempts(
+        self, deliveries: list[WebhookDelivery]
+    ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+        """Each delivery with its attempts in order (one query for all)."""
         by_delivery: dict[int, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
         if deliveries:
             attempts = await self.session.execute(

@@ -134,29 +134,33 @@ async def enqueue_client_event(
         url = target.callback_url if target else None
     if not url:
         return False
-    now = clock.now()
     await repo.add_deliveries(
-        [
-            {
-                "client_id": client_id,
-                "message_id": None,
-                "event": event,
-                "url": url,
-                "format": ketchup.FORMAT.name,
-                "content_type": JSON,
-                "body": body,
-                "state": PENDING,
-                "attempts": 0,
-                "schedule": list(schedule),
-                "next_attempt_at": now,
-                "locked_until": None,
-                "created_at": now,
-                "finished_at": None,
-                "last_error": None,
-            }
-        ]
+        [_client_event_row(client_id, event, url, body, schedule, clock.now())]
     )
     return True
+
+
+def _client_event_row(
+    client_id: int, event: str, url: str, body: str, schedule: Sequence[int], now: datetime
+) -> dict[str, Any]:
+    """A new delivery of a client event: a JSON POST due now, retried on `schedule`."""
+    return {
+        "client_id": client_id,
+        "message_id": None,
+        "event": event,
+        "url": url,
+        "format": ketchup.FORMAT.name,
+        "content_type": JSON,
+        "body": body,
+        "state": PENDING,
+        "attempts": 0,
+        "schedule": list(schedule),
+        "next_attempt_at": now,
+        "locked_until": None,
+        "created_at": now,
+        "finished_at": None,
+        "last_error": None,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,25 +197,7 @@ async def enqueue_client_events(
         url = item.url or (target.callback_url if target else None)
         if not url:
             continue
-        rows.append(
-            {
-                "client_id": item.client_id,
-                "message_id": None,
-                "event": item.event,
-                "url": url,
-                "format": ketchup.FORMAT.name,
-                "content_type": JSON,
-                "body": item.body,
-                "state": PENDING,
-                "attempts": 0,
-                "schedule": list(schedule),
-                "next_attempt_at": now,
-                "locked_until": None,
-                "created_at": now,
-                "finished_at": None,
-                "last_error": None,
-            }
-        )
+        rows.append(_client_event_row(item.client_id, item.event, url, item.body, schedule, now))
     await repo.add_deliveries(rows)
     return len(rows)
 

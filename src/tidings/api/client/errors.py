@@ -75,7 +75,8 @@ DESCRIPTIONS: dict[int, str] = {
     93: "File is empty",
 }
 
-SMS_CODES: dict[str, int] = {
+# Appendix 1's general codes, the same for every product that sends or looks up numbers.
+_GENERAL_CODES: dict[str, int] = {
     "missing": 2,
     "unsupported": 4,
     "bad_tariff": 6,
@@ -85,8 +86,12 @@ SMS_CODES: dict[str, int] = {
     "no_route": 7,
     "inactive_tariff": 9,
     "mixed_currency": 9,
-    "bad_send_time": 10,
     "batch_too_large": 12,
+}
+
+SMS_CODES: dict[str, int] = {
+    **_GENERAL_CODES,
+    "bad_send_time": 10,
     "message_not_found": 20,
     "bad_msisdn": 21,
     "missing_reference": 22,
@@ -105,16 +110,7 @@ SMS_CODES: dict[str, int] = {
 
 # HLR requests (docs/hlr.md): Appendix 1's 60-66, the general codes for the rest.
 HLR_CODES: dict[str, int] = {
-    "missing": 2,
-    "unsupported": 4,
-    "bad_tariff": 6,
-    "unknown_tariff": 6,
-    "invalid": 7,
-    "no_price": 7,
-    "no_route": 7,
-    "inactive_tariff": 9,
-    "mixed_currency": 9,
-    "batch_too_large": 12,
+    **_GENERAL_CODES,
     "hlr_not_found": 60,
     "bad_msisdn": 61,
     "missing_reference": 62,
@@ -126,17 +122,8 @@ HLR_CODES: dict[str, int] = {
 
 # Viber (seed 004, "Ошибки Viber"; docs/viber.md). 42 and 50 are not published.
 VIBER_CODES: dict[str, int] = {
-    "missing": 2,
-    "unsupported": 4,
-    "bad_tariff": 6,
-    "unknown_tariff": 6,
-    "invalid": 7,
-    "no_price": 7,
-    "no_route": 7,
-    "inactive_tariff": 9,
-    "mixed_currency": 9,
+    **_GENERAL_CODES,
     "bad_send_time": 10,
-    "batch_too_large": 12,
     "message_not_found": 40,
     "not_found": 40,
     "bad_msisdn": 41,

@@ -8,25 +8,25 @@ GET      /hlr/prices[/{tariff}]   the HLR price table (tariff 9 when not given)
 
 from __future__ import annotations
 
-import logging
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
 
-from tidings.api.client.errors import HLR_CODES, code_for
-from tidings.api.client.hlr_docs import HLR_BY_GET, HLR_CREATE, HLR_PRICES, HLR_RESULT
+from tidings.api.client.common import add_price_tables, read_then_authenticate
+from tidings.api.client.errors import HLR_CODES
+from tidings.api.client.hlr_docs import HLR_CREATE, HLR_PRICES, HLR_RESULT
 from tidings.api.client.hlr_parsing import parse_hlr_request
 from tidings.api.client.parsing import REFERENCE, parse_id
-from tidings.api.client.wire import ClientApiRoute, error_response, json_response, read_payload
+from tidings.api.client.wire import ClientApiRoute, error_response, json_response
+from tidings.api.openapi.routes import USE_PUT_OR_POST
 from tidings.api.state import app_state
-from tidings.billing.service import format_money, price_table
+from tidings.billing.service import format_money
 from tidings.connectors.hlr.base import FINAL_STATUSES
 from tidings.db.engine import transaction
-from tidings.errors import InvalidRequest, NotFound, TidingsError
+from tidings.errors import InvalidRequest, NotFound
 from tidings.hlr.service import (
     HLR,
     HlrAcceptance,
@@ -38,28 +38,13 @@ from tidings.hlr.service import (
 )
 from tidings.hlr.wire import iso_time, result_body
 
-log = logging.getLogger("tidings.api.client")
-
 DEFAULT_PRICE_TARIFF = 9  # "by default 9 (Best quality tariff)", for the price table only
 
 
 class HlrApiRoute(ClientApiRoute):
-    """Seed 004's error shape, with the HLR codes (60-66). A ClientApiRoute for the OpenAPI
-    document (the same API, security and common answers), with its own error table."""
+    """Seed 004's error shape, with the HLR codes (60-66), after the request rate limit."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = APIRoute.get_route_handler(self)
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except TidingsError as error:
-                return error_response(code_for(error, HLR_CODES), error.message)
-            except Exception:
-                log.exception("unexpected error on %s %s", request.method, request.url.path)
-                return error_response(5)
-
-        return guarded
+    codes = HLR_CODES
 
 
 def _wake_worker(request: Request) -> None:
@@ -75,13 +60,7 @@ def build_router(prefix: str) -> APIRouter:
     @router.post("/hlr/create", **HLR_CREATE)
     async def create_hlr(request: Request) -> Response:
         state = app_state(request)
-        try:
-            parsed: Any = parse_hlr_request(await read_payload(request))
-        except TidingsError as error:
-            parsed = error  # raised after authentication: a bad key is told first
-        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-        if isinstance(parsed, TidingsError):
-            raise parsed
+        caller, parsed = await read_then_authenticate(request, parse_hlr_request)
         prepared = prepare_hlr(
             await state.catalog.get(), caller, parsed, state.limits.max_batch_size
         )
@@ -103,42 +82,11 @@ def build_router(prefix: str) -> APIRouter:
             )
         return json_response(_bulk_body(accepted))
 
-    @router.get("/hlr/create", **HLR_BY_GET)
+    @router.get("/hlr/create", **USE_PUT_OR_POST)
     async def create_by_get(request: Request) -> Response:
         raise InvalidRequest("use PUT or POST", reason="unsupported")
 
-    async def _prices(request: Request, tariff_text: str) -> Response:
-        state = app_state(request)
-        async with state.sessions() as session:
-            await state.callers.authenticate(request.headers.get("x-api-key"))
-            tariff = parse_id("1" + tariff_text)  # "1" + text: "0" is a valid tariff
-            if tariff is None or not 10 <= tariff <= 19:
-                raise InvalidRequest(f"tariff {tariff_text!r} is not 0 to 9", reason="bad_tariff")
-            rows = await price_table(session, state.countries, HLR, tariff - 10)
-        return json_response(
-            {
-                "error": "0",
-                "prices": [
-                    {
-                        "type": row.type,
-                        "country": row.country,
-                        "country_name": row.country_name,
-                        "mcc": row.mcc,
-                        "price": format_money(row.price),
-                        "currency": row.currency,
-                    }
-                    for row in rows
-                ],
-            }
-        )
-
-    @router.get("/hlr/prices", **HLR_PRICES)
-    async def hlr_prices_default(request: Request) -> Response:
-        return await _prices(request, str(DEFAULT_PRICE_TARIFF))
-
-    @router.get("/hlr/prices/{tariff}", **HLR_PRICES)
-    async def hlr_prices(request: Request, tariff: str) -> Response:
-        return await _prices(request, tariff)
+    add_price_tables(router, HLR, DEFAULT_PRICE_TARIFF, HLR_PRICES)
 
     @router.get("/hlr/reference/{reference}", **HLR_RESULT)
     async def hlr_by_reference(request: Request, reference: str) -> Response:

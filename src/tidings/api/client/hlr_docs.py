@@ -5,73 +5,64 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidings.api.openapi.models import PriceTable, SeedError
+from tidings.api.openapi.models import PriceTable
 from tidings.api.openapi.routes import (
+    DIGITS,
     FORM,
     JSON,
+    MONEY,
     MULTIPART,
+    TEXT,
     TEXT_JSON,
     answer,
+    json_object,
     request_body,
     seed_errors,
 )
 from tidings.connectors.hlr.base import STATUSES
 
-_TEXT: dict[str, Any] = {"type": "string"}
-_DIGITS: dict[str, Any] = {"type": "string", "pattern": "^[0-9]+$"}
-_MONEY: dict[str, Any] = {"type": "string", "pattern": r"^[0-9]+\.[0-9]+$"}
-
-
-def _object(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {**required, **(optional or {})},
-        "required": list(required),
-    }
-
-
-_ITEM = _object(
+_ITEM = json_object(
     {"msisdn": {"type": ["string", "integer"]}, "reference": {"type": ["string", "integer"]}},
     {
         "tariff": {"type": ["integer", "string"]},
-        "callback_url": _TEXT,
+        "callback_url": TEXT,
     },
 )
-_FORM = _object(
+_FORM = json_object(
     {},
     {
-        "msisdn": _TEXT,
-        "reference": _TEXT,
-        "tariff": _TEXT,
-        "callback_url": _TEXT,
+        "msisdn": TEXT,
+        "reference": TEXT,
+        "tariff": TEXT,
+        "callback_url": TEXT,
         "payload": {"type": "string", "description": "bulk: a JSON array of lookups"},
     },
 )
 _JSON_BODY = {"anyOf": [_ITEM, {"type": "array", "items": _ITEM, "minItems": 1}]}
 
-CREATED = _object({"error": {"const": "0"}, "id": _DIGITS, "price": _MONEY, "currency": _TEXT})
-BULK_CREATED = _object(
+CREATED = json_object({"error": {"const": "0"}, "id": DIGITS, "price": MONEY, "currency": TEXT})
+BULK_CREATED = json_object(
     {
         "result": {
             "type": "array",
-            "items": _object(
-                {"reference": _TEXT, "id": _DIGITS, "error": {"enum": ["0", "63"]}},
-                {"price": _MONEY, "currency": _TEXT, "errorDescription": _TEXT},
+            "items": json_object(
+                {"reference": TEXT, "id": DIGITS, "error": {"enum": ["0", "63"]}},
+                {"price": MONEY, "currency": TEXT, "errorDescription": TEXT},
             ),
         },
         "error": {"const": "0"},
-        "totalprice": _MONEY,
-        "currency": _TEXT,
+        "totalprice": MONEY,
+        "currency": TEXT,
     }
 )
-RESULT = _object(
+RESULT = json_object(
     {
-        "id": _DIGITS,
-        "reference": _TEXT,
-        "msisdn": _DIGITS,
+        "id": DIGITS,
+        "reference": TEXT,
+        "msisdn": DIGITS,
         "network": {"type": "string", "description": 'MCCMNC, or "unknown"'},
         "status": {"enum": list(STATUSES)},
-        "details": _object(
+        "details": json_object(
             {"ported": {"enum": ["0", "1"]}, "roaming": {"enum": ["0", "1"]}},
         ),
         "createdDatetime": {"type": "string", "format": "date-time"},
@@ -93,11 +84,6 @@ HLR_CREATE: dict[str, Any] = {
         ),
         **seed_errors(400, 402, 404, 409),
     },
-}
-HLR_BY_GET: dict[str, Any] = {
-    "summary": "Not supported: use PUT or POST (error 4)",
-    "status_code": 404,
-    "responses": {404: answer("Error 4: use PUT or POST.", SeedError)},
 }
 HLR_PRICES: dict[str, Any] = {
     "summary": "The HLR price table of a tariff (0 to 9; 9 without one)",

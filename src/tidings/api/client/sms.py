@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import random
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from tidings.accounts.service import Caller
+from tidings.api.client.common import (
+    add_price_tables,
+    fake_status,
+    quote_response,
+    read_then_authenticate,
+)
 from tidings.api.client.parsing import REFERENCE, parse_id, parse_sms_request
-from tidings.api.client.render import format_time as _time
 from tidings.api.client.render import status_body, task_body
-from tidings.api.client.wire import ClientApiRoute, json_response, read_payload
+from tidings.api.client.wire import ClientApiRoute, json_response
 from tidings.api.openapi import routes as doc
 from tidings.api.state import AppState, app_state
-from tidings.billing.service import format_money, price_table
-from tidings.errors import InvalidRequest, NotFound, TidingsError
-from tidings.messages.acceptance import fake_acceptance, prepare_sms, quote_sms
+from tidings.billing.service import format_money
+from tidings.errors import InvalidRequest, NotFound
+from tidings.messages.acceptance import SmsRequest, fake_acceptance, prepare_sms, quote_sms
 from tidings.messages.queries import get_message, get_message_by_reference, get_task_summary
 
 
-async def _parse_or_error(request: Request, state: AppState) -> Any:
-    """Parse before the transaction; hand back the error to raise after authentication."""
-    try:
-        return parse_sms_request(await read_payload(request), state.clock.now())
-    except TidingsError as error:
-        return error
+def _sms_parser(state: AppState) -> Callable[[Any], SmsRequest]:
+    return lambda payload: parse_sms_request(payload, state.clock.now())
 
 
 def build_router(prefix: str) -> APIRouter:
@@ -38,10 +40,7 @@ def build_router(prefix: str) -> APIRouter:
     @router.post("/sms/create", **doc.SMS_CREATE)
     async def create_sms(request: Request) -> Response:
         state = app_state(request)
-        parsed = await _parse_or_error(request, state)
-        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-        if isinstance(parsed, TidingsError):
-            raise parsed
+        caller, parsed = await read_then_authenticate(request, _sms_parser(state))
         prepared = prepare_sms(await state.catalog.get(), caller, parsed, state.limits)
         if caller.is_test:
             accepted = fake_acceptance(prepared)
@@ -81,54 +80,13 @@ def build_router(prefix: str) -> APIRouter:
     @router.post("/sms/price", **doc.SMS_PRICE)
     async def price_sms(request: Request) -> Response:
         state = app_state(request)
-        parsed = await _parse_or_error(request, state)
-        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-        if isinstance(parsed, TidingsError):
-            raise parsed
-        quote = quote_sms(await state.catalog.get(), caller, parsed, state.limits)
-        return json_response(
-            {
-                "error": "0",
-                "totalprice": format_money(quote.total_price),
-                "currency": quote.currency,
-            }
-        )
+        caller, parsed = await read_then_authenticate(request, _sms_parser(state))
+        return quote_response(quote_sms(await state.catalog.get(), caller, parsed, state.limits))
 
-    async def _prices(request: Request, tariff_text: str) -> Response:
-        state = app_state(request)
-        async with state.sessions() as session:
-            await state.callers.authenticate(request.headers.get("x-api-key"))
-            tariff = parse_id("1" + tariff_text)  # "1" + text: "0" is a valid tariff, not an id
-            if tariff is None or not 10 <= tariff <= 19:
-                raise InvalidRequest(f"tariff {tariff_text!r} is not 0 to 9", reason="bad_tariff")
-            rows = await price_table(session, state.countries, "sms", tariff - 10)
-        return json_response(
-            {
-                "error": "0",
-                "prices": [
-                    {
-                        "type": row.type,
-                        "country": row.country,
-                        "country_name": row.country_name,
-                        "mcc": row.mcc,
-                        "price": format_money(row.price),
-                        "currency": row.currency,
-                    }
-                    for row in rows
-                ],
-            }
-        )
+    add_price_tables(router, "sms", 0, doc.SMS_PRICES)
 
-    @router.get("/sms/prices", **doc.SMS_PRICES)
-    async def sms_prices_default(request: Request) -> Response:
-        return await _prices(request, "0")
-
-    @router.get("/sms/prices/{tariff}", **doc.SMS_PRICES)
-    async def sms_prices(request: Request, tariff: str) -> Response:
-        return await _prices(request, tariff)
-
-    @router.get("/sms/create", **doc.SMS_BY_GET)
-    @router.get("/sms/price", **doc.SMS_BY_GET)
+    @router.get("/sms/create", **doc.USE_PUT_OR_POST)
+    @router.get("/sms/price", **doc.USE_PUT_OR_POST)
     async def create_by_get(request: Request) -> Response:
         raise InvalidRequest("use PUT or POST", reason="unsupported")
 
@@ -138,7 +96,7 @@ def build_router(prefix: str) -> APIRouter:
         async with state.sessions() as session:
             caller = await state.callers.authenticate(request.headers.get("x-api-key"))
             if caller.is_test:
-                return json_response(_fake_status(reference=reference, clock_now=state.clock.now()))
+                return json_response(_fake_status(state.clock.now(), reference=reference))
             if not REFERENCE.fullmatch(reference):  # no such reference can have been stored
                 raise NotFound(
                     f"no message with reference {reference!r}", reason="message_not_found"
@@ -167,9 +125,7 @@ def build_router(prefix: str) -> APIRouter:
         async with state.sessions() as session:
             caller = await state.callers.authenticate(request.headers.get("x-api-key"))
             if caller.is_test:
-                return json_response(
-                    _fake_status(message_id=message_id, clock_now=state.clock.now())
-                )
+                return json_response(_fake_status(state.clock.now(), message_id=message_id))
             if prefix == "":
                 return json_response(await _short_form(session, caller, message_id))
             number = parse_id(message_id)
@@ -200,28 +156,9 @@ _FAKE_STATUSES = ("delivered", "delivered", "delivered", "sent", "undelivered", 
 
 
 def _fake_status(
-    *, clock_now: datetime, message_id: str | None = None, reference: str | None = None
+    now: datetime, *, message_id: str | None = None, reference: str | None = None
 ) -> dict[str, Any]:
-    """Test keys get plausible random data, as the seed says."""
-    rng = random.Random(message_id or reference)
-    time_in = clock_now - timedelta(seconds=rng.randrange(60, 86_400))
-    status = rng.choice(_FAKE_STATUSES)
-    return {
-        "error": "0",
-        "id": message_id
-        if message_id and message_id.isdigit()
-        else str(rng.randrange(10**7, 10**8)),
-        "msisdn": f"380972{rng.randrange(10**6):06d}",
-        "reference": reference or f"test{rng.randrange(10**6)}",
-        "time_in": _time(time_in),
-        "time_sent": _time(time_in + timedelta(seconds=1)),
-        "time_dr": None
-        if status == "sent"
-        else _time(time_in + timedelta(seconds=rng.randrange(2, 60))),
-        "status": status,
-        "price": "0.02",
-        "currency": "EUR",
-    }
+    return fake_status(now, _FAKE_STATUSES, "0.02", message_id=message_id, reference=reference)
 
 
 def _fake_task(task_id: int) -> dict[str, Any]:

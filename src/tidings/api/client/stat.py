@@ -13,29 +13,23 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from fastapi.routing import APIRoute
 
-from tidings.api.client.errors import STAT_CODES, code_for
+from tidings.api.client.common import read_then_authenticate
+from tidings.api.client.errors import STAT_CODES
 from tidings.api.client.render import format_time
-from tidings.api.client.wire import (
-    error_response,
-    json_response,
-    rate_limited_response,
-    read_payload,
-)
-from tidings.api.limits import limit_api_key
+from tidings.api.client.wire import ClientApiRoute, json_response
 from tidings.api.openapi import routes as doc
 from tidings.api.state import AppState, app_state
 from tidings.db.engine import transaction
-from tidings.errors import InvalidRequest, NotFound, RateLimited, TidingsError
-from tidings.exports.filters import parse_callback, parse_filter
+from tidings.errors import InvalidRequest, NotFound, TidingsError
+from tidings.exports.filters import ExportFilter, parse_callback, parse_filter
 from tidings.exports.formats import ALL_FORMATS, MEDIA_TYPES, formats_for, writer_for
 from tidings.exports.rows import ExportRow, format_price
 from tidings.exports.service import (
@@ -68,37 +62,20 @@ def stat_context(request: Request) -> StatContext:
     return context
 
 
-class StatApiRoute(APIRoute):
+class StatApiRoute(ClientApiRoute):
     """Seed 004's error shape, with the statistics codes (80-93)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    codes = STAT_CODES
 
-        async def guarded(request: Request) -> Response:
-            try:
-                await limit_api_key(request)
-                return await handler(request)
-            except RateLimited as error:
-                return rate_limited_response(code_for(error, STAT_CODES), error)
-            except TidingsError as error:
-                code = code_for(error, STAT_CODES)
-                response = error_response(code, error.message)
-                if code == 91:
-                    response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
-                return response
-            except Exception:
-                log.exception("unexpected error on %s %s", request.method, request.url.path)
-                return error_response(5)
-
-        return guarded
+    def error_answer(self, code: int, error: TidingsError) -> Response:
+        response = super().error_answer(code, error)
+        if code == 91:  # the export is not ready yet: say when to ask again
+            response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+        return response
 
 
-async def _parse_or_error(request: Request, state: AppState) -> Any:
-    try:
-        payload = await read_payload(request)
-        return parse_filter(payload, state.countries), parse_callback(payload)
-    except TidingsError as error:
-        return error
+def _stat_parser(state: AppState) -> Callable[[Any], tuple[ExportFilter, str | None]]:
+    return lambda payload: (parse_filter(payload, state.countries), parse_callback(payload))
 
 
 def build_router(prefix: str) -> APIRouter:
@@ -107,11 +84,7 @@ def build_router(prefix: str) -> APIRouter:
     @router.post("/stat/create", **doc.STAT_CREATE)
     async def create(request: Request) -> Response:
         state = app_state(request)
-        parsed = await _parse_or_error(request, state)
-        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-        if isinstance(parsed, TidingsError):
-            raise parsed
-        spec, callback_url = parsed
+        caller, (spec, callback_url) = await read_then_authenticate(request, _stat_parser(state))
         if caller.is_test:
             return json_response({"error": 0, "key": secrets.token_hex(16)})
         async with transaction(state.sessions) as session:

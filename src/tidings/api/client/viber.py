@@ -12,27 +12,33 @@ codes (40-51, docs/viber.md).
 
 from __future__ import annotations
 
-import logging
-import random
-from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import IntegrityError
 
-from tidings.api.client.errors import VIBER_CODES, code_for
+from tidings.api.client import viber_docs as doc
+from tidings.api.client.common import (
+    add_price_tables,
+    fake_status,
+    quote_response,
+    read_then_authenticate,
+)
+from tidings.api.client.errors import VIBER_CODES
 from tidings.api.client.parsing import parse_id
-from tidings.api.client.render import format_time, viber_status_body
+from tidings.api.client.render import viber_status_body
 from tidings.api.client.viber_parsing import EXTERNAL_ID, parse_viber_request
-from tidings.api.client.wire import error_response, json_response, read_payload
+from tidings.api.client.wire import ClientApiRoute, json_response
+from tidings.api.openapi.routes import USE_PUT_OR_POST
 from tidings.api.state import AppState, app_state
-from tidings.billing.service import format_money, price_table
+from tidings.billing.service import format_money
 from tidings.db.engine import transaction
-from tidings.errors import Conflict, InvalidRequest, NotFound, TidingsError
+from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.viber.acceptance import (
     ViberAcceptance,
+    ViberRequest,
     check_senders,
     fake_viber_acceptance,
     prepare_viber,
@@ -41,33 +47,15 @@ from tidings.viber.acceptance import (
 )
 from tidings.viber.queries import ViberView, get_viber, get_viber_by_reference
 
-log = logging.getLogger("tidings.api.client")
+
+class ViberApiRoute(ClientApiRoute):
+    """Seed 004's error shape, with the Viber codes (40-51)."""
+
+    codes = VIBER_CODES
 
 
-class ViberApiRoute(APIRoute):
-    """Seed 004's error shape, with the Viber codes."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except TidingsError as error:
-                return error_response(code_for(error, VIBER_CODES), error.message)
-            except Exception:
-                log.exception("unexpected error on %s %s", request.method, request.url.path)
-                return error_response(5)
-
-        return guarded
-
-
-async def _parse_or_error(request: Request, state: AppState) -> Any:
-    """Parse before authenticating; hand back the error to raise after authentication."""
-    try:
-        return parse_viber_request(await read_payload(request), state.clock.now())
-    except TidingsError as error:
-        return error
+def _viber_parser(state: AppState) -> Callable[[Any], ViberRequest]:
+    return lambda payload: parse_viber_request(payload, state.clock.now())
 
 
 def _created(accepted: ViberAcceptance) -> list[dict[str, Any]]:
@@ -93,13 +81,11 @@ def _created(accepted: ViberAcceptance) -> list[dict[str, Any]]:
 def build_router(prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix, route_class=ViberApiRoute, tags=["Viber (seed 004)"])
 
-    @router.api_route("/viber/create", methods=["PUT", "POST"])
+    @router.put("/viber/create", **doc.VIBER_CREATE)
+    @router.post("/viber/create", **doc.VIBER_CREATE)
     async def create_viber(request: Request) -> Response:
         state = app_state(request)
-        parsed = await _parse_or_error(request, state)
-        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-        if isinstance(parsed, TidingsError):
-            raise parsed
+        caller, parsed = await read_then_authenticate(request, _viber_parser(state))
         prepared = prepare_viber(await state.catalog.get(), caller, parsed, state.limits)
         if caller.is_test:
             async with state.sessions() as session:
@@ -118,61 +104,21 @@ def build_router(prefix: str) -> APIRouter:
             )
         return json_response(_created(accepted))
 
-    @router.api_route("/viber/price", methods=["PUT", "POST"])
+    @router.put("/viber/price", **doc.VIBER_PRICE)
+    @router.post("/viber/price", **doc.VIBER_PRICE)
     async def price_viber(request: Request) -> Response:
         state = app_state(request)
-        parsed = await _parse_or_error(request, state)
-        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-        if isinstance(parsed, TidingsError):
-            raise parsed
-        quote = quote_viber(await state.catalog.get(), caller, parsed, state.limits)
-        return json_response(
-            {
-                "error": "0",
-                "totalprice": format_money(quote.total_price),
-                "currency": quote.currency,
-            }
-        )
+        caller, parsed = await read_then_authenticate(request, _viber_parser(state))
+        return quote_response(quote_viber(await state.catalog.get(), caller, parsed, state.limits))
 
-    async def _prices(request: Request, tariff_text: str) -> Response:
-        state = app_state(request)
-        async with state.sessions() as session:
-            await state.callers.authenticate(request.headers.get("x-api-key"))
-            tariff = parse_id("1" + tariff_text)  # "1" + text: "0" is a valid tariff, not an id
-            if tariff is None or not 10 <= tariff <= 19:
-                raise InvalidRequest(f"tariff {tariff_text!r} is not 0 to 9", reason="bad_tariff")
-            rows = await price_table(session, state.countries, "viber", tariff - 10)
-        return json_response(
-            {
-                "error": "0",
-                "prices": [
-                    {
-                        "type": row.type,
-                        "country": row.country,
-                        "country_name": row.country_name,
-                        "mcc": row.mcc,
-                        "price": format_money(row.price),
-                        "currency": row.currency,
-                    }
-                    for row in rows
-                ],
-            }
-        )
+    add_price_tables(router, "viber", 0, doc.VIBER_PRICES)
 
-    @router.get("/viber/prices")
-    async def viber_prices_default(request: Request) -> Response:
-        return await _prices(request, "0")
-
-    @router.get("/viber/prices/{tariff}")
-    async def viber_prices(request: Request, tariff: str) -> Response:
-        return await _prices(request, tariff)
-
-    @router.get("/viber/create")
-    @router.get("/viber/price")
+    @router.get("/viber/create", **USE_PUT_OR_POST)
+    @router.get("/viber/price", **USE_PUT_OR_POST)
     async def create_by_get(request: Request) -> Response:
         raise InvalidRequest("use PUT or POST", reason="unsupported")
 
-    @router.get("/viber/reference/{reference}")
+    @router.get("/viber/reference/{reference}", **doc.VIBER_STATUS)
     async def viber_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:
@@ -184,7 +130,7 @@ def build_router(prefix: str) -> APIRouter:
             view = await get_viber_by_reference(session, caller.client_id, reference)
         return json_response(_status(view))
 
-    @router.get("/viber/{message_id}")
+    @router.get("/viber/{message_id}", **doc.VIBER_STATUS)
     async def viber_by_id(request: Request, message_id: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:
@@ -210,24 +156,6 @@ _FAKE_STATUSES = ("read", "delivered", "delivered", "sent", "not-viber-user", "e
 def _fake_status(
     now: datetime, *, message_id: str | None = None, reference: str | None = None
 ) -> dict[str, Any]:
-    """Test keys get plausible random data, as the seed says."""
-    rng = random.Random(message_id or reference)
-    time_in = now - timedelta(seconds=rng.randrange(60, 86_400))
-    status = rng.choice(_FAKE_STATUSES)
-    return {
-        "error": "0",
-        "id": message_id
-        if message_id and message_id.isdigit()
-        else str(rng.randrange(10**7, 10**8)),
-        "msisdn": f"380972{rng.randrange(10**6):06d}",
-        "reference": reference or f"test{rng.randrange(10**6)}",
-        "time_in": format_time(time_in),
-        "time_sent": format_time(time_in + timedelta(seconds=1)),
-        "time_dr": None
-        if status == "sent"
-        else format_time(time_in + timedelta(seconds=rng.randrange(2, 60))),
-        "status": status,
-        "price": "0.01",
-        "currency": "EUR",
-        "message_type": "viber",
-    }
+    body = fake_status(now, _FAKE_STATUSES, "0.01", message_id=message_id, reference=reference)
+    body["message_type"] = "viber"
+    return body

@@ -58,15 +58,19 @@ class ClientApiRoute(APIRoute):
             try:
                 await limit_api_key(request)
                 return await handler(request)
-            except RateLimited as error:
-                return rate_limited_response(code_for(error, self.codes), error)
             except TidingsError as error:
-                return error_response(code_for(error, self.codes), error.message)
+                return self.error_answer(code_for(error, self.codes), error)
             except Exception:
                 log.exception("unexpected error on %s %s", request.method, request.url.path)
                 return error_response(5)
 
         return guarded
+
+    def error_answer(self, code: int, error: TidingsError) -> Response:
+        """The answer to a domain error; a product may add to it (a header, say)."""
+        if isinstance(error, RateLimited):
+            return rate_limited_response(code, error)
+        return error_response(code, error.message)
 
 
 async def read_payload(request: Request) -> Any:

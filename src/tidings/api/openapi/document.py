@@ -27,11 +27,11 @@ from tidings.api.openapi.routes import dlr_common, dr_common, seed_common
 
 def _route_kind(route: APIRoute) -> str | None:
     # Imported here: these modules import this one's helpers for their decorators.
-    from tidings.api.client.stat import StatApiRoute
     from tidings.api.dlr.wire import DlrRoute
     from tidings.api.dr.wire import DrRoute
 
-    if isinstance(route, ClientApiRoute | StatApiRoute):
+    # Every seed-004 product's route class (SMS, Viber, HLR, statistics) is a ClientApiRoute.
+    if isinstance(route, ClientApiRoute):
         return "seed004"
     if isinstance(route, DrRoute):
         return "dr"

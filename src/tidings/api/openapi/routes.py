@@ -77,6 +77,21 @@ def request_body(
     return {"requestBody": body}
 
 
+# Schemas of answers written by hand (HLR, Viber), where no model describes them.
+TEXT: dict[str, Any] = {"type": "string"}
+DIGITS: dict[str, Any] = {"type": "string", "pattern": "^[0-9]+$"}
+MONEY: dict[str, Any] = {"type": "string", "pattern": r"^[0-9]+\.[0-9]+$"}
+
+
+def json_object(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON schema object: these properties required, those optional, others allowed."""
+    return {
+        "type": "object",
+        "properties": {**required, **(optional or {})},
+        "required": list(required),
+    }
+
+
 def answer(
     description: str,
     model: type[BaseModel] | dict[str, Any],
@@ -239,7 +254,8 @@ SMS_PRICE: dict[str, Any] = {
     "openapi_extra": _SMS_BODY,
     "responses": {200: answer("The total price.", SmsQuote), **seed_errors(400, 404, 409)},
 }
-SMS_BY_GET: dict[str, Any] = {
+# GET on a create or price endpoint, of any product.
+USE_PUT_OR_POST: dict[str, Any] = {
     "summary": "Not supported: use PUT or POST (error 4)",
     "status_code": 404,  # what FastAPI documents as the answer; it never answers 200
     "responses": {404: answer("Error 4: use PUT or POST.", SeedError)},

@@ -35,18 +35,13 @@ from tidings.connectors.hlr.base import (
     Outcome,
 )
 from tidings.connectors.hlr.networks import NetworkTable
+from tidings.connectors.simulation import ratio_option
 from tidings.errors import ConfigurationError
 from tidings.numbering import CountryTable
 
 
 def _ratio(options: dict[str, Any], name: str, default: float) -> float:
-    try:
-        value = float(options.get(name, default))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"hlr_simulator option {name} must be a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise ConfigurationError(f"hlr_simulator option {name} must be between 0 and 1")
-    return value
+    return ratio_option(options, name, default, kind="hlr_simulator")
 
 
 class HlrSimulator:

@@ -22,29 +22,20 @@ Like the SMS simulator, reports not yet emitted live in memory only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import itertools
-import random
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from tidings.clock import Clock
-from tidings.connectors.base import ReportSink, SubmitOutcome, SubmitResult, SupplierReport
+from tidings.connectors.base import SubmitOutcome, SubmitResult, SupplierReport
+from tidings.connectors.simulation import SimulatedSupplier, ratio_option
 from tidings.connectors.viber.base import ViberOutbound
 from tidings.errors import ConfigurationError
 from tidings.messages.status import Status
 
 
 def _ratio(options: dict[str, Any], name: str, default: float) -> float:
-    try:
-        value = float(options.get(name, default))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"viber simulator option {name} must be a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise ConfigurationError(f"viber simulator option {name} must be between 0 and 1")
-    return value
+    return ratio_option(options, name, default, kind="viber simulator")
 
 
 def _numbers(options: dict[str, Any], name: str) -> frozenset[str]:
@@ -67,10 +58,8 @@ def has_viber(msisdn: str, non_user_ratio: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 >= non_user_ratio
 
 
-class ViberSimulatorConnector:
+class ViberSimulatorConnector(SimulatedSupplier):
     def __init__(self, supplier_id: int, options: dict[str, Any], clock: Clock) -> None:
-        self.supplier_id = supplier_id
-        self.clock = clock
         self.latency = _seconds(options, "latency_ms")
         self.dlr_delay = _seconds(options, "dlr_delay_ms")
         self.read_delay = _seconds(options, "read_delay_ms")
@@ -82,22 +71,7 @@ class ViberSimulatorConnector:
         self.non_users = _numbers(options, "non_users")
         self.undelivered = _numbers(options, "undelivered")
         self.silent = _numbers(options, "silent")
-        self.random = random.Random(options.get("seed"))
-        self._id_prefix = uuid.uuid4().hex[:8]
-        self._counter = itertools.count(1)
-        self._sink: ReportSink | None = None
-        self._pending: set[asyncio.Task[None]] = set()
-
-    async def start(self, reports: ReportSink) -> None:
-        self._sink = reports
-
-    async def stop(self) -> None:
-        for task in list(self._pending):
-            task.cancel()
-        for task in list(self._pending):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._pending.clear()
+        super().__init__(supplier_id, options, clock, id_prefix="vsim")
 
     async def submit(self, batch: Sequence[ViberOutbound]) -> list[SubmitOutcome]:
         if self.latency:
@@ -111,7 +85,7 @@ class ViberSimulatorConnector:
                     SubmitOutcome(message.message_id, SubmitResult.REJECTED, error="simulated")
                 )
                 continue
-            supplier_id = f"vsim-{self._id_prefix}-{next(self._counter)}"
+            supplier_id = self._next_id()
             outcomes.append(
                 SubmitOutcome(
                     message.message_id, SubmitResult.ACCEPTED, supplier_message_id=supplier_id
@@ -124,9 +98,7 @@ class ViberSimulatorConnector:
             if final is Status.DELIVERED and self.random.random() < self.read_ratio:
                 reads.append(supplier_id)
         if finals:
-            task = asyncio.get_running_loop().create_task(self._report(finals, reads))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._pending.start(self._report(finals, reads))
         return outcomes
 
     def _final_status(self, msisdn: str) -> Status | None:
