@@ -33,6 +33,9 @@ async def drain(worker: DeliveryWorker) -> None:
         for lane in worker.lanes.values():
             await lane.step()
         await asyncio.sleep(0.01)  # the simulator's report tasks run meanwhile
+        # A report that commits in the same instant as its submit answer is matched by the
+        # sweeper's late-receipt pass, as in the running worker (likelier on a loaded machine).
+        await worker.sweep()
         async with worker.sessions() as session:
             open_ = await session.scalar(
                 select(func.count())
