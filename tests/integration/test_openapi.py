@@ -31,6 +31,24 @@ SEED_004 = {
     ("/rest/stat/list", "get"),
     ("/rest/message/list/{key}", "delete"),
 }
+SEED_004 |= {
+    (f"/rest/{product}/{operation}", method)
+    for product in ("viber", "hlr")
+    for operation, method in [
+        ("create", "put"),
+        ("create", "post"),
+        ("create", "get"),
+        ("prices", "get"),
+        ("prices/{tariff}", "get"),
+        ("reference/{reference}", "get"),
+    ]
+}
+SEED_004 |= {
+    ("/rest/viber/price", "put"),
+    ("/rest/viber/price", "post"),
+    ("/rest/viber/{message_id}", "get"),
+    ("/rest/hlr/{key}", "get"),
+}
 # The seed's short forms: the same operations at the root.
 SEED_004 |= {(path.removeprefix("/rest"), method) for path, method in SEED_004}
 DR = {
@@ -181,3 +199,15 @@ def test_the_seeds_request_examples_fit_the_documented_body(document: dict[str, 
     for example in media["examples"].values():
         assert validator.is_valid(example["value"]), example
     assert not validator.is_valid({"destination": "phone", "msisdn": "x"})
+
+
+def test_the_seeds_viber_example_fits_the_documented_body(document: dict[str, Any]) -> None:
+    content = _operations(document)[("/rest/viber/create", "post")]["requestBody"]["content"]
+    media = content["application/json"]
+    validator = jsonschema_rs.Draft202012Validator(
+        {**media["schema"], "components": document["components"]}
+    )
+    assert set(media["examples"]) == {"seed", "with_sms_alternative"}
+    for example in media["examples"].values():
+        assert validator.is_valid(example["value"]), example
+    assert not validator.is_valid({"messages": "not a list"})
