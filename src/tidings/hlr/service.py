@@ -34,8 +34,9 @@ from tidings.errors import (
 )
 from tidings.hlr.models import HlrLookup
 from tidings.hlr.repository import HlrRepository
+from tidings.messages.acceptance import RecipientChecks
 from tidings.messages.catalog import Catalog
-from tidings.numbering import Destination, InvalidMsisdn, parse_msisdn
+from tidings.numbering import Destination
 from tidings.routing.service import load_route_table
 
 HLR = "hlr"
@@ -104,25 +105,12 @@ def prepare_hlr(
             f"{len(request.items)} HLR requests exceed the batch maximum of {max_batch_size}",
             reason="batch_too_large",
         )
-    seen: set[str] = set()
+    checks = RecipientChecks()
     priced: list[PricedLookup] = []
     currency: str | None = None
     for index, item in enumerate(request.items):
-        try:
-            destination = parse_msisdn(item.msisdn)
-        except InvalidMsisdn as error:
-            raise InvalidRequest(
-                _at(request, index, f"invalid msisdn: {error.reason}"),
-                reason="bad_msisdn",
-                field="msisdn",
-            ) from None
-        if destination.msisdn in seen:
-            raise InvalidRequest(
-                _at(request, index, f"phone {destination.msisdn} is in the request twice"),
-                reason="duplicate_phone",
-                field="msisdn",
-            )
-        seen.add(destination.msisdn)
+        where = f"payload[{index}]: " if request.is_batch else ""
+        destination = checks.destination(item.msisdn, where)
         tariff = caller.tariff if item.tariff is None else item.tariff
         prices = catalog.price_list(HLR, tariff)
         if not prices:

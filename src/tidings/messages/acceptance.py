@@ -123,6 +123,45 @@ class Acceptance:
     task_id: int | None
 
 
+class RecipientChecks:
+    """The rules every product's request shares for its recipients: a valid mobile number,
+    no number twice, no client reference twice. `where` prefixes an error with the item's
+    place in the request ("phones[3]: ", or "" for a single message)."""
+
+    __slots__ = ("_msisdns", "_references")
+
+    def __init__(self) -> None:
+        self._msisdns: set[str] = set()
+        self._references: set[str] = set()
+
+    def destination(self, msisdn: str, where: str) -> Destination:
+        try:
+            destination = parse_msisdn(msisdn)
+        except InvalidMsisdn as error:
+            raise InvalidRequest(
+                f"{where}invalid msisdn {msisdn!r}: {error}", reason="bad_msisdn", field="msisdn"
+            ) from None
+        if destination.msisdn in self._msisdns:
+            raise InvalidRequest(
+                f"{where}phone {destination.msisdn} is in the request twice",
+                reason="duplicate_phone",
+                field="msisdn",
+            )
+        self._msisdns.add(destination.msisdn)
+        return destination
+
+    def reference(self, reference: str | None, where: str) -> None:
+        if reference is None:
+            return
+        if reference in self._references:
+            raise Conflict(
+                f"{where}reference {reference!r} is in the request twice",
+                reason="duplicate_reference",
+                field="reference",
+            )
+        self._references.add(reference)
+
+
 def _fail_at(index: int, request: SmsRequest, what: str) -> str:
     return f"phones[{index}]: {what}" if request.is_batch else what
 
@@ -140,35 +179,14 @@ def quote_sms(catalog: Catalog, caller: Caller, request: SmsRequest, limits: Lim
     prices = catalog.price_list(SMS, tariff)
     if not prices:
         raise PricingError(f"tariff {tariff} has no SMS prices", reason="inactive_tariff")
-    seen_msisdns: set[str] = set()
-    seen_refs: set[str] = set()
+    checks = RecipientChecks()
     priced: list[PricedItem] = []
     total = Decimal(0)
     currency: str | None = None
     for index, item in enumerate(request.items):
-        try:
-            destination = parse_msisdn(item.msisdn)
-        except InvalidMsisdn as error:
-            raise InvalidRequest(
-                _fail_at(index, request, f"invalid msisdn {item.msisdn!r}: {error}"),
-                reason="bad_msisdn",
-                field="msisdn",
-            ) from None
-        if destination.msisdn in seen_msisdns:
-            raise InvalidRequest(
-                _fail_at(index, request, f"phone {destination.msisdn} is in the batch twice"),
-                reason="duplicate_phone",
-                field="msisdn",
-            )
-        seen_msisdns.add(destination.msisdn)
-        if item.reference is not None:
-            if item.reference in seen_refs:
-                raise Conflict(
-                    _fail_at(index, request, f"reference {item.reference!r} is in the batch twice"),
-                    reason="duplicate_reference",
-                    field="reference",
-                )
-            seen_refs.add(item.reference)
+        where = f"phones[{index}]: " if request.is_batch else ""
+        destination = checks.destination(item.msisdn, where)
+        checks.reference(item.reference, where)
         segmentation = segment(item.body)
         if segmentation.parts > limits.max_parts:
             raise InvalidRequest(

@@ -27,12 +27,12 @@ from tidings.billing.repository import LedgerRepository
 from tidings.clock import Clock
 from tidings.delivery.repository import DispatchRepository
 from tidings.errors import Conflict, InsufficientFunds, InvalidRequest, PricingError, RoutingError
-from tidings.messages.acceptance import Limits
+from tidings.messages.acceptance import Limits, RecipientChecks
 from tidings.messages.catalog import Catalog
 from tidings.messages.encoding import segment
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import Status
-from tidings.numbering import Destination, InvalidMsisdn, parse_msisdn
+from tidings.numbering import Destination
 from tidings.viber.repository import VIBER, SenderRepository, ViberRepository
 
 SMS = "sms"
@@ -138,8 +138,7 @@ def quote_viber(
     if not prices:
         raise PricingError(f"tariff {tariff} has no Viber prices", reason="inactive_tariff")
     sms_prices = catalog.price_list(SMS, tariff)
-    seen_msisdns: set[str] = set()
-    seen_refs: set[str] = set()
+    checks = RecipientChecks()
     priced: list[PricedViber] = []
     total = Decimal(0)
     currency: str | None = None
@@ -150,26 +149,9 @@ def quote_viber(
                 reason="bad_options",
             )
         for to, recipient in enumerate(item.recipients):
-            try:
-                destination = parse_msisdn(recipient.msisdn)
-            except InvalidMsisdn as error:
-                raise InvalidRequest(
-                    _at(index, to, f"invalid msisdn {recipient.msisdn!r}: {error}"),
-                    reason="bad_msisdn",
-                ) from None
-            if destination.msisdn in seen_msisdns:
-                raise InvalidRequest(
-                    _at(index, to, f"phone {destination.msisdn} is in the request twice"),
-                    reason="duplicate_phone",
-                )
-            seen_msisdns.add(destination.msisdn)
-            if recipient.external_id is not None:
-                if recipient.external_id in seen_refs:
-                    raise Conflict(
-                        _at(index, to, f"external_id {recipient.external_id!r} is used twice"),
-                        reason="duplicate_reference",
-                    )
-                seen_refs.add(recipient.external_id)
+            where = f"messages[{index}].to[{to}]: "
+            destination = checks.destination(recipient.msisdn, where)
+            checks.reference(recipient.external_id, where)
             unit = prices.get(destination.iso)
             if unit is None:
                 raise PricingError(
