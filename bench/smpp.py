@@ -317,9 +317,10 @@ TIDINGS = Path(sys.executable).parent / "tidings"
 
 @contextlib.contextmanager
 def gateway_process(
-    database: BenchDatabase, workdir: Path
-) -> Iterator[tuple[int, dict[str, str], psutil.Process]]:
-    """A seeded ``tidings serve`` with its SMPP listener; (smpp port, credentials, process)."""
+    database: BenchDatabase, workdir: Path, split: bool = False
+) -> Iterator[tuple[int, dict[str, str], list[psutil.Process]]]:
+    """A seeded ``tidings serve`` with its SMPP listener (``split``: ``tidings smpp`` beside a
+    ``tidings worker``); (smpp port, credentials, processes)."""
     seeded = seed_gateway(database.url, workdir)
     env = cli_env(database.url, free_port())
     issued = subprocess.run(
@@ -335,27 +336,33 @@ def gateway_process(
     asyncio.run(_allow_binds(database.url, seeded.client_id, 8))
     port = free_port()
     env["TIDINGS_SMPP_PORT"] = str(port)
+    commands = [["smpp"], ["worker"]] if split else [["serve"]]
     with (workdir / "server.log").open("ab") as log_file:
-        process = subprocess.Popen(
-            [str(TIDINGS), "serve"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        processes = [
+            subprocess.Popen(
+                [str(TIDINGS), *command],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            for command in commands
+        ]
     try:
-        yield port, credentials, psutil.Process(process.pid)
+        yield port, credentials, [psutil.Process(p.pid) for p in processes]
     except BaseException:
         log_text = (workdir / "server.log").read_text("utf-8", "replace")
         print(f"tidings serve's log ends:\n{log_text[-3000:]}", flush=True)
         raise
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
 
 
 async def _allow_binds(database_url: str, client_id: int, binds: int) -> None:
@@ -474,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", action="store_true", help="also the pipeline with the simulator connector"
     )
+    parser.add_argument("--split", action="store_true", help="tidings smpp + tidings worker")
     parser.add_argument("--check", action="store_true", help=f"exit 1 below {TARGET:.0f}/s")
     parser.add_argument(
         "--profile",
@@ -499,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
                     if "connector" in wanted:
                         results.append(
                             measured(
-                                smsc,
+                                [smsc],
                                 run_connector(port, binds, window, args.messages, args.smsc),
                             )
                         )
@@ -510,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
                         try:
                             results.append(
                                 measured(
-                                    smsc,
+                                    [smsc],
                                     run_pipeline(
                                         database.url, port, binds, window, args.messages, args.smsc
                                     ),
@@ -525,21 +533,27 @@ def main(argv: list[str] | None = None) -> int:
                 database = make_database(args.database, workdir)
                 database.create()
                 try:
-                    with gateway_process(database, workdir) as (port, credentials, gateway):
-                        profiler = None
+                    with gateway_process(database, workdir, args.split) as (
+                        port,
+                        credentials,
+                        gateways,
+                    ):
+                        profilers = []
                         if args.profile is not None:
-                            path = args.profile / f"serve-{args.database}-{binds}x{window}.txt"
-                            profiler = Profiler(gateway.pid, path)
-                            profiler.start(TIME_LIMIT + 90)
+                            for gateway in gateways:
+                                name = gateway.cmdline()[-1]
+                                path = args.profile / f"{name}-{args.database}-{binds}x{window}.txt"
+                                profilers.append(Profiler(gateway.pid, path))
+                                profilers[-1].start(TIME_LIMIT + 90)
                         results.append(
                             measured(
-                                gateway,
+                                gateways,
                                 run_server(
                                     port, credentials, binds, window, args.messages, args.database
                                 ),
                             )
                         )
-                        if profiler is not None:
+                        for profiler in profilers:
                             profiler.stop()
                 finally:
                     database.drop()
@@ -569,19 +583,29 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if args.check and missed else 0
 
 
-def measured(other: psutil.Process, run: Coroutine[Any, Any, Result]) -> Result:
+def measured(others: Sequence[psutil.Process], run: Coroutine[Any, Any, Result]) -> Result:
     """Run one measurement; add the CPU seconds both sides spent on it (the other side: the
-    SMSC, or ``tidings serve`` when this process is the SMPP client)."""
+    SMSC, or the ``tidings`` processes when this process is the SMPP client; with more than
+    one, each one's share goes into the note)."""
 
     def cpu(times: Any) -> float:
         return float(times.user + times.system)
 
     own = resource.getrusage(resource.RUSAGE_SELF)
-    theirs = cpu(other.cpu_times())
+    before = [cpu(other.cpu_times()) for other in others]
     result = asyncio.run(run)
     after = resource.getrusage(resource.RUSAGE_SELF)
     own_cpu = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime
-    return replace(result, own_cpu=own_cpu, smsc_cpu=cpu(other.cpu_times()) - theirs)
+    spent = [cpu(other.cpu_times()) - at for other, at in zip(others, before, strict=True)]
+    note = result.note
+    if len(others) > 1:
+        seconds = result.seconds or 1.0
+        shares = ", ".join(
+            f"{' '.join(other.cmdline()[1:])} {cpu_s / seconds:.0%}"
+            for other, cpu_s in zip(others, spent, strict=True)
+        )
+        note = f"{note}; cpu {shares}" if note else f"cpu {shares}"
+    return replace(result, own_cpu=own_cpu, smsc_cpu=sum(spent), note=note)
 
 
 def _line(result: Result, other: str = "smsc") -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from tidings.clock import SystemClock
 from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.errors import TidingsError
+from tidings.runtime import tune_gc_for_service
 
 T = TypeVar("T")
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
@@ -31,6 +32,22 @@ def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def run_service(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a long-lived command (worker, SMPP server) on uvloop where it is installed, as
+    uvicorn runs ``tidings serve``, with the garbage collector tuned for a server
+    (tidings.runtime)."""
+    tune_gc_for_service()
+    loop_factory = None
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed wherever uvicorn's is
+        pass
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
 
 
 def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:

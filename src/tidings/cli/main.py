@@ -10,7 +10,7 @@ import typer
 import uvicorn
 
 from tidings.cli.admin import clients_app, prices_app, routes_app, suppliers_app
-from tidings.cli.common import clock, emit, run_in_transaction
+from tidings.cli.common import clock, emit, run_in_transaction, run_service
 from tidings.cli.operators import operators_app
 from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
@@ -25,6 +25,7 @@ from tidings.numbering import CountryTable
 from tidings.observability.exposition import MetricsServer
 from tidings.observability.logging import configure_logging
 from tidings.observability.metrics import build_metrics
+from tidings.runtime import tune_gc_for_service
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
 app = typer.Typer(
@@ -64,6 +65,7 @@ def _run_http(settings: Settings, *, with_workers: bool) -> None:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+    tune_gc_for_service()
     uvicorn.Server(config).run()
 
 
@@ -166,7 +168,7 @@ def worker(
                 await metrics.close()
             await engine.dispose()
 
-    asyncio.run(main())
+    run_service(main)
 
 
 @app.command()
@@ -190,7 +192,7 @@ def smpp() -> None:
                 loop.add_signal_handler(sig, stop.set)
         await serve_smpp(settings, stop, clock)
 
-    asyncio.run(main())
+    run_service(main)
 
 
 @app.command()
