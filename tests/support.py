@@ -30,6 +30,7 @@ from tidings.db.engine import transaction
 from tidings.delivery.service import ClaimedBatch, RetryPolicy, claim_batch, record_outcomes
 from tidings.delivery.worker import WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.changes import MessageRecord
 from tidings.numbering import CountryTable
 from tidings.routing.models import Supplier
 from tidings.routing.service import create_route, create_supplier
@@ -292,3 +293,31 @@ class Receiver:
         finally:
             self._connections.discard(task)
             writer.close()
+
+
+def message_record(**fields: Any) -> MessageRecord:
+    """A plain message row (as the status-change path sees one); defaults for what a test
+    does not care about."""
+    from datetime import UTC, datetime, timedelta
+
+    time_in = fields.pop("time_in", datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    values: dict[str, Any] = {
+        "id": 1,
+        "client_id": 1,
+        "channel": "sms",
+        "source": "api",
+        "msisdn": "380972000001",
+        "country": "UA",
+        "originator": "Tidings",
+        "body": "hello",
+        "encoding": "gsm7",
+        "parts": 1,
+        "tariff": 0,
+        "price": Decimal("0.02"),
+        "currency": "EUR",
+        "status": "queued",
+        "expires_at": time_in + timedelta(hours=72),
+        "time_in": time_in,
+    }
+    values.update(fields)
+    return MessageRecord(**values)

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from tests.support import message_record
 from tidings.config import Settings
 from tidings.messages.changes import AppliedChange, StatusChange
-from tidings.messages.models import Message
 from tidings.messages.status import Status
 from tidings.observability.logging import configure_logging, log_status_changes, parse_level
 
@@ -43,7 +43,7 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
 
 
 def change(status: Status) -> AppliedChange:
-    message = Message(
+    message = message_record(
         id=41,
         client_id=7,
         supplier_id=3,

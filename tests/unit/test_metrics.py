@@ -8,11 +8,11 @@ from decimal import Decimal
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import message_record
 from tidings.accounts.service import Caller, KeyKind
 from tidings.connectors.base import SubmitOutcome, SubmitResult, SupplierReport
 from tidings.messages.acceptance import PreparedSms, PricedItem, Quote, SmsItem, SmsRequest
-from tidings.messages.changes import AppliedChange, StatusChange
-from tidings.messages.models import Message
+from tidings.messages.changes import AppliedChange, MessageRecord, StatusChange
 from tidings.messages.status import Status
 from tidings.numbering import parse_msisdn
 from tidings.observability.histogram import BatchHistogram
@@ -36,8 +36,8 @@ def value(metrics: Metrics, name: str, **labels: str) -> float:
     return samples(metrics).get((name, frozenset(labels.items())), 0.0)
 
 
-def message(mid: int, *, client: int = 7, supplier: int = 3, country: str = "UA") -> Message:
-    return Message(
+def message(mid: int, *, client: int = 7, supplier: int = 3, country: str = "UA") -> MessageRecord:
+    return message_record(
         id=mid,
         client_id=client,
         supplier_id=supplier,
@@ -48,7 +48,7 @@ def message(mid: int, *, client: int = 7, supplier: int = 3, country: str = "UA"
     )
 
 
-def applied(row: Message, status: Status, after: float) -> AppliedChange:
+def applied(row: MessageRecord, status: Status, after: float) -> AppliedChange:
     previous = Status(row.status)
     row.status = status.value
     change = StatusChange(row.id, status, T0 + timedelta(seconds=after))

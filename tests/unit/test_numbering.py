@@ -69,6 +69,8 @@ def test_repeated_numbers_come_from_the_cache() -> None:
         ("+380 97 200 0000", "number must contain only digits"),
         ("+-380972000000", "number must contain only digits"),
         ("٣٨٠٩٧٢٠٠٠٠٠٠", "number must contain only digits"),  # Arabic-Indic digits
+        ("077000000000", "unknown country code"),  # int("07") is 7: no country code has a 0
+        ("+0380972000000", "unknown country code"),
         ("123", "number too short"),
         ("1234567", "number too short"),
         ("3809720000001234", "number too long"),  # 16 digits

@@ -13,7 +13,7 @@ from tidings.api.client.render import status_body
 from tidings.api.dr.render import simple_report
 from tidings.api.dr.statuses import HYBER_STATUS
 from tidings.errors import InvalidRequest
-from tidings.messages.models import Message
+from tidings.messages.changes import MessageRecord
 from tidings.messages.status import FINAL_STATUSES, Status
 from tidings.webhooks.formats import Report, StoredDelivery, hyber, ip1, ketchup, smartswitch
 from tidings.webhooks.schedules import normalize_schedule, parse_schedule
@@ -22,7 +22,7 @@ from tidings.webhooks.service import FORMATS
 AT = datetime(2026, 3, 1, 12, 0, 5, 250_000, tzinfo=UTC)
 
 
-def a_message(status: Status = Status.DELIVERED, **overrides: object) -> Message:
+def a_message(status: Status = Status.DELIVERED, **overrides: object) -> MessageRecord:
     sent = status not in {Status.ACCEPTED, Status.QUEUED, Status.SCHEDULED}
     values: dict[str, object] = {
         "id": 1234,
@@ -47,7 +47,7 @@ def a_message(status: Status = Status.DELIVERED, **overrides: object) -> Message
         "expires_at": datetime(2026, 3, 4, 12, 0, tzinfo=UTC),
     }
     values.update(overrides)
-    return Message(**values)
+    return MessageRecord(**values)
 
 
 def report(status: Status = Status.DELIVERED, **overrides: object) -> Report:

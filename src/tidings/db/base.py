@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -57,22 +58,48 @@ class UTCDateTime(TypeDecorator[datetime]):
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        return value
+            return _sqlite_text(value)
+        return _utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if value is None or isinstance(value, str):
+            return _from_sqlite_text(value)
+        moment: datetime = value
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
+
+    # The processors SQLAlchemy calls per value: chosen once per dialect, without the
+    # TypeDecorator's generic wrapper (millions of calls on the status-change path).
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        return _sqlite_text if dialect.name == "sqlite" else _utc
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _from_sqlite_text
+        return super().result_processor(dialect, coltype)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    moment = _utc(value)
+    # isoformat of a UTC time ends in "+00:00": the first 26 characters are the stored form.
+    return None if moment is None else moment.isoformat(" ", "microseconds")[:26]
+
+
+def _from_sqlite_text(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 NAMING_CONVENTION = {

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.connectors.base import OutboundMessage
 from tidings.db.ids import allocate_ids
 from tidings.delivery.models import DispatchJob
+from tidings.messages.changes import MessageRecord
 from tidings.messages.models import Message, MessageEvent, Task
 
 
@@ -126,11 +127,13 @@ class MessageRepository:
                 rows,
             )
 
-    async def lock_for_update(self, message_ids: Sequence[int]) -> list[Message]:
+    async def lock_for_update(self, message_ids: Sequence[int]) -> list[MessageRecord]:
+        """These messages' rows, locked for this transaction (plain records, no ORM objects)."""
+        table = cast(Table, Message.__table__)
         result = await self.session.execute(
-            select(Message).where(Message.id.in_(message_ids)).with_for_update()
+            select(table).where(table.c.id.in_(message_ids)).with_for_update()
         )
-        return list(result.scalars())
+        return [MessageRecord(**row) for row in result.mappings()]
 
     async def expiring(self, statuses: Iterable[str], before: datetime, limit: int) -> list[int]:
         result = await self.session.execute(

@@ -44,11 +44,9 @@ async def apply_changes(
     if not changes:
         return []
     repo = MessageRepository(session)
+    # Plain records: the changes below are written with one executemany per column set, not
+    # by the ORM's unit of work (which costs more than the rest of this function together).
     loaded = await repo.lock_for_update(sorted({c.message_id for c in changes}))
-    # Detached: the changes below are written with one executemany per column set, not by
-    # the unit of work (which costs more than the rest of this function together).
-    for row_object in loaded:
-        session.expunge(row_object)
     by_id = {m.id: m for m in loaded}
     updates: dict[int, dict[str, object]] = {}
     applied: list[AppliedChange] = []

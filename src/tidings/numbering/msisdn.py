@@ -95,6 +95,9 @@ def _parse_digits(digits: str) -> Destination | str:
     # The digits are E.164 already, so build the number directly instead of calling
     # phonenumbers.parse(), which spends most of its 40 us on free-form input handling.
     # Country codes are a prefix code: the first 1-3 digit prefix that is one is the one.
+    # None starts with 0 (int("07") would read as 7 and keep the zero in the number).
+    if digits.startswith("0"):
+        return "unknown country code"
     for length in (1, 2, 3):
         country_code = int(digits[:length])
         if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:

@@ -30,9 +30,8 @@ from tidings.billing.repository import LedgerRepository
 from tidings.clock import Clock
 from tidings.delivery.repository import DispatchRepository
 from tidings.messages.catalog import Catalog, load_catalog
-from tidings.messages.changes import AppliedChange, StatusChange
+from tidings.messages.changes import AppliedChange, MessageRecord, StatusChange
 from tidings.messages.encoding import segment
-from tidings.messages.models import Message
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import DELIVERED_STATUSES, FINAL_STATUSES, Status
 from tidings.viber.models import ViberContent
@@ -45,7 +44,7 @@ FALLBACK_TRIGGERS = FINAL_STATUSES - DELIVERED_STATUSES
 
 @dataclass(slots=True)
 class _Leg:
-    viber: Message
+    viber: MessageRecord
     content: ViberContent
     row: dict[str, Any]
     error: str | None = None
@@ -98,7 +97,7 @@ async def start_fallbacks(
         clock,
         [
             AppliedChange(
-                message=Message(id=sms_id, **leg.row),
+                message=MessageRecord(id=sms_id, **leg.row),
                 previous=Status.QUEUED,
                 change=StatusChange(sms_id, Status.FAILED, now, detail=leg.error),
             )
@@ -108,7 +107,7 @@ async def start_fallbacks(
     return ids
 
 
-def _leg(catalog: Catalog, viber: Message, content: ViberContent, now: datetime) -> _Leg:
+def _leg(catalog: Catalog, viber: MessageRecord, content: ViberContent, now: datetime) -> _Leg:
     assert content.sms_text is not None and content.sms_originator is not None
     segmentation = segment(content.sms_text)
     validity = content.sms_validity_seconds or 72 * 3600

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.clock import Clock
 from tidings.errors import InvalidRequest
-from tidings.messages.changes import AppliedChange
-from tidings.messages.models import Message
+from tidings.messages.changes import AppliedChange, MessageRecord
 from tidings.webhooks.formats import JSON, Report, WebhookFormat, hyber, ip1, ketchup, smartswitch
 from tidings.webhooks.repository import (
     DELIVERED,
@@ -217,23 +216,22 @@ def _settings_of(target: WebhookTarget) -> tuple[WebhookFormat, list[int]]:
     return fmt, schedule
 
 
-_SNAPSHOT_COLUMNS = tuple(column.key for column in Message.__table__.columns)
-
-
-def _state_at(applied: AppliedChange) -> Message:
+def _state_at(applied: AppliedChange) -> MessageRecord:
     """The message as it was right after an earlier change of this same batch.
 
-    Only needed when one batch moves a message twice (sent, then delivered): the message
-    object already holds the later state. The copy is transient, never added to a session.
+    Only needed when one batch moves a message twice (sent, then delivered): the record
+    already holds the later state.
     """
     message, change = applied.message, applied.change
-    copy = Message(**{key: getattr(message, key) for key in _SNAPSHOT_COLUMNS})
-    copy.status = change.status.value
-    copy.status_detail = change.detail
-    copy.time_dr = change.at if change.status.is_final else None
-    if message.time_sent is not None and message.time_sent > change.at:
-        copy.time_sent = None
-    return copy
+    return replace(
+        message,
+        status=change.status.value,
+        status_detail=change.detail,
+        time_dr=change.at if change.status.is_final else None,
+        time_sent=None
+        if message.time_sent is not None and message.time_sent > change.at
+        else message.time_sent,
+    )
 
 
 # --- Outcomes -------------------------------------------------------------------------------

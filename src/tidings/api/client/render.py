@@ -7,6 +7,7 @@ from typing import Any
 
 from tidings.api.client.statuses import SEED_004_STATUS
 from tidings.billing.service import format_money
+from tidings.messages.changes import MessageData
 from tidings.messages.models import Message
 from tidings.messages.queries import TaskSummary
 from tidings.messages.status import Status
@@ -18,7 +19,7 @@ def format_time(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime(TIME_FORMAT)
 
 
-def status_body(message: Message) -> dict[str, Any]:
+def status_body(message: MessageData) -> dict[str, Any]:
     body: dict[str, Any] = {
         "error": "0",
         "id": str(message.id),

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from tidings.api.dr.statuses import PLATFORM, SMS_CHANNEL, VIBER_CHANNEL, hyber_status
+from tidings.messages.changes import MessageData
 from tidings.messages.models import Message
 from tidings.messages.status import DELIVERED_STATUSES, Status
 
@@ -34,7 +35,7 @@ class Channels:
     fallback: Fallback | None = None
 
 
-def reached_channel(message: Message) -> bool:
+def reached_channel(message: MessageData) -> bool:
     """Whether a supplier took the message, or saw and refused it at submission."""
     return message.time_sent is not None or Status(message.status) is Status.REJECTED
 
@@ -43,7 +44,7 @@ def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def simple_report(message: Message, last_change: datetime) -> dict[str, Any]:
+def simple_report(message: MessageData, last_change: datetime) -> dict[str, Any]:
     """`last_change`: when the message took its current status."""
     status = Status(message.status)
     channel = VIBER_CHANNEL if message.channel == VIBER_CHANNEL else SMS_CHANNEL
@@ -109,7 +110,7 @@ def _as_part_of(viber: Message, report: dict[str, Any]) -> dict[str, Any]:
     return {**report, "message_id": str(viber.id), "extra_id": viber.reference}
 
 
-def advanced_report(message: Message, last_change: datetime) -> dict[str, Any]:
+def advanced_report(message: MessageData, last_change: datetime) -> dict[str, Any]:
     status = Status(message.status)
     started_at = message.send_at or message.time_in
     return {

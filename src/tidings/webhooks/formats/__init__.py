@@ -14,7 +14,7 @@ from datetime import datetime
 
 import orjson
 
-from tidings.messages.models import Message
+from tidings.messages.changes import MessageRecord
 from tidings.messages.status import Status
 
 JSON = "application/json"
@@ -28,7 +28,7 @@ class Report:
     now: one transaction can move a message twice, sent then delivered).
     """
 
-    message: Message
+    message: MessageRecord
     status: Status
     at: datetime
 
