@@ -601,7 +601,7 @@ def measured(others: Sequence[psutil.Process], run: Coroutine[Any, Any, Result])
     if len(others) > 1:
         seconds = result.seconds or 1.0
         shares = ", ".join(
-            f"{' '.join(other.cmdline()[1:])} {cpu_s / seconds:.0%}"
+            f"{' '.join(Path(arg).name for arg in other.cmdline()[1:])} {cpu_s / seconds:.0%}"
             for other, cpu_s in zip(others, spent, strict=True)
         )
         note = f"{note}; cpu {shares}" if note else f"cpu {shares}"
@@ -619,10 +619,14 @@ def _line(result: Result, other: str = "smsc") -> str:
         line = f"{line} ({result.note})"
     if not result.own_cpu:
         return line
-    return (
+    line = (
         f"{line}; cpu: {'bench' if other == 'serve' else 'tidings'} "
         f"{result.own_cpu / seconds:4.0%}, {other} {result.smsc_cpu / seconds:4.0%}"
     )
+    if other == "serve" and result.messages:
+        # Less noisy than the rate on a shared machine: what one message costs the gateway.
+        line += f" = {result.smsc_cpu / result.messages * 1e6:.0f} us/msg"
+    return line
 
 
 if __name__ == "__main__":

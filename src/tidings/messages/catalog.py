@@ -63,9 +63,16 @@ class CatalogCache:
         self._loaded = 0.0
         self._lock = asyncio.Lock()
 
-    async def get(self) -> Catalog:
+    def fresh(self) -> Catalog | None:
+        """The catalog when it needs no reload (the hot path's synchronous look), else None."""
         if self._catalog is not None and time.monotonic() - self._loaded < self.ttl:
             return self._catalog
+        return None
+
+    async def get(self) -> Catalog:
+        catalog = self.fresh()
+        if catalog is not None:
+            return catalog
         async with self._lock:  # one reload, however many requests noticed it is stale
             if self._catalog is None or time.monotonic() - self._loaded >= self.ttl:
                 async with self.sessions() as session:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from tidings.messages.models import Message
 from tidings.messages.status import Status
@@ -60,10 +59,6 @@ class MessageRecord:
     time_dr: datetime | None = None
     parent_id: int | None = None
 
-    @classmethod
-    def from_mapping(cls, row: Mapping[str, Any]) -> MessageRecord:
-        return cls(**row)
-
 
 @dataclass(slots=True)
 class AppliedChange:
@@ -71,6 +66,8 @@ class AppliedChange:
     previous: Status
     change: StatusChange
 
+
+RECORD_FIELDS = tuple(field.name for field in fields(MessageRecord))
 
 # Renderers shared by the query APIs (ORM objects) and the status-change path (records).
 MessageData: TypeAlias = Message | MessageRecord

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.connectors.base import OutboundMessage
 from tidings.db.ids import allocate_ids
 from tidings.delivery.models import DispatchJob
-from tidings.messages.changes import MessageRecord
+from tidings.messages.changes import RECORD_FIELDS, MessageRecord
 from tidings.messages.models import Message, MessageEvent, Task
 
 
@@ -130,10 +130,11 @@ class MessageRepository:
     async def lock_for_update(self, message_ids: Sequence[int]) -> list[MessageRecord]:
         """These messages' rows, locked for this transaction (plain records, no ORM objects)."""
         table = cast(Table, Message.__table__)
+        columns = [table.c[name] for name in RECORD_FIELDS]  # positional: the record's order
         result = await self.session.execute(
-            select(table).where(table.c.id.in_(message_ids)).with_for_update()
+            select(*columns).where(table.c.id.in_(message_ids)).with_for_update()
         )
-        return [MessageRecord(**row) for row in result.mappings()]
+        return [MessageRecord(*row) for row in result]
 
     async def expiring(self, statuses: Iterable[str], before: datetime, limit: int) -> list[int]:
         result = await self.session.execute(

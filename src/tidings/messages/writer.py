@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -43,11 +45,21 @@ class AcceptQueue:
 
     async def submit(self, prepared: PreparedSms) -> Acceptance:
         """Store a prepared request with whatever else is waiting; return once committed."""
-        accepted = await self._rounds.submit(prepared)
+        return await self.submit_nowait(prepared)
+
+    def submit_nowait(self, prepared: PreparedSms) -> asyncio.Future[Acceptance]:
+        """`submit` without a task: the future settles once the request is committed (its
+        acceptance counted and logged by then) or refused."""
+        done = self._rounds.submit_nowait(prepared)
+        done.add_done_callback(functools.partial(self._accepted, prepared))
+        return done
+
+    def _accepted(self, prepared: PreparedSms, done: asyncio.Future[Acceptance]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
         if self.metrics is not None:
             self.metrics.messages_accepted(prepared, SMS)
-        log_accepted(prepared, accepted, SMS)
-        return accepted
+        log_accepted(prepared, done.result(), SMS)
 
     async def _write(self, batch: Sequence[PreparedSms]) -> list[Acceptance | TidingsError]:
         try:

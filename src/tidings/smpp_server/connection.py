@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Coroutine, Sequence
@@ -60,6 +61,7 @@ from tidings.smpp_server.store import PendingReceipt
 from tidings.smpp_server.submits import status_of
 
 if TYPE_CHECKING:
+    from tidings.messages.acceptance import Acceptance
     from tidings.smpp_server.server import BoundClient, SmppServer
 
 log = logging.getLogger("tidings.smpp.server")
@@ -99,7 +101,9 @@ class ServerConnection:
         self.closed = False
         self._sequence = 0
         self._pending: dict[int, asyncio.Future[Pdu]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Submits being accepted (futures of the accept queue, or tasks when the catalog was
+        # reloading) and query/cancel tasks: the window, and what closing waits for.
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._assemblies: dict[tuple[str, str, int, int], _Assembly] = {}
         self.receipts_in_flight = 0
         # PDUs encoded but not yet handed to the transport: written together once per loop
@@ -266,7 +270,7 @@ class ServerConnection:
         text = decode_short_message(short_message, pdu.data_coding, pdu.esm_class, pdu.tlvs)
         concat = text.concat
         if concat is None or concat.total <= 1:
-            self._start(self._accept(client, pdu, text.text, [pdu]))
+            self._accept_now(client, pdu, text.text, [pdu])
             return
         self._add_part(client, pdu, text, concat)
 
@@ -289,7 +293,7 @@ class ServerConnection:
         if len(assembly.parts) == assembly.total:
             del self._assemblies[key]
             whole = parts_text(assembly.parts.values())
-            self._start(self._accept(client, pdu, whole, assembly.waiting))
+            self._accept_now(client, pdu, whole, assembly.waiting)
 
     def expire_parts(self) -> None:
         """Answer the parts of long messages that did not complete in time (and drop them)."""
@@ -304,18 +308,47 @@ class ServerConnection:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _accept_now(
+        self, client: BoundClient, pdu: SubmitSm | DataSm, body: str, answer: Sequence[Pdu]
+    ) -> None:
+        """Queue the message for the next commit and answer when it lands: no task per
+        submit_sm (thousands a second), unless the price catalog is being reloaded."""
+        try:
+            accepting = self.server.accept_nowait(client, pdu, body)
+        except Exception as error:
+            self._refused(answer, error)
+            return
+        if accepting is None:
+            self._start(self._accept(client, pdu, body, answer))
+            return
+        self._tasks.add(accepting)
+        accepting.add_done_callback(functools.partial(self._accepted, answer))
+
+    def _accepted(self, answer: Sequence[Pdu], accepting: asyncio.Future[Acceptance]) -> None:
+        self._tasks.discard(accepting)
+        if accepting.cancelled():
+            self._answer(answer, CommandStatus.ESME_RSYSERR, "")
+        elif (error := accepting.exception()) is not None:
+            self._refused(answer, error)
+        else:
+            self._answer(answer, CommandStatus.ESME_ROK, str(accepting.result().items[0].id))
+
     async def _accept(
         self, client: BoundClient, pdu: SubmitSm | DataSm, body: str, answer: Sequence[Pdu]
     ) -> None:
         try:
             message_id = await self.server.accept(client, pdu, body)
-        except TidingsError as error:
-            self._answer(answer, status_of(error), "")
-        except Exception:
-            log.exception("%s: submit failed", self.name)
-            self._answer(answer, CommandStatus.ESME_RSYSERR, "")
+        except Exception as error:
+            self._refused(answer, error)
         else:
             self._answer(answer, CommandStatus.ESME_ROK, str(message_id))
+
+    def _refused(self, answer: Sequence[Pdu], error: BaseException) -> None:
+        if isinstance(error, TidingsError):
+            self._answer(answer, status_of(error), "")
+        else:
+            log.error("%s: submit failed", self.name, exc_info=error)
+            self._answer(answer, CommandStatus.ESME_RSYSERR, "")
 
     async def _query(self, pdu: QuerySm) -> None:
         """query_sm: the state of one of this client's messages (ESME_RQUERYFAIL if none)."""

@@ -36,8 +36,15 @@ from tidings.delivery.service import cancel_unsent
 from tidings.errors import (
     InvalidRequest,
 )
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, prepare_sms
-from tidings.messages.catalog import CatalogCache
+from tidings.messages.acceptance import (
+    Acceptance,
+    Limits,
+    PreparedSms,
+    SmsItem,
+    SmsRequest,
+    prepare_sms,
+)
+from tidings.messages.catalog import Catalog, CatalogCache
 from tidings.messages.models import Message
 from tidings.messages.writer import AcceptQueue
 from tidings.smpp_server.connection import ServerConnection
@@ -222,8 +229,25 @@ class SmppServer:
 
     # --- submitting ---
 
+    def accept_nowait(
+        self, client: BoundClient, pdu: SubmitSm | DataSm, body: str
+    ) -> asyncio.Future[Acceptance] | None:
+        """Price, route and queue one message for the accept queue's next commit, without a
+        task; the future settles once it is stored (or refused). None: the price catalog is
+        being reloaded, use :meth:`accept`. Refusals found before queueing raise."""
+        catalog = self.catalog.fresh()
+        if catalog is None:
+            return None
+        return self.accepts.submit_nowait(self._prepare(catalog, client, pdu, body))
+
     async def accept(self, client: BoundClient, pdu: SubmitSm | DataSm, body: str) -> int:
         """Price, route, charge and store one message as the REST API does; its id."""
+        prepared = self._prepare(await self.catalog.get(), client, pdu, body)
+        return (await self.accepts.submit(prepared)).items[0].id
+
+    def _prepare(
+        self, catalog: Catalog, client: BoundClient, pdu: SubmitSm | DataSm, body: str
+    ) -> PreparedSms:
         if not pdu.source_addr:
             raise InvalidRequest("source_addr is empty", reason="bad_originator")
         send_at, expires_at = submit_times(pdu, self.clock.now())
@@ -242,9 +266,7 @@ class SmppServer:
             # The usual case (a receipt for the final status) needs no row.
             after_write=None if wanted == 1 else remember,
         )
-        prepared = prepare_sms(await self.catalog.get(), client.caller, request, self.limits)
-        acceptance = await self.accepts.submit(prepared)
-        return acceptance.items[0].id
+        return prepare_sms(catalog, client.caller, request, self.limits)
 
     async def cancel(self, client_id: int, message_id: int) -> bool:
         """Cancel a message of this client not yet handed to a supplier (refunded)."""
