@@ -27,7 +27,13 @@ from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.connectors.base import OutboundMessage, SubmitOutcome, SubmitResult
 from tidings.db.engine import transaction
-from tidings.delivery.service import ClaimedBatch, RetryPolicy, claim_batch, record_outcomes
+from tidings.delivery.service import (
+    ClaimedBatch,
+    RetryPolicy,
+    apply_early_receipts,
+    claim_batch,
+    record_outcomes,
+)
 from tidings.delivery.worker import WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
 from tidings.messages.changes import MessageRecord
@@ -174,6 +180,8 @@ async def record_submits(
     """The dispatcher's second half: record what the supplier answered."""
     async with transaction(sessions) as session:
         await record_outcomes(session, clock, world.supplier_id, batch, outcomes, RetryPolicy())
+    async with transaction(sessions) as session:  # as a lane does, after the commit
+        await apply_early_receipts(session, clock, world.supplier_id, batch, outcomes)
 
 
 async def send_all(

@@ -24,7 +24,16 @@ from tidings.connectors.base import (
 )
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.delivery.models import DispatchJob, Receipt
-from tidings.delivery.service import RetryPolicy, claim_batch, ingest_reports, sweep_expired
+from tidings.delivery.reports import ReportQueue
+from tidings.delivery.service import (
+    RetryPolicy,
+    apply_early_receipts,
+    claim_batch,
+    ingest_reports,
+    match_late_receipts,
+    record_outcomes,
+    sweep_expired,
+)
 from tidings.delivery.worker import SupplierLane, WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
 from tidings.messages.models import Message, MessageEvent
@@ -314,3 +323,54 @@ async def test_two_workers_never_send_a_message_twice(
     async with sessions() as session:
         statuses = set((await session.scalars(select(Message.status))).all())
     assert statuses == {"sent"}
+
+
+@pytest.mark.parametrize(
+    "report_commits_first", [True, False], ids=["report-first", "answer-first"]
+)
+async def test_receipt_racing_its_submit_answer_is_applied_without_waiting_for_the_sweep(
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    report_commits_first: bool,
+) -> None:
+    """The receipt's transaction and the submit answer's run at once (PostgreSQL, READ
+    COMMITTED): neither sees the other's rows. Whichever commits second matches them right
+    after its commit — the lane's early-receipt pass or the report round's second look."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write transaction at a time: the race cannot happen")
+    world = await build_world(sessions, clock)
+    [mid] = await accept(sessions, clock, world)
+    async with transaction(sessions) as session:
+        batch = await claim_batch(session, clock, world.supplier_id, 10, lease_seconds=60)
+    outcomes = await ScriptedConnector(world.supplier_id).submit(batch.to_send)
+    reports = ReportQueue(sessions, clock)  # not started: each submit writes alone
+    report = SupplierReport(f"up-{mid}", Status.DELIVERED, clock.now())
+
+    # The submit answer's transaction has written but not committed when the report lands.
+    async with transaction(sessions) as answer:
+        await record_outcomes(answer, clock, world.supplier_id, batch, outcomes, RetryPolicy())
+        if report_commits_first:
+            await reports.submit(world.supplier_id, [report])  # commits, matches nothing
+        else:
+            # The report's transaction reads before the answer commits, commits after it.
+            other = sessions()
+            await other.begin()
+            ingested = await ingest_reports(other, clock, world.supplier_id, [report])
+            assert ingested.matched == [False]
+    if not report_commits_first:
+        # The lane's look after its commit comes before the report's commit: nothing yet.
+        async with transaction(sessions) as session:
+            found = await apply_early_receipts(session, clock, world.supplier_id, batch, outcomes)
+            assert found == []
+        await other.commit()
+        await other.close()
+        assert (await message(sessions, mid)).status == "sent"
+        async with transaction(sessions) as session:  # the report round's second look
+            applied = await match_late_receipts(session, clock, ids=ingested.receipt_ids)
+    else:
+        assert (await message(sessions, mid)).status == "sent"
+        async with transaction(sessions) as session:  # the lane, after its commit
+            applied = await apply_early_receipts(session, clock, world.supplier_id, batch, outcomes)
+    assert [a.change.status for a in applied] == [Status.DELIVERED]
+    assert (await message(sessions, mid)).status == "delivered"

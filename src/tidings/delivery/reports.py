@@ -8,6 +8,7 @@ supplier; each caller gets its own receipt ids back once the transaction has com
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,10 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tidings.clock import Clock
 from tidings.connectors.base import SupplierReport
 from tidings.db.engine import transaction
-from tidings.delivery.service import ingest_reports
+from tidings.delivery.service import ingest_reports, match_late_receipts
 from tidings.groupcommit import GroupCommit
 from tidings.messages.changes import AppliedChange
 from tidings.observability.metrics import Metrics
+
+log = logging.getLogger("tidings.delivery")
 
 
 class ReportQueue:
@@ -53,7 +56,11 @@ class ReportQueue:
         if not self._rounds.running:  # not started (CLI, tests): write alone, right away
             async with transaction(self.sessions) as session:
                 result = await ingest_reports(session, self.clock, supplier_id, reports)
-            self._observe([(supplier_id, reports)], result.applied)
+            applied = list(result.applied)
+            unmatched = [i for i, m in zip(result.receipt_ids, result.matched, strict=True) if not m]
+            if unmatched:
+                applied += await self._match_after_commit(unmatched)
+            self._observe([(supplier_id, reports)], applied)
             return result.receipt_ids
         return await self._rounds.submit(_Reports(supplier_id, reports))
 
@@ -68,19 +75,39 @@ class ReportQueue:
         ids: list[list[int]] = [[] for _ in batch]
         stored: list[tuple[int, Sequence[SupplierReport]]] = []
         applied: list[AppliedChange] = []
+        unmatched: list[int] = []
         async with transaction(self.sessions) as session:
             for supplier_id, indexes in by_supplier.items():
                 merged = [report for i in indexes for report in batch[i].reports]
                 result = await ingest_reports(session, self.clock, supplier_id, merged)
                 stored.append((supplier_id, merged))
                 applied.extend(result.applied)
+                unmatched += [
+                    receipt_id
+                    for receipt_id, matched in zip(result.receipt_ids, result.matched, strict=True)
+                    if not matched
+                ]
                 offset = 0
                 for i in indexes:
                     count = len(batch[i].reports)
                     ids[i] = result.receipt_ids[offset : offset + count]
                     offset += count
+        if unmatched:
+            applied += await self._match_after_commit(unmatched)
         self._observe(stored, applied)
         return ids
+
+    async def _match_after_commit(self, receipt_ids: Sequence[int]) -> list[AppliedChange]:
+        """Receipts that matched no message: their submit answers may have committed while
+        this round ran (see match_late_receipts). Best effort: the sweeper catches the rest."""
+        try:
+            async with transaction(self.sessions) as session:
+                return await match_late_receipts(
+                    session, self.clock, limit=len(receipt_ids), ids=receipt_ids
+                )
+        except Exception:
+            log.exception("report-writer: matching %d receipts again failed", len(receipt_ids))
+            return []
 
     def _observe(
         self,

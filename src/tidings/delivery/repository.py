@@ -150,14 +150,17 @@ class ReceiptRepository:
             [{"receipt": receipt_id, "mid": message_id} for receipt_id, message_id in matches],
         )
 
-    async def newly_matchable(self, since: datetime, limit: int) -> list[tuple[Receipt, int]]:
-        """Unmatched receipts whose message now carries their supplier id.
+    async def newly_matchable(
+        self, since: datetime, limit: int, ids: Sequence[int] | None = None
+    ) -> list[tuple[Receipt, int]]:
+        """Unmatched receipts whose message now carries their supplier id (of ``ids`` only,
+        when given).
 
         A receipt and the submit answer it belongs to can be written by two transactions at
         once; under READ COMMITTED neither sees the other, so both miss the match. This
         catches those up (and any left by a crash between the two).
         """
-        result = await self.session.execute(
+        query = (
             select(Receipt, Message.id)
             .join(
                 Message,
@@ -170,6 +173,9 @@ class ReceiptRepository:
             .order_by(Receipt.id)
             .limit(limit)
         )
+        if ids is not None:
+            query = query.where(Receipt.id.in_(ids))
+        result = await self.session.execute(query)
         return [(row[0], row[1]) for row in result]
 
 
@@ -187,10 +193,12 @@ class PartRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def unmatched_receipts(self, since: datetime, limit: int) -> list[Receipt]:
+    async def unmatched_receipts(
+        self, since: datetime, limit: int, ids: Sequence[int] | None = None
+    ) -> list[Receipt]:
         """Unmatched receipts about a known part: one whose transaction raced the one that
         recorded the parts (READ COMMITTED: neither saw the other), as newly_matchable."""
-        result = await self.session.execute(
+        query = (
             select(Receipt)
             .join(
                 MessagePart,
@@ -203,6 +211,9 @@ class PartRepository:
             .order_by(Receipt.id)
             .limit(limit)
         )
+        if ids is not None:
+            query = query.where(Receipt.id.in_(ids))
+        result = await self.session.execute(query)
         return list(result.scalars())
 
     async def add(self, supplier_id: int, messages: Sequence[tuple[int, Sequence[str]]]) -> None:

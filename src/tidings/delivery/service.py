@@ -81,7 +81,6 @@ async def record_outcomes(
     ]
     done: list[int] = list(batch.expired)
     retries: list[tuple[int, datetime, str]] = []
-    accepted: list[tuple[int, str]] = []
     long: list[tuple[int, Sequence[str]]] = []  # (message, its parts' ids) taken part by part
     answered = {outcome.message_id for outcome in outcomes}
     # A connector that forgets a message gets it back to retry, never silently dropped.
@@ -105,7 +104,6 @@ async def record_outcomes(
                     sent=True,
                 )
             )
-            accepted.append((mid, outcome.supplier_message_id))
             if len(outcome.part_ids) > 1:
                 long.append((mid, outcome.part_ids))
             done.append(mid)
@@ -127,19 +125,33 @@ async def record_outcomes(
     await jobs.retry_later(retries)
     if long:
         await PartRepository(session).add(supplier_id, long)
-    if accepted:
-        part_ids = {part_id for _, ids in long for part_id in ids}
-        applied.extend(await _apply_early_receipts(session, clock, supplier_id, accepted, part_ids))
     return applied
 
 
-async def _apply_early_receipts(
+async def apply_early_receipts(
     session: AsyncSession,
     clock: Clock,
     supplier_id: int,
-    accepted: list[tuple[int, str]],
-    part_ids: set[str],
+    batch: ClaimedBatch,
+    outcomes: Sequence[SubmitOutcome],
 ) -> list[AppliedChange]:
+    """Apply receipts that arrived before these submit answers were recorded.
+
+    Call it in a transaction of its own, after the one of `record_outcomes` committed: a
+    report round that raced that transaction (READ COMMITTED: neither saw the other) has
+    either committed by now, and its receipts are found here, or commits later and finds
+    the answers itself (`match_late_receipts` after its round).
+    """
+    sent = {m.message_id for m in batch.to_send}
+    taken = [
+        o
+        for o in outcomes
+        if o.result is SubmitResult.ACCEPTED and o.supplier_message_id and o.message_id in sent
+    ]
+    if not taken:
+        return []
+    accepted = [(o.message_id, o.supplier_message_id or "") for o in taken]
+    part_ids = {part_id for o in taken if len(o.part_ids) > 1 for part_id in o.part_ids}
     receipts = ReceiptRepository(session)
     by_supplier_id = {smid: mid for mid, smid in accepted}
     early = await receipts.unmatched_for(
@@ -261,12 +273,20 @@ UNMATCHED_RECEIPT_WINDOW = timedelta(days=3)
 
 
 async def match_late_receipts(
-    session: AsyncSession, clock: Clock, *, limit: int = 1000
+    session: AsyncSession, clock: Clock, *, limit: int = 1000, ids: Sequence[int] | None = None
 ) -> list[AppliedChange]:
+    """Apply unmatched receipts (those of ``ids`` only, when given) whose message is known now.
+
+    The sweeper runs it over everything now and then. Right after committing, whoever wrote
+    an unmatched receipt (a report round) or a supplier's submit answers (a lane) runs it
+    again for what it wrote: of two such transactions that raced, the later to commit sees the
+    other's rows then, so a receipt that beat its submit answer is applied at once rather than
+    at the next sweep.
+    """
     receipts = ReceiptRepository(session)
     since = clock.now() - UNMATCHED_RECEIPT_WINDOW
-    found = await receipts.newly_matchable(since, limit)
-    of_parts = await PartRepository(session).unmatched_receipts(since, limit)
+    found = await receipts.newly_matchable(since, limit, ids)
+    of_parts = await PartRepository(session).unmatched_receipts(since, limit, ids)
     if not found and not of_parts:
         return []
     changes: list[StatusChange] = []

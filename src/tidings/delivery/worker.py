@@ -28,6 +28,7 @@ from tidings.delivery.reports import ReportQueue
 from tidings.delivery.service import (
     ClaimedBatch,
     RetryPolicy,
+    apply_early_receipts,
     claim_batch,
     record_outcomes,
     sweep_expired,
@@ -140,6 +141,10 @@ class SupplierLane:
         async with transaction(self.sessions) as session:
             applied = await record_outcomes(
                 session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
+            )
+        async with transaction(self.sessions) as session:
+            applied += await apply_early_receipts(
+                session, self.clock, self.supplier_id, batch, outcomes
             )
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
