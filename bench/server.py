@@ -394,7 +394,7 @@ class Server:
 class Profiler:
     """`py-spy record --pid` over one measuring window (not start-up, not warm-up)."""
 
-    def __init__(self, pid: int, path: Path, rate: int = 100) -> None:
+    def __init__(self, pid: int, path: Path, rate: int = 250) -> None:
         self.pid = pid
         self.path = path
         self.rate = rate

@@ -57,7 +57,9 @@ class ReportQueue:
             async with transaction(self.sessions) as session:
                 result = await ingest_reports(session, self.clock, supplier_id, reports)
             applied = list(result.applied)
-            unmatched = [i for i, m in zip(result.receipt_ids, result.matched, strict=True) if not m]
+            unmatched = [
+                i for i, m in zip(result.receipt_ids, result.matched, strict=True) if not m
+            ]
             if unmatched:
                 applied += await self._match_after_commit(unmatched)
             self._observe([(supplier_id, reports)], applied)
@@ -82,11 +84,7 @@ class ReportQueue:
                 result = await ingest_reports(session, self.clock, supplier_id, merged)
                 stored.append((supplier_id, merged))
                 applied.extend(result.applied)
-                unmatched += [
-                    receipt_id
-                    for receipt_id, matched in zip(result.receipt_ids, result.matched, strict=True)
-                    if not matched
-                ]
+                unmatched += result.unmatched_ids
                 offset = 0
                 for i in indexes:
                     count = len(batch[i].reports)

@@ -69,7 +69,8 @@ class DispatchRepository:
     async def complete(self, message_ids: Iterable[int]) -> None:
         ids = list(message_ids)
         if ids:
-            await self.session.execute(delete(DispatchJob).where(DispatchJob.message_id.in_(ids)))
+            jobs = cast(Table, DispatchJob.__table__)
+            await self.session.execute(delete(jobs).where(jobs.c.message_id.in_(ids)))
 
     async def remove_unleased(self, message_id: int, now: datetime) -> bool:
         """Delete a job no worker holds (cancelling); False when it is gone or leased."""

@@ -190,6 +190,11 @@ class IngestResult:
     matched: list[bool]
     applied: list[AppliedChange]
 
+    @property
+    def unmatched_ids(self) -> list[int]:
+        """The stored receipts that matched no message (yet)."""
+        return [i for i, matched in zip(self.receipt_ids, self.matched, strict=True) if not matched]
+
 
 async def ingest_reports(
     session: AsyncSession, clock: Clock, supplier_id: int, reports: Sequence[SupplierReport]
