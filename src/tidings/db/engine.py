@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from tidings.config import normalize_database_url
+from tidings.db.sqlite_driver import one_trip_dbapi
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -34,6 +35,7 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     engine = create_async_engine(
         url,
         echo=echo,
+        module=one_trip_dbapi(),  # one hand-over to SQLite's thread per statement
         poolclass=AsyncAdaptedQueuePool,
         pool_size=1,
         max_overflow=0,

@@ -56,13 +56,8 @@ class ReportQueue:
         if not self._rounds.running:  # not started (CLI, tests): write alone, right away
             async with transaction(self.sessions) as session:
                 result = await ingest_reports(session, self.clock, supplier_id, reports)
-            applied = list(result.applied)
-            unmatched = [
-                i for i, m in zip(result.receipt_ids, result.matched, strict=True) if not m
-            ]
-            if unmatched:
-                applied += await self._match_after_commit(unmatched)
-            self._observe([(supplier_id, reports)], applied)
+            self._observe([(supplier_id, reports)], result.applied)
+            await self._match_after_commit(result.unmatched_ids)
             return result.receipt_ids
         return await self._rounds.submit(_Reports(supplier_id, reports))
 
@@ -90,22 +85,24 @@ class ReportQueue:
                     count = len(batch[i].reports)
                     ids[i] = result.receipt_ids[offset : offset + count]
                     offset += count
-        if unmatched:
-            applied += await self._match_after_commit(unmatched)
         self._observe(stored, applied)
+        await self._match_after_commit(unmatched)
         return ids
 
-    async def _match_after_commit(self, receipt_ids: Sequence[int]) -> list[AppliedChange]:
+    async def _match_after_commit(self, receipt_ids: Sequence[int]) -> None:
         """Receipts that matched no message: their submit answers may have committed while
         this round ran (see match_late_receipts). Best effort: the sweeper catches the rest."""
+        if not receipt_ids:
+            return
         try:
             async with transaction(self.sessions) as session:
-                return await match_late_receipts(
+                applied = await match_late_receipts(
                     session, self.clock, limit=len(receipt_ids), ids=receipt_ids
                 )
         except Exception:
             log.exception("report-writer: matching %d receipts again failed", len(receipt_ids))
-            return []
+            return
+        self._observe([], applied)
 
     def _observe(
         self,

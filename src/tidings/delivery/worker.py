@@ -142,12 +142,15 @@ class SupplierLane:
             applied = await record_outcomes(
                 session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
             )
+        # Counted after each commit that made it true (a scrape may come in between).
+        if self.metrics is not None:
+            self.metrics.changes_applied(applied)
         async with transaction(self.sessions) as session:
-            applied += await apply_early_receipts(
+            early = await apply_early_receipts(
                 session, self.clock, self.supplier_id, batch, outcomes
             )
         if self.metrics is not None:
-            self.metrics.changes_applied(applied)
+            self.metrics.changes_applied(early)
         return True
 
     async def _submit(self, batch: ClaimedBatch, held_back: bool) -> Sequence[SubmitOutcome]:

@@ -1,0 +1,97 @@
+"""The one-trip aiosqlite adapter (tidings.db.sqlite_driver) behaves as SQLAlchemy's own.
+
+SQLite only: the adapter is SQLite's DBAPI shim; PostgreSQL goes through asyncpg untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tidings.db.engine import create_engine, create_sessionmaker, transaction
+from tidings.db.sqlite_driver import OneTripConnection, OneTripCursor
+
+metadata = MetaData()
+things = Table(
+    "things",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(20), unique=True, nullable=False),
+)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+async def test_the_engine_uses_the_one_trip_adapter(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        adapted = raw.dbapi_connection
+        assert isinstance(adapted, OneTripConnection)
+        assert isinstance(adapted.cursor(), OneTripCursor)
+
+
+async def test_rows_counts_and_ids_come_back(engine: AsyncEngine) -> None:
+    sessions = create_sessionmaker(engine)
+    async with transaction(sessions) as session:
+        single = await session.execute(insert(things).values(name="one"))
+        assert single.inserted_primary_key == (1,)
+        many = await session.execute(insert(things), [{"name": "two"}, {"name": "three"}])
+        assert many.rowcount == 2
+        updated = await session.execute(
+            text("UPDATE things SET name = name || '!' WHERE id > :id"), {"id": 1}
+        )
+        assert updated.rowcount == 2  # type: ignore[attr-defined]
+    async with sessions() as session:
+        names = (await session.execute(select(things.c.name).order_by(things.c.id))).scalars()
+        assert list(names) == ["one", "two!", "three!"]
+        empty = await session.execute(select(things.c.id).where(things.c.id > 99))
+        assert empty.all() == []
+
+
+async def test_streamed_results_still_use_a_server_side_cursor(engine: AsyncEngine) -> None:
+    sessions = create_sessionmaker(engine)
+    async with transaction(sessions) as session:
+        await session.execute(insert(things), [{"name": f"n{i}"} for i in range(250)])
+    async with sessions() as session:
+        stream = await session.stream(select(things.c.id).order_by(things.c.id))
+        seen = [row[0] async for row in stream]
+    assert seen == list(range(1, 251))
+
+
+async def test_errors_are_sqlalchemy_errors_and_roll_back(engine: AsyncEngine) -> None:
+    sessions = create_sessionmaker(engine)
+    async with transaction(sessions) as session:
+        await session.execute(insert(things).values(name="taken"))
+    with pytest.raises(IntegrityError):
+        async with transaction(sessions) as session:
+            await session.execute(insert(things).values(name="fresh"))
+            await session.execute(insert(things).values(name="taken"))
+    async with sessions() as session:
+        names = (await session.execute(select(things.c.name))).scalars().all()
+    assert names == ["taken"]  # "fresh" went with the failed transaction
+
+
+async def test_a_connection_given_back_mid_transaction_is_rolled_back(
+    engine: AsyncEngine,
+) -> None:
+    """The skipped rollback is only for connections whose transaction already ended."""
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session:  # BEGIN IMMEDIATE, a write, never committed
+        await session.execute(insert(things).values(name="abandoned"))
+    async with transaction(sessions) as session:  # the write lock is free again
+        await session.execute(insert(things).values(name="kept"))
+    async with sessions() as session:
+        names = (await session.execute(select(things.c.name))).scalars().all()
+    assert names == ["kept"]
