@@ -5,6 +5,7 @@ SQLite only: the adapter is SQLite's DBAPI shim; PostgreSQL goes through asyncpg
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -95,3 +96,35 @@ async def test_a_connection_given_back_mid_transaction_is_rolled_back(
     async with sessions() as session:
         names = (await session.execute(select(things.c.name))).scalars().all()
     assert names == ["kept"]
+
+
+async def test_the_held_back_begin_still_takes_the_write_lock_first(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """BEGIN IMMEDIATE goes with the first statement; from then on, until the commit, no
+    other connection can write (it would fail at once with timeout 0)."""
+    sessions = create_sessionmaker(engine)
+    other = sqlite3.connect(tmp_path / "driver.db", timeout=0, isolation_level=None)
+    try:
+        async with transaction(sessions) as session:
+            await session.execute(select(things.c.id))  # a read: BEGIN IMMEDIATE went with it
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("INSERT INTO things (name) VALUES ('elsewhere')")
+        other.execute("INSERT INTO things (name) VALUES ('after')")  # committed: free again
+    finally:
+        other.close()
+
+
+async def test_a_transaction_without_statements_commits_and_rolls_back(
+    engine: AsyncEngine,
+) -> None:
+    sessions = create_sessionmaker(engine)
+    async with transaction(sessions):
+        pass
+    with pytest.raises(RuntimeError):
+        async with transaction(sessions):
+            raise RuntimeError("nothing ran")
+    async with transaction(sessions) as session:
+        await session.execute(insert(things).values(name="still fine"))
+    async with sessions() as session:
+        assert (await session.execute(select(things.c.name))).scalars().all() == ["still fine"]
