@@ -169,8 +169,8 @@ async def apply_early_receipts(
         ],
     )
     by_supplier_id.update(parts.message_of)
-    await receipts.mark_matched([(r.id, by_supplier_id[r.supplier_message_id]) for r in early])
-    return await apply_changes(
+    # Messages first, then receipts: the order the sweeper's pass locks them in.
+    applied = await apply_changes(
         session,
         clock,
         [
@@ -182,6 +182,8 @@ async def apply_early_receipts(
         ]
         + parts.changes,
     )
+    await receipts.mark_matched([(r.id, by_supplier_id[r.supplier_message_id]) for r in early])
+    return applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,8 +317,11 @@ async def match_late_receipts(
         StatusChange(message_id, Status(r.status), r.received_at, r.detail)
         for r, message_id in plain
     ]
+    # Messages first, then receipts, in every path that does both (two post-commit looks at
+    # the same receipt, or one and the sweeper, would otherwise deadlock on PostgreSQL).
+    applied = await apply_changes(session, clock, changes)
     await receipts.mark_matched(matched)
-    return await apply_changes(session, clock, changes)
+    return applied
 
 
 async def cancel_unsent(
