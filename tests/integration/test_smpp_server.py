@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -146,15 +147,23 @@ async def test_throughput_and_balance(setup: Setup) -> None:
         client.balance = Decimal("0.03")
     esme = Esme(setup.port)
     await esme.bind(setup.credentials, "transmitter")
+    burst = 6
+    started = time.monotonic()
     try:
-        for i in range(4):
+        for i in range(burst):
             await esme.submit(f"burst {i}", phone=f"38097123450{i}")
-        await esme.pump(lambda: len(esme.sent) == 4)
+        await esme.pump(lambda: len(esme.sent) == burst)
     finally:
         await esme.close()
+    elapsed = time.monotonic() - started
     statuses = sorted(pdu.status for pdu in esme.sent)
-    # One charged (0.02 of 0.03), one over the balance, two over 2/s.
-    assert statuses == [0, ESME_RSUBMITFAIL, ESME_RTHROTTLED, ESME_RTHROTTLED]
+    # One charged (0.02 of 0.03); the bucket holds 2 and gains 2 a second, so whatever came
+    # beyond that while the burst lasted was throttled, and what it let through past the
+    # first was over the balance. (A loaded machine stretches the burst: count, not order.)
+    assert statuses.count(0) == 1
+    assert set(statuses) <= {0, ESME_RSUBMITFAIL, ESME_RTHROTTLED}
+    assert statuses.count(ESME_RTHROTTLED) >= burst - 2 - int(elapsed * 2)
+    assert statuses.count(ESME_RSUBMITFAIL) >= 1  # the bucket's second token
 
 
 async def test_receipt_waits_for_a_receiver_bind(setup: Setup) -> None:
