@@ -181,7 +181,7 @@ async def record_submits(
     async with transaction(sessions) as session:
         await record_outcomes(session, clock, world.supplier_id, batch, outcomes, RetryPolicy())
     async with transaction(sessions) as session:  # as a lane does, after the commit
-        await apply_early_receipts(session, clock, world.supplier_id, batch, outcomes)
+        await apply_early_receipts(session, clock, outcomes)
 
 
 async def send_all(

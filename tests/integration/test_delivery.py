@@ -361,7 +361,7 @@ async def test_receipt_racing_its_submit_answer_is_applied_without_waiting_for_t
     if not report_commits_first:
         # The lane's look after its commit comes before the report's commit: nothing yet.
         async with transaction(sessions) as session:
-            found = await apply_early_receipts(session, clock, world.supplier_id, batch, outcomes)
+            found = await apply_early_receipts(session, clock, outcomes)
             assert found == []
         await other.commit()
         await other.close()
@@ -371,6 +371,6 @@ async def test_receipt_racing_its_submit_answer_is_applied_without_waiting_for_t
     else:
         assert (await message(sessions, mid)).status == "sent"
         async with transaction(sessions) as session:  # the lane, after its commit
-            applied = await apply_early_receipts(session, clock, world.supplier_id, batch, outcomes)
+            applied = await apply_early_receipts(session, clock, outcomes)
     assert [a.change.status for a in applied] == [Status.DELIVERED]
     assert (await message(sessions, mid)).status == "delivered"

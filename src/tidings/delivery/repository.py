@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.ids import allocate_ids
@@ -124,21 +124,6 @@ class ReceiptRepository:
         )
         return {row[0]: row[1] for row in result}
 
-    async def unmatched_for(self, pairs: Iterable[tuple[int, str]]) -> Sequence[Receipt]:
-        """Receipts kept from before their message's supplier id was known."""
-        wanted = list(pairs)
-        if not wanted:
-            return []
-        result = await self.session.execute(
-            select(Receipt)
-            .where(
-                Receipt.message_id.is_(None),
-                tuple_(Receipt.supplier_id, Receipt.supplier_message_id).in_(wanted),
-            )
-            .order_by(Receipt.id)
-        )
-        return result.scalars().all()
-
     async def mark_matched(self, matches: Sequence[tuple[int, int]]) -> None:
         """(receipt_id, message_id) pairs."""
         if not matches:
@@ -152,10 +137,14 @@ class ReceiptRepository:
         )
 
     async def newly_matchable(
-        self, since: datetime, limit: int, ids: Sequence[int] | None = None
+        self,
+        since: datetime,
+        limit: int | None,
+        ids: Sequence[int] | None = None,
+        message_ids: Sequence[int] | None = None,
     ) -> list[tuple[Receipt, int]]:
-        """Unmatched receipts whose message now carries their supplier id (of ``ids`` only,
-        when given).
+        """Unmatched receipts whose message now carries their supplier id (of ``ids``, or about
+        ``message_ids``, only, when given).
 
         A receipt and the submit answer it belongs to can be written by two transactions at
         once; under READ COMMITTED neither sees the other, so both miss the match. This
@@ -176,6 +165,8 @@ class ReceiptRepository:
         )
         if ids is not None:
             query = query.where(Receipt.id.in_(ids))
+        if message_ids is not None:
+            query = query.where(Message.id.in_(message_ids))
         result = await self.session.execute(query)
         return [(row[0], row[1]) for row in result]
 
@@ -195,7 +186,11 @@ class PartRepository:
         self.session = session
 
     async def unmatched_receipts(
-        self, since: datetime, limit: int, ids: Sequence[int] | None = None
+        self,
+        since: datetime,
+        limit: int | None,
+        ids: Sequence[int] | None = None,
+        message_ids: Sequence[int] | None = None,
     ) -> list[Receipt]:
         """Unmatched receipts about a known part: one whose transaction raced the one that
         recorded the parts (READ COMMITTED: neither saw the other), as newly_matchable."""
@@ -214,6 +209,8 @@ class PartRepository:
         )
         if ids is not None:
             query = query.where(Receipt.id.in_(ids))
+        if message_ids is not None:
+            query = query.where(MessagePart.message_id.in_(message_ids))
         result = await self.session.execute(query)
         return list(result.scalars())
 

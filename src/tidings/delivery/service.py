@@ -129,11 +129,7 @@ async def record_outcomes(
 
 
 async def apply_early_receipts(
-    session: AsyncSession,
-    clock: Clock,
-    supplier_id: int,
-    batch: ClaimedBatch,
-    outcomes: Sequence[SubmitOutcome],
+    session: AsyncSession, clock: Clock, outcomes: Sequence[SubmitOutcome]
 ) -> list[AppliedChange]:
     """Apply receipts that arrived before these submit answers were recorded.
 
@@ -142,48 +138,14 @@ async def apply_early_receipts(
     either committed by now, and its receipts are found here, or commits later and finds
     the answers itself (`match_late_receipts` after its round).
     """
-    sent = {m.message_id for m in batch.to_send}
     taken = [
-        o
+        o.message_id
         for o in outcomes
-        if o.result is SubmitResult.ACCEPTED and o.supplier_message_id and o.message_id in sent
+        if o.result is SubmitResult.ACCEPTED and o.supplier_message_id
     ]
     if not taken:
         return []
-    accepted = [(o.message_id, o.supplier_message_id or "") for o in taken]
-    part_ids = {part_id for o in taken if len(o.part_ids) > 1 for part_id in o.part_ids}
-    receipts = ReceiptRepository(session)
-    by_supplier_id = {smid: mid for mid, smid in accepted}
-    early = await receipts.unmatched_for(
-        (supplier_id, smid) for smid in {*by_supplier_id, *part_ids}
-    )
-    if not early:
-        return []
-    parts = await settle_parts(
-        session,
-        supplier_id,
-        [
-            PartReport(r.supplier_message_id, Status(r.status), r.received_at, r.detail)
-            for r in early
-            if r.supplier_message_id in part_ids
-        ],
-    )
-    by_supplier_id.update(parts.message_of)
-    # Messages first, then receipts: the order the sweeper's pass locks them in.
-    applied = await apply_changes(
-        session,
-        clock,
-        [
-            StatusChange(
-                by_supplier_id[r.supplier_message_id], Status(r.status), r.received_at, r.detail
-            )
-            for r in early
-            if r.supplier_message_id not in parts.message_of
-        ]
-        + parts.changes,
-    )
-    await receipts.mark_matched([(r.id, by_supplier_id[r.supplier_message_id]) for r in early])
-    return applied
+    return await match_late_receipts(session, clock, limit=None, message_ids=taken)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,9 +242,15 @@ UNMATCHED_RECEIPT_WINDOW = timedelta(days=3)
 
 
 async def match_late_receipts(
-    session: AsyncSession, clock: Clock, *, limit: int = 1000, ids: Sequence[int] | None = None
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    limit: int | None = 1000,
+    ids: Sequence[int] | None = None,
+    message_ids: Sequence[int] | None = None,
 ) -> list[AppliedChange]:
-    """Apply unmatched receipts (those of ``ids`` only, when given) whose message is known now.
+    """Apply unmatched receipts whose message is known now: all of them (up to ``limit``), or
+    only those with these receipt ``ids``, or only those about these ``message_ids``.
 
     The sweeper runs it over everything now and then. Right after committing, whoever wrote
     an unmatched receipt (a report round) or a supplier's submit answers (a lane) runs it
@@ -292,8 +260,8 @@ async def match_late_receipts(
     """
     receipts = ReceiptRepository(session)
     since = clock.now() - UNMATCHED_RECEIPT_WINDOW
-    found = await receipts.newly_matchable(since, limit, ids)
-    of_parts = await PartRepository(session).unmatched_receipts(since, limit, ids)
+    found = await receipts.newly_matchable(since, limit, ids, message_ids)
+    of_parts = await PartRepository(session).unmatched_receipts(since, limit, ids, message_ids)
     if not found and not of_parts:
         return []
     changes: list[StatusChange] = []

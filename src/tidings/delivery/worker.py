@@ -146,9 +146,7 @@ class SupplierLane:
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
         async with transaction(self.sessions) as session:
-            early = await apply_early_receipts(
-                session, self.clock, self.supplier_id, batch, outcomes
-            )
+            early = await apply_early_receipts(session, self.clock, outcomes)
         if self.metrics is not None:
             self.metrics.changes_applied(early)
         return True

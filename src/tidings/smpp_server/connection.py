@@ -101,8 +101,8 @@ class ServerConnection:
         self.closed = False
         self._sequence = 0
         self._pending: dict[int, asyncio.Future[Pdu]] = {}
-        # Submits being accepted (futures of the accept queue, or tasks when the catalog was
-        # reloading) and query/cancel tasks: the window, and what closing waits for.
+        # Submits being accepted (the accept queue's futures) and query/cancel tasks: the
+        # window, and what closing waits for.
         self._tasks: set[asyncio.Future[Any]] = set()
         self._assemblies: dict[tuple[str, str, int, int], _Assembly] = {}
         self.receipts_in_flight = 0
@@ -312,14 +312,11 @@ class ServerConnection:
         self, client: BoundClient, pdu: SubmitSm | DataSm, body: str, answer: Sequence[Pdu]
     ) -> None:
         """Queue the message for the next commit and answer when it lands: no task per
-        submit_sm (thousands a second), unless the price catalog is being reloaded."""
+        submit_sm (thousands a second)."""
         try:
             accepting = self.server.accept_nowait(client, pdu, body)
         except Exception as error:
             self._refused(answer, error)
-            return
-        if accepting is None:
-            self._start(self._accept(client, pdu, body, answer))
             return
         self._tasks.add(accepting)
         accepting.add_done_callback(functools.partial(self._accepted, answer))
@@ -332,16 +329,6 @@ class ServerConnection:
             self._refused(answer, error)
         else:
             self._answer(answer, CommandStatus.ESME_ROK, str(accepting.result().items[0].id))
-
-    async def _accept(
-        self, client: BoundClient, pdu: SubmitSm | DataSm, body: str, answer: Sequence[Pdu]
-    ) -> None:
-        try:
-            message_id = await self.server.accept(client, pdu, body)
-        except Exception as error:
-            self._refused(answer, error)
-        else:
-            self._answer(answer, CommandStatus.ESME_ROK, str(message_id))
 
     def _refused(self, answer: Sequence[Pdu], error: BaseException) -> None:
         if isinstance(error, TidingsError):

@@ -231,19 +231,21 @@ class SmppServer:
 
     def accept_nowait(
         self, client: BoundClient, pdu: SubmitSm | DataSm, body: str
-    ) -> asyncio.Future[Acceptance] | None:
+    ) -> asyncio.Future[Acceptance]:
         """Price, route and queue one message for the accept queue's next commit, without a
-        task; the future settles once it is stored (or refused). None: the price catalog is
-        being reloaded, use :meth:`accept`. Refusals found before queueing raise."""
+        task; the future settles once it is stored (or refused). Refusals found before
+        queueing raise. While the price catalog reloads (every few seconds at most), a task
+        waits for it first."""
         catalog = self.catalog.fresh()
         if catalog is None:
-            return None
+            return asyncio.ensure_future(self._accept_after_reload(client, pdu, body))
         return self.accepts.submit_nowait(self._prepare(catalog, client, pdu, body))
 
-    async def accept(self, client: BoundClient, pdu: SubmitSm | DataSm, body: str) -> int:
-        """Price, route, charge and store one message as the REST API does; its id."""
+    async def _accept_after_reload(
+        self, client: BoundClient, pdu: SubmitSm | DataSm, body: str
+    ) -> Acceptance:
         prepared = self._prepare(await self.catalog.get(), client, pdu, body)
-        return (await self.accepts.submit(prepared)).items[0].id
+        return await self.accepts.submit(prepared)
 
     def _prepare(
         self, catalog: Catalog, client: BoundClient, pdu: SubmitSm | DataSm, body: str
