@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, UTCDateTime
@@ -18,7 +18,17 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        # The claim's queue: only pending rows, in the order they are claimed. Partial, so
+        # the millions of finished deliveries are not in it and the claim walks it by index
+        # order whatever the planner knows (no statistics needed). A lease moves
+        # `next_attempt_at` to the lease's end, so rows in flight sit behind the due ones.
+        Index(
+            "ix_webhook_deliveries_ready",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
         Index("ix_webhook_deliveries_message", "message_id", "id"),
     )
 

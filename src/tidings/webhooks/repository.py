@@ -122,44 +122,74 @@ class WebhookRepository:
         return [Candidate(*row) for row in result.tuples()]
 
     async def lease(self, ids: Sequence[int], lease_until: datetime) -> list[ClaimedDelivery]:
-        """Lease the chosen candidates (locked by `candidates` in this same transaction)."""
+        """Lease the chosen candidates (locked by `candidates` in this same transaction).
+
+        `next_attempt_at` moves to the lease's end with it: the rows in flight leave the
+        front of the claim's index (the next claim does not walk over them), and if this
+        worker dies they are due again exactly when the lease runs out.
+        """
         if not ids:
             return []
-        await self.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(list(ids)))
-            .values(locked_until=lease_until)
-            .execution_options(synchronize_session=False)
-        )
+        deliveries = cast(Table, WebhookDelivery.__table__)
+        c = deliveries.c
         result = await self.session.execute(
-            select(
-                WebhookDelivery,
-                Client.webhook_secret,
-                Client.webhook_login,
-                Client.webhook_password,
+            update(deliveries)
+            .where(c.id.in_(list(ids)))
+            .values(locked_until=lease_until, next_attempt_at=lease_until)
+            .returning(
+                c.id,
+                c.client_id,
+                c.message_id,
+                c.url,
+                c.format,
+                c.content_type,
+                c.body,
+                c.attempts,
+                c.schedule,
             )
-            .join(Client, Client.id == WebhookDelivery.client_id)
-            .where(WebhookDelivery.id.in_(list(ids)))
-            .order_by(WebhookDelivery.id)
         )
+        rows = sorted(result.tuples(), key=lambda row: row[0])
+        credentials = await self._credentials({row[1] for row in rows})
         return [
             ClaimedDelivery(
-                id=d.id,
-                client_id=d.client_id,
-                message_id=d.message_id,
-                url=d.url,
-                format=d.format,
-                content_type=d.content_type,
-                body=d.body,
-                attempts=d.attempts,
-                schedule=[int(delay) for delay in d.schedule],
+                id=id_,
+                client_id=client_id,
+                message_id=message_id,
+                url=url,
+                format=format_,
+                content_type=content_type,
+                body=body,
+                attempts=attempts,
+                schedule=[int(delay) for delay in schedule],
                 lease=lease_until,
-                secret=secret,
-                login=login,
-                password=password,
+                secret=credentials[client_id][0],
+                login=credentials[client_id][1],
+                password=credentials[client_id][2],
             )
-            for d, secret, login, password in result.tuples()
+            for (
+                id_,
+                client_id,
+                message_id,
+                url,
+                format_,
+                content_type,
+                body,
+                attempts,
+                schedule,
+            ) in rows
         ]
+
+    async def _credentials(
+        self, client_ids: Collection[int]
+    ) -> dict[int, tuple[str | None, str | None, str | None]]:
+        """Each client's signing secret and webhook login, read with the claim (not cached:
+        a rotated secret signs the very next request)."""
+        result = await self.session.execute(
+            select(
+                Client.id, Client.webhook_secret, Client.webhook_login, Client.webhook_password
+            ).where(Client.id.in_(list(client_ids)))
+        )
+        return {row[0]: (row[1], row[2], row[3]) for row in result.tuples()}
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Log the attempts and move the deliveries, in the caller's one transaction.
