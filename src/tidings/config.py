@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     cache_ttl: float = Field(2.0, ge=0)
 
     # Workers.
+    # A waiting loop is woken by the commits that create its work (in any process: see
+    # tidings/wakeups.py) and otherwise looks this often, for work that comes due by the
+    # clock (retries, scheduled messages) and in case a wake-up was lost.
+    idle_poll: float = Field(5.0, gt=0)
     dispatch_batch_size: int = Field(500, ge=1)
     poll_interval: float = Field(0.05, gt=0)
     lease_seconds: float = Field(60.0, gt=0)

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
@@ -36,24 +37,51 @@ from tidings.numbering import CountryTable
 from tidings.observability.metrics import build_metrics
 from tidings.smpp_server.server import ServerOptions, SmppServer
 from tidings.ttlcache import TtlCache
+from tidings.wakeups import Wakeups
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
 log = logging.getLogger("tidings")
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """Which background loops run beside the HTTP API in this process.
+
+    `tidings serve` runs them all in one process, or spreads them over several
+    (`--processes`, tidings/cli/processes.py): the supplier lanes and the SMPP server in one,
+    the webhook sender, HLR and export workers in another, so that no one event loop carries
+    the whole path of a message.
+    """
+
+    delivery: bool = True  # supplier lanes, sweeper, receipts from connectors
+    webhooks: bool = True
+    background: bool = True  # HLR lookups and statistics exports
+    smpp: bool = True  # the SMPP server, where TIDINGS_SMPP_PORT is set
+
+    @classmethod
+    def none(cls) -> Roles:
+        return cls(delivery=False, webhooks=False, background=False, smpp=True)
 
 
 def create_app(
     settings: Settings,
     *,
     with_workers: bool = True,
+    roles: Roles | None = None,
     clock: Clock | None = None,
     worker_options: WorkerOptions | None = None,
 ) -> FastAPI:
-    """The HTTP API; with `with_workers` the delivery worker runs in the same process."""
+    """The HTTP API; with `with_workers` the workers run in the same process (all of them,
+    or those `roles` names)."""
+    if roles is None:
+        roles = Roles() if with_workers else Roles.none()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        sessions = create_sessionmaker(engine)
+        wakeups = Wakeups.for_database(settings.database_url, idle_poll=settings.idle_poll)
+        await wakeups.start()
+        sessions = create_sessionmaker(engine, wakeups)
         the_clock = clock or SystemClock()
         metrics = build_metrics(settings, the_clock)
         state = AppState(
@@ -77,7 +105,7 @@ def create_app(
         webhooks: WebhookWorker | None = None
         exports: ExportWorker | None = None
         hlr_worker: HlrWorker | None = None
-        if with_workers:
+        if roles.delivery:
             state.worker = DeliveryWorker(
                 sessions,
                 the_clock,
@@ -85,10 +113,12 @@ def create_app(
                 metrics=metrics,
             )
             await state.worker.start()
+        if roles.webhooks:
             webhooks = WebhookWorker(
                 sessions, the_clock, WebhookOptions.from_settings(settings), metrics=metrics
             )
             await webhooks.start()
+        if roles.background:
             exports = ExportWorker(
                 sessions,
                 create_reader_engine(settings.database_url),
@@ -105,7 +135,7 @@ def create_app(
             await hlr_worker.start()
             app.state.hlr_wake = hlr_worker.wake
         smpp: SmppServer | None = None
-        if settings.smpp_port is not None:
+        if settings.smpp_port is not None and roles.smpp:
             smpp = SmppServer(
                 sessions,
                 the_clock,
@@ -135,6 +165,7 @@ def create_app(
             await state.reports.stop()
             if metrics is not None:
                 await metrics.close()
+            await wakeups.stop()
             await engine.dispose()
 
     app = FastAPI(

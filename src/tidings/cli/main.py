@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from typing import Any
 
 import typer
 import uvicorn
@@ -26,6 +27,7 @@ from tidings.observability.exposition import MetricsServer
 from tidings.observability.logging import configure_logging
 from tidings.observability.metrics import build_metrics
 from tidings.runtime import tune_gc_for_service
+from tidings.wakeups import Wakeups
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
 app = typer.Typer(
@@ -52,43 +54,53 @@ def db_upgrade(revision: str = typer.Argument("heads")) -> None:
     typer.echo(f"database at {revision}")
 
 
-def _run_http(settings: Settings, *, with_workers: bool) -> None:
+def _run_http(settings: Settings, *, with_workers: bool, processes: int) -> None:
     from tidings.api.app import create_app
+    from tidings.cli.processes import serve_processes, uvicorn_config
 
-    config = uvicorn.Config(
-        create_app(settings, with_workers=with_workers),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # uvicorn's records go through our JSON handler too
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    if processes > 1:
+        serve_processes(settings, processes, with_workers=with_workers)
+        return
+    config = uvicorn_config(settings, create_app(settings, with_workers=with_workers))
     tune_gc_for_service()
     uvicorn.Server(config).run()
+
+
+def _processes_option(default: int | None) -> Any:
+    return typer.Option(
+        default,
+        "--processes",
+        "-p",
+        min=1,
+        help="Processes, each with its own event loop, sharing the HTTP port"
+        + (" (default: one per core)." if default is None else "."),
+    )
 
 
 @app.command()
 def serve(
     demo: bool = typer.Option(False, "--demo", help="Set up the demo client and print its key."),
+    processes: int | None = _processes_option(None),
 ) -> None:
-    """Run the HTTP API and the workers in one process (the embedded mode)."""
+    """Run the HTTP API and the workers (the embedded mode), on every core."""
+    from tidings.cli.processes import default_process_count
+
     settings = Settings()
     _logging(settings)
     if settings.is_sqlite or demo:
         asyncio.run(upgrade(settings.database_url))
     if demo:
         _print_demo(settings)
-    _run_http(settings, with_workers=True)
+    count = default_process_count() if processes is None else processes
+    _run_http(settings, with_workers=True, processes=count)
 
 
 @app.command()
-def api() -> None:
+def api(processes: int = _processes_option(1)) -> None:
     """Run only the HTTP API (run `tidings worker` processes beside it)."""
     settings = Settings()
     _logging(settings)
-    _run_http(settings, with_workers=False)
+    _run_http(settings, with_workers=False, processes=processes)
 
 
 @app.command()
@@ -106,16 +118,19 @@ def worker(
 
     async def main() -> None:
         engine = create_engine(settings.database_url)
+        wakeups = Wakeups.for_database(settings.database_url, idle_poll=settings.idle_poll)
+        await wakeups.start()
+        sessions = create_sessionmaker(engine, wakeups)
         # Each process has its own metrics; this one's are served only when a port is set.
         metrics = build_metrics(settings, clock)
         delivery = DeliveryWorker(
-            create_sessionmaker(engine),
+            sessions,
             clock,
             WorkerOptions.from_settings(settings),
             metrics=metrics,
         )
         webhooks = WebhookWorker(
-            create_sessionmaker(engine),
+            sessions,
             clock,
             WebhookOptions.from_settings(settings),
             metrics=metrics,
@@ -126,7 +141,7 @@ def worker(
             else None
         )
         exports = ExportWorker(
-            create_sessionmaker(engine),
+            sessions,
             create_reader_engine(settings.database_url),
             LocalStorage(default_directory(settings)),
             clock,
@@ -142,7 +157,7 @@ def worker(
         await webhooks.start()
         await exports.start()
         hlr = HlrWorker(
-            create_sessionmaker(engine),
+            sessions,
             clock,
             CountryTable.load(),
             HlrOptions.from_settings(settings),
@@ -166,6 +181,7 @@ def worker(
             await exports.reader.dispose()
             if metrics is not None:
                 await metrics.close()
+            await wakeups.stop()
             await engine.dispose()
 
     run_service(main)

@@ -17,6 +17,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from tidings.config import normalize_database_url
 from tidings.db.sqlite_driver import one_trip_dbapi
+from tidings.wakeups import Wakeups, waking_sessionmaker_options
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -62,8 +63,13 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     return engine
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(
+    engine: AsyncEngine, wakeups: Wakeups | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions of `engine`; with `wakeups`, their commits wake the loops whose work they
+    created (tidings/wakeups.py)."""
+    options = {} if wakeups is None else waking_sessionmaker_options(wakeups)
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, **options)
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.db.ids import allocate_ids
 from tidings.delivery.models import DispatchJob, MessagePart, Receipt
 from tidings.messages.models import Message
+from tidings.wakeups import dispatch_channel, wake_after_commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class DispatchRepository:
     async def enqueue(self, jobs: Sequence[tuple[int, int]], due_at: datetime) -> None:
         """Jobs are (message_id, supplier_id)."""
         if jobs:
+            wake_after_commit(self.session, *{dispatch_channel(s) for _, s in jobs})
             await self.session.execute(
                 insert(cast(Table, DispatchJob.__table__)),
                 [

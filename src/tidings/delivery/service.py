@@ -22,6 +22,7 @@ from tidings.messages.repository import MessageRepository
 from tidings.messages.service import apply_changes
 from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES, Status
 from tidings.viber.repository import ViberRepository
+from tidings.wakeups import dispatch_channel, wake_after_commit_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,11 @@ async def record_outcomes(
     jobs = DispatchRepository(session)
     await jobs.complete(done)
     await jobs.retry_later(retries)
+    if retries:
+        soonest = min(due for _, due, _ in retries)
+        wake_after_commit_in(
+            session, dispatch_channel(supplier_id), (soonest - now).total_seconds()
+        )
     if long:
         await PartRepository(session).add(supplier_id, long)
     return applied

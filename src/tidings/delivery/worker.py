@@ -38,6 +38,7 @@ from tidings.routing.models import Supplier
 from tidings.routing.repository import SupplierRepository
 from tidings.routing.service import HLR_SUPPLIER_KINDS, VIBER_SUPPLIER_KINDS
 from tidings.viber.dispatch import viber_lane_connector
+from tidings.wakeups import dispatch_channel, sleep_until_woken, wakeups_of
 
 log = logging.getLogger("tidings.delivery")
 
@@ -87,6 +88,13 @@ class SupplierLane:
         self.bucket = TokenBucket(supplier.throughput) if supplier.throughput else None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # Woken by the commits that add this supplier's jobs, in any process; stopping
+        # wakes it too (tidings/wakeups.py).
+        hub = wakeups_of(sessions)
+        self._wake = (
+            hub.subscribe(dispatch_channel(supplier.id)) if hub is not None else asyncio.Event()
+        )
+        self._idle_wait = hub.idle_poll if hub is not None else options.poll_interval
 
     def start(self) -> None:
         self._stopping = asyncio.Event()
@@ -96,6 +104,7 @@ class SupplierLane:
         """Let the batch in hand finish (so its jobs are not left leased), then stop."""
         if self._task is not None:
             self._stopping.set()
+            self._wake.set()
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), grace)
             except TimeoutError:
@@ -107,6 +116,7 @@ class SupplierLane:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()  # before looking: a wake-up during the step is kept
             try:
                 worked = await self.step()
             except Exception:
@@ -114,8 +124,7 @@ class SupplierLane:
                 log.exception("lane %s failed a step", self.name)
                 worked = False
             if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.options.poll_interval)
+                await sleep_until_woken(self._wake, self._idle_wait)
 
     async def step(self) -> bool:
         """Claim, submit and record one batch. Returns whether there was anything to do."""

@@ -40,6 +40,7 @@ from tidings.exports.rows import HLR, HLR_ORIGINATOR, VIBER
 from tidings.hlr.models import HlrLookup
 from tidings.messages.models import Message
 from tidings.viber.models import ViberContent
+from tidings.wakeups import EXPORTS, wake_after_commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class ExportRepository:
         return int(result.scalar_one())
 
     async def add(self, export: Export) -> Export:
+        wake_after_commit(self.session, EXPORTS)
         self.session.add(export)
         await self.session.flush()
         return export

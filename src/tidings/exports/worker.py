@@ -31,6 +31,7 @@ from tidings.exports.repository import ClaimedExport, ExportRepository
 from tidings.exports.service import BuildResult, LeaseLost, build_files
 from tidings.exports.storage import ExportStorage
 from tidings.numbering import CountryTable
+from tidings.wakeups import EXPORTS, sleep_until_woken, wakeups_of
 from tidings.webhooks.service import (
     EXPORT_FAILED_EVENT,
     EXPORT_READY_EVENT,
@@ -90,7 +91,10 @@ class ExportWorker:
         self.countries = countries
         self.options = options
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self._wake = asyncio.Event()
+        # Woken by the commits that add exports, in any process (tidings/wakeups.py).
+        hub = wakeups_of(sessions)
+        self._wake = hub.subscribe(EXPORTS) if hub is not None else asyncio.Event()
+        self._idle_wait = hub.idle_poll if hub is not None else self.options.poll_interval
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -120,15 +124,14 @@ class ExportWorker:
 
     async def _build_loop(self) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()  # before looking: a wake-up during the step is kept
             try:
                 worked = await self.run_once()
             except Exception:
                 log.exception("export build step failed")
                 worked = False
             if not worked:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
+                await sleep_until_woken(self._wake, self._idle_wait)
 
     async def _purge_loop(self) -> None:
         while not self._stopping.is_set():

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.ids import allocate_ids
 from tidings.hlr.models import HlrLookup
+from tidings.wakeups import HLR, wake_after_commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class HlrRepository:
         if not rows:
             return []
         table = cast(Table, HlrLookup.__table__)
+        wake_after_commit(self.session, HLR)
         ids = await allocate_ids(self.session, table, len(rows))
         await self.session.execute(
             insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]

@@ -29,6 +29,7 @@ from tidings.hlr.repository import ClaimedLookup, HlrRepository
 from tidings.hlr.results import Recorded, RetryPolicy, record_answers
 from tidings.numbering import CountryTable
 from tidings.routing.repository import SupplierRepository
+from tidings.wakeups import HLR, sleep_until_woken, wakeups_of
 
 log = logging.getLogger("tidings.hlr")
 
@@ -65,7 +66,10 @@ class HlrWorker:
         self.options = options or HlrOptions()
         self.providers: dict[int, HlrProvider] = {}
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        # Woken by the commits that add lookups, in any process (tidings/wakeups.py).
+        hub = wakeups_of(sessions)
+        self._wake = hub.subscribe(HLR) if hub is not None else asyncio.Event()
+        self._idle_wait = hub.idle_poll if hub is not None else self.options.poll_interval
         self._refreshed = 0.0
 
     async def start(self) -> None:
@@ -146,6 +150,7 @@ class HlrWorker:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # before looking: a wake-up during the round is kept
             try:
                 if time.monotonic() - self._refreshed >= self.options.refresh_interval:
                     await self.refresh_providers()
@@ -156,6 +161,4 @@ class HlrWorker:
                 log.exception("HLR round failed")
                 recorded = Recorded(0, 0, 0)
             if recorded.finished + recorded.pending + recorded.retried == 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
+                await sleep_until_woken(self._wake, self._idle_wait)

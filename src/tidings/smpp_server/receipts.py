@@ -33,6 +33,7 @@ from tidings.connectors.smpp.tlv import Tag, c_string, int_value
 from tidings.db.engine import transaction
 from tidings.messages.status import Status
 from tidings.smpp_server.store import PendingReceipt, mark_sent, pending_receipts
+from tidings.wakeups import SMPP_RECEIPTS, wakeups_of
 
 log = logging.getLogger("tidings.smpp.server")
 
@@ -129,11 +130,15 @@ class ReceiptSender:
         self.clock = clock
         self.receivers = receivers  # client id -> its open receiver/transceiver binds
         self.window = window
-        self.poll = poll
+        # Woken by the commits that add receipts, in any process (tidings/wakeups.py), and
+        # then looking only every `idle_poll`; without a hub, every `poll`.
+        hub = wakeups_of(sessions)
+        self.poll = hub.idle_poll if hub is not None else poll
         self.retry = retry
         self.response_timeout = response_timeout
         self.on_turn = on_turn  # housekeeping of the server, once a turn
-        self.due = asyncio.Event()  # set: look again now (an answer, a new receiver bind)
+        # Set: look again now (an answer, a new receiver bind, a committed receipt).
+        self.due = hub.subscribe(SMPP_RECEIPTS) if hub is not None else asyncio.Event()
         self._in_flight: set[int] = set()
         self._retry_at: dict[int, float] = {}
         self._done: list[int] = []  # answered ESME_ROK, not yet marked sent

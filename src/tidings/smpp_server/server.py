@@ -305,9 +305,12 @@ class SmppServer:
 async def serve_smpp(settings: Settings, stop: asyncio.Event, clock: Clock) -> None:
     """``tidings smpp``: only the SMPP server (with its own accept queue) until ``stop``."""
     from tidings.db.engine import create_engine, create_sessionmaker
+    from tidings.wakeups import Wakeups
 
     engine = create_engine(settings.database_url)
-    sessions = create_sessionmaker(engine)
+    wakeups = Wakeups.for_database(settings.database_url, idle_poll=settings.idle_poll)
+    await wakeups.start()
+    sessions = create_sessionmaker(engine, wakeups)
     accepts = AcceptQueue(sessions, clock)
     accepts.start()
     server = SmppServer(
@@ -324,4 +327,5 @@ async def serve_smpp(settings: Settings, stop: asyncio.Event, clock: Clock) -> N
     finally:
         await server.stop()
         await accepts.stop()
+        await wakeups.stop()
         await engine.dispose()

@@ -20,6 +20,7 @@ from tidings.messages.changes import AppliedChange
 from tidings.messages.models import Message
 from tidings.messages.status import DELIVERED_STATUSES, Status
 from tidings.smpp_server.models import SmppReceipt, SmppReceiptRequest
+from tidings.wakeups import SMPP_RECEIPTS, wake_after_commit
 
 SMPP_SOURCE = "smpp"
 
@@ -76,6 +77,7 @@ async def enqueue_smpp_receipts(
         if receipt_wanted(asked.get(a.message.id, 1), a.change.status)
     ]
     if rows:
+        wake_after_commit(session, SMPP_RECEIPTS)
         await session.execute(insert(_table(SmppReceipt)), rows)
     return len(rows)
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from tidings.accounts.models import Client
+from tidings.wakeups import WEBHOOKS, wake_after_commit
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
 PENDING = "pending"
@@ -85,6 +86,7 @@ class WebhookRepository:
 
     async def add_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
+            wake_after_commit(self.session, WEBHOOKS)
             # Core (not ORM) INSERT: the ORM's bulk path costs more than the insert itself
             # here, and this runs in every status-change transaction.
             await self.session.execute(insert(cast(Table, WebhookDelivery.__table__)), list(rows))

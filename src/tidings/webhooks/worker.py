@@ -34,8 +34,9 @@ from tidings.config import Settings
 from tidings.db.engine import transaction
 from tidings.errors import ConfigurationError
 from tidings.observability.metrics import Metrics
+from tidings.wakeups import WEBHOOKS, sleep_until_woken, wakeups_of
 from tidings.webhooks.formats import StoredDelivery
-from tidings.webhooks.repository import ClaimedDelivery, Outcome, WebhookRepository
+from tidings.webhooks.repository import PENDING, ClaimedDelivery, Outcome, WebhookRepository
 from tidings.webhooks.service import DEFAULT_FORMAT, FORMATS, Response, outcome_of
 from tidings.webhooks.signing import signature_headers
 
@@ -104,7 +105,11 @@ class WebhookWorker:
         self._held_per_host: Counter[str] = Counter()
         self._results: list[Outcome] = []
         self._results_ready = asyncio.Event()
-        self._room = asyncio.Event()
+        # Set when a result frees room, and by the commits that add deliveries in any
+        # process (tidings/wakeups.py); without a hub the claim loop polls.
+        hub = wakeups_of(sessions)
+        self._room = hub.subscribe(WEBHOOKS) if hub is not None else asyncio.Event()
+        self._idle_wait = hub.idle_poll if hub is not None else options.poll_interval
         self._sending: set[asyncio.Task[None]] = set()
         self._claims: asyncio.Task[None] | None = None
         self._records: asyncio.Task[None] | None = None
@@ -178,6 +183,7 @@ class WebhookWorker:
         # Claimed but not yet recorded, at most: every slot busy plus one batch waiting.
         capacity = self.options.concurrency + self.options.batch_size
         while not self._stopping.is_set():
+            self._room.clear()  # before looking: a wake-up during the claim is kept
             wanted = min(capacity - len(self._held), self.options.batch_size)
             claimed: list[ClaimedDelivery] = []
             if wanted > 0:
@@ -191,10 +197,9 @@ class WebhookWorker:
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
             if wanted <= 0 or len(claimed) < wanted:
-                # No room, or nothing more is due: wait for a recorded result or a poll.
-                self._room.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), self.options.poll_interval)
+                # No room, or nothing more is due: wait for a recorded result, new work or
+                # the next look.
+                await sleep_until_woken(self._room, self._idle_wait)
 
     async def _record_loop(self) -> None:
         while True:
@@ -324,6 +329,12 @@ class WebhookWorker:
         except BaseException:
             self._results = batch + self._results
             raise
+        retries = [o.next_attempt_at for o in batch if o.state == PENDING]
+        if retries:
+            # Wake for the earliest retry, rather than at the next idle look.
+            delay = (min(retries) - self.clock.now()).total_seconds()
+            if delay < self._idle_wait:
+                asyncio.get_running_loop().call_later(max(0.0, delay), self._room.set)
         for outcome in batch:
             held = self._held.pop(outcome.delivery_id, None)
             if self.metrics is not None:  # recorded: the attempt is committed

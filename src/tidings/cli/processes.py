@@ -1,0 +1,150 @@
+"""`tidings serve --processes N`: one event loop per core, sharing the listening socket.
+
+One Python process runs one event loop on one core. The parent binds the HTTP socket once
+and starts N children (spawned, not forked: each builds its engine and loops afresh), which
+all accept on that socket, so the kernel spreads connections over them. The background
+loops are spread too (`Roles`): child 0 runs the supplier lanes and the SMPP server, child 1
+the webhook sender, HLR and export workers, any further child another webhook sender. The
+database is what they share: every claim is a lease (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, `BEGIN IMMEDIATE` on SQLite), and a commit wakes the loop that has work in
+whichever process it runs (tidings/wakeups.py).
+
+Children die with the parent (`PR_SET_PDEATHSIG`), so `kill -9` of `tidings serve` ends the
+whole gateway, as it did with one process, and a restart can bind the port again. A child
+that exits on its own is restarted after a pause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from multiprocessing.context import SpawnProcess
+
+import uvicorn
+
+from tidings.api.app import Roles
+from tidings.config import Settings
+
+log = logging.getLogger("tidings")
+
+_PR_SET_PDEATHSIG = 1
+RESTART_PAUSE = 1.0
+
+
+def roles_for(index: int, count: int, *, with_workers: bool = True) -> Roles:
+    """Which loops child `index` of `count` runs beside its HTTP API."""
+    if not with_workers:  # the API alone; the SMPP server (if any) in one of them
+        return Roles(delivery=False, webhooks=False, background=False, smpp=index == 0)
+    if count <= 1:
+        return Roles()
+    if index == 0:
+        return Roles(delivery=True, webhooks=False, background=False, smpp=True)
+    if index == 1:
+        return Roles(delivery=False, webhooks=True, background=True, smpp=False)
+    return Roles(delivery=False, webhooks=True, background=False, smpp=False)
+
+
+def default_process_count() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through our JSON handler too
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def serve_processes(settings: Settings, count: int, *, with_workers: bool = True) -> None:
+    """Bind the socket, run `count` children until SIGINT/SIGTERM, restarting any that die."""
+    listener = uvicorn_config(settings, None).bind_socket()
+    context = multiprocessing.get_context("spawn")
+    children: dict[int, SpawnProcess] = {}
+    stopping = threading.Event()
+
+    def start(index: int) -> None:
+        child = context.Process(
+            target=_child_main,
+            args=(index, count, with_workers, listener),
+            name=f"tidings-serve-{index}",
+        )
+        child.start()
+        children[index] = child
+
+    def stop(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for index in range(count):
+            start(index)
+        print(
+            f"tidings serve: {count} processes on http://{settings.http_host}:"
+            f"{settings.http_port} (pids {' '.join(str(c.pid) for c in children.values())})",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not stopping.wait(0.5):
+            for index, child in list(children.items()):
+                if child.exitcode is not None and not stopping.is_set():
+                    log.error(
+                        "serve process %d (pid %s) exited with %s; restarting",
+                        index,
+                        child.pid,
+                        child.exitcode,
+                    )
+                    time.sleep(RESTART_PAUSE)
+                    start(index)
+    finally:
+        for child in children.values():
+            if child.exitcode is None and child.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in children.values():
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.exitcode is None:
+                child.kill()
+                child.join(2)
+        listener.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _child_main(index: int, count: int, with_workers: bool, listener: socket.socket) -> None:
+    _die_with_parent()
+    from tidings.api.app import create_app
+    from tidings.observability.logging import configure_logging
+    from tidings.runtime import tune_gc_for_service
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    app = create_app(settings, roles=roles_for(index, count, with_workers=with_workers))
+    server = uvicorn.Server(uvicorn_config(settings, app))
+    tune_gc_for_service()
+    server.run(sockets=[listener])
