@@ -144,10 +144,20 @@ text = "No service specified"
     return "\n".join(groups)
 
 
-def create_dlr_table(path: Path) -> None:
-    with sqlite3.connect(path) as db:
+SQLITE_JOURNALS = ("delete", "wal")
+
+
+def create_dlr_table(path: Path, journal: str = "delete") -> None:
+    """The DLR table; `journal` "wal" switches the file to WAL (the mode persists in the file;
+    Kannel's connection keeps SQLite's default synchronous=FULL: one fsync per commit)."""
+    if journal not in SQLITE_JOURNALS:
+        raise ValueError(f"journal {journal!r} is not one of {SQLITE_JOURNALS}")
+    db = sqlite3.connect(path)
+    try:
         db.executescript(DLR_TABLE)
-    db.close()
+        db.execute(f"PRAGMA journal_mode={journal}")
+    finally:
+        db.close()
 
 
 @dataclass
@@ -158,6 +168,7 @@ class Kannel:
     smsc_port: int
     dlr_storage: str = "sqlite3"
     window: int = 10
+    sqlite_journal: str = "delete"
     ports: KannelPorts = field(
         default_factory=lambda: KannelPorts(free_port(), free_port(), free_port())
     )
@@ -181,7 +192,7 @@ class Kannel:
             "utf-8",
         )
         if self.dlr_storage == "sqlite3":
-            create_dlr_table(self.workdir / "kannel-dlr.sqlite3")
+            create_dlr_table(self.workdir / "kannel-dlr.sqlite3", self.sqlite_journal)
         bearerbox = Child(
             "bearerbox",
             [BEARERBOX, "-v", "4", str(config)],

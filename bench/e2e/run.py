@@ -19,7 +19,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.e2e.kannel import DLR_STORAGES, PASSWORD, USERNAME, Kannel, kannel_available
+from bench.e2e.kannel import (
+    DLR_STORAGES,
+    PASSWORD,
+    SQLITE_JOURNALS,
+    USERNAME,
+    Kannel,
+    kannel_available,
+)
 from bench.e2e.loadgen import KANNEL_SCRIPT, TIDINGS_SCRIPT, LoadResult, run_wrk
 from bench.e2e.peers import Peers
 from bench.e2e.procs import CpuMeter, free_port
@@ -65,6 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--receipt-delay", type=float, default=2.0)
     parser.add_argument("--kannel-dlr-storage", choices=DLR_STORAGES, default="sqlite3")
+    parser.add_argument(
+        "--kannel-sqlite-journal",
+        choices=SQLITE_JOURNALS,
+        default="delete",
+        help="journal mode of Kannel's sqlite3 DLR file: delete (SQLite's default, as "
+        "shipped) or wal",
+    )
     parser.add_argument("--json", type=Path, help="save the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and its logs")
     args = parser.parse_args(argv)
@@ -104,7 +118,10 @@ class Bench:
         return describe(self.args.mode == "split", self.args.database, self.args.serve_arg)
 
     def kannel_label(self) -> str:
-        return f"kannel 1.4.5, dlr-storage {self.args.kannel_dlr_storage}"
+        storage = self.args.kannel_dlr_storage
+        if storage == "sqlite3" and self.args.kannel_sqlite_journal != "delete":
+            storage += f" ({self.args.kannel_sqlite_journal})"
+        return f"kannel 1.4.5, dlr-storage {storage}"
 
     # --- One round --------------------------------------------------------------------
 
@@ -116,7 +133,13 @@ class Bench:
         database: BenchDatabase | None = None
         gateway: Tidings | Kannel
         if system == "kannel":
-            gateway = Kannel(directory, self.smsc_port, args.kannel_dlr_storage, args.window)
+            gateway = Kannel(
+                directory,
+                self.smsc_port,
+                args.kannel_dlr_storage,
+                args.window,
+                args.kannel_sqlite_journal,
+            )
         else:
             assert self.template is not None
             database = self.template.clone(directory)
