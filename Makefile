@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench bench-postgres clean
+.PHONY: run test lint format bench bench-postgres bench-e2e bench-e2e-postgres clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ bench: $(STAMP)
 
 bench-postgres: $(STAMP)
 	$(BIN)/python -m bench.run --database postgres
+
+# Side by side with Kannel (issue 13): bench/README.md, "End to end against Kannel".
+bench-e2e: $(STAMP)
+	$(BIN)/python -m bench.e2e --database sqlite
+
+bench-e2e-postgres: $(STAMP)
+	$(BIN)/python -m bench.e2e --database postgres
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info tidings.db tidings.db-wal tidings.db-shm

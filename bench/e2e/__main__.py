@@ -1,0 +1,3 @@
+from bench.e2e.run import main
+
+raise SystemExit(main())

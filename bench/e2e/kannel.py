@@ -1,0 +1,220 @@
+"""Kannel 1.4.5 (the Debian package) as the reference gateway: bearerbox + smsbox.
+
+The config is written to the round's temp dir and both boxes run as subprocesses of the
+bench (not the Debian service). One SMPP transceiver bind with `max-pending-submits = 10`
+(the window), `dlr-storage = sqlite3` in a file of that dir (durable) or `internal` (in
+memory). Clients use smsbox's `sendsms` interface with `dlr-mask=31` and a `dlr-url`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.e2e.procs import HOST, Child, free_port, wait_port
+
+BEARERBOX = "/usr/sbin/bearerbox"
+SMSBOX = "/usr/sbin/smsbox"
+USERNAME = "bench"
+PASSWORD = "bench"
+DLR_STORAGES = ("sqlite3", "internal")
+
+# The table of Kannel's example (doc/examples/dlr-sqlite3.conf), plus the index a deployment
+# adds: receipts are looked up by (smsc, ts), and a scan per receipt would make Kannel slower
+# than it is in production.
+DLR_TABLE = """
+CREATE TABLE dlr (
+  smsc varchar(40), ts varchar(40), destination varchar(40), source varchar(40),
+  service varchar(40), url varchar(255), mask int(10), status int(10), boxc varchar(40)
+);
+CREATE INDEX dlr_smsc_ts ON dlr (smsc, ts);
+"""
+
+
+def kannel_available() -> str | None:
+    """None when Kannel can run here, else why not (after trying apt-get as root)."""
+    if os.path.exists(BEARERBOX) and os.path.exists(SMSBOX):
+        return None
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return "kannel is not installed (apt-get install kannel, as root)"
+    done = subprocess.run(
+        ["apt-get", "install", "-y", "kannel"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    if done.returncode != 0 or not os.path.exists(BEARERBOX):
+        return f"apt-get install kannel failed: {done.stderr.strip()[-500:]}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class KannelPorts:
+    admin: int
+    smsbox: int
+    sendsms: int
+
+
+def render_config(
+    workdir: Path,
+    ports: KannelPorts,
+    smsc_port: int,
+    *,
+    dlr_storage: str = "sqlite3",
+    window: int = 10,
+    log_level: int = 2,
+) -> str:
+    """kannel.conf: core, the sqlite3 DLR store (if chosen), one SMPP smsc, smsbox, a user."""
+    if dlr_storage not in DLR_STORAGES:
+        raise ValueError(f"dlr storage {dlr_storage!r} is not one of {DLR_STORAGES}")
+    groups = [
+        f"""group = core
+admin-port = {ports.admin}
+admin-password = {PASSWORD}
+status-password = {PASSWORD}
+admin-interface = {HOST}
+admin-allow-ip = "{HOST}"
+smsbox-port = {ports.smsbox}
+smsbox-interface = {HOST}
+box-allow-ip = "{HOST}"
+log-file = "{workdir / "bearerbox.log"}"
+log-level = {log_level}
+dlr-storage = {dlr_storage}
+""",
+    ]
+    if dlr_storage == "sqlite3":
+        groups += [
+            f"""group = sqlite3-connection
+id = dlrdb
+database = "{workdir / "kannel-dlr.sqlite3"}"
+max-connections = 1
+""",
+            """group = dlr-db
+id = dlrdb
+table = dlr
+field-smsc = smsc
+field-timestamp = ts
+field-destination = destination
+field-source = source
+field-service = service
+field-url = url
+field-mask = mask
+field-status = status
+field-boxc-id = boxc
+""",
+        ]
+    groups += [
+        f"""group = smsc
+smsc = smpp
+smsc-id = sim
+host = {HOST}
+port = {smsc_port}
+transceiver-mode = true
+smsc-username = kannel
+smsc-password = secret
+system-type = ""
+max-pending-submits = {window}
+enquire-link-interval = 30
+reconnect-delay = 1
+""",
+        f"""group = smsbox
+bearerbox-host = {HOST}
+bearerbox-port = {ports.smsbox}
+sendsms-port = {ports.sendsms}
+sendsms-interface = {HOST}
+log-file = "{workdir / "smsbox.log"}"
+log-level = {log_level}
+""",
+        f"""group = sendsms-user
+username = {USERNAME}
+password = {PASSWORD}
+user-allow-ip = "{HOST}"
+max-messages = 1
+""",
+        """group = sms-service
+keyword = default
+text = "No service specified"
+""",
+    ]
+    return "\n".join(groups)
+
+
+SQLITE_JOURNALS = ("delete", "wal")
+
+
+def create_dlr_table(path: Path, journal: str = "delete") -> None:
+    """The DLR table; `journal` "wal" switches the file to WAL (the mode persists in the file;
+    Kannel's connection keeps SQLite's default synchronous=FULL: one fsync per commit)."""
+    if journal not in SQLITE_JOURNALS:
+        raise ValueError(f"journal {journal!r} is not one of {SQLITE_JOURNALS}")
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(DLR_TABLE)
+        db.execute(f"PRAGMA journal_mode={journal}")
+    finally:
+        db.close()
+
+
+@dataclass
+class Kannel:
+    """bearerbox and smsbox for one round, on a fresh DLR store."""
+
+    workdir: Path
+    smsc_port: int
+    dlr_storage: str = "sqlite3"
+    window: int = 10
+    sqlite_journal: str = "delete"
+    ports: KannelPorts = field(
+        default_factory=lambda: KannelPorts(free_port(), free_port(), free_port())
+    )
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.ports.sendsms}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "kannel.conf"
+        config.write_text(
+            render_config(
+                self.workdir,
+                self.ports,
+                self.smsc_port,
+                dlr_storage=self.dlr_storage,
+                window=self.window,
+            ),
+            "utf-8",
+        )
+        if self.dlr_storage == "sqlite3":
+            create_dlr_table(self.workdir / "kannel-dlr.sqlite3", self.sqlite_journal)
+        bearerbox = Child(
+            "bearerbox",
+            [BEARERBOX, "-v", "4", str(config)],
+            self.workdir / "bearerbox.out",
+            cwd=self.workdir,
+        ).start()
+        self.children.append(bearerbox)
+        wait_port(self.ports.smsbox, timeout, [bearerbox])
+        smsbox = Child(
+            "smsbox",
+            [SMSBOX, "-v", "4", str(config)],
+            self.workdir / "smsbox.out",
+            cwd=self.workdir,
+        ).start()
+        self.children.append(smsbox)
+        wait_port(self.ports.sendsms, timeout, [bearerbox, smsbox])
+
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children if child.running]
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
