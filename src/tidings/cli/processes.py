@@ -1,17 +1,22 @@
 """`tidings serve --processes N`: one event loop per core, sharing the listening socket.
 
 One Python process runs one event loop on one core. The parent binds the HTTP socket once
-and starts N children (spawned, not forked: each builds its engine and loops afresh), which
-all accept on that socket, so the kernel spreads connections over them. The background
-loops are spread too (`Roles`): child 0 runs the supplier lanes and the SMPP server, child 1
-the webhook sender, HLR and export workers, any further child another webhook sender. The
-database is what they share: every claim is a lease (`FOR UPDATE SKIP LOCKED` on
-PostgreSQL, `BEGIN IMMEDIATE` on SQLite), and a commit wakes the loop that has work in
-whichever process it runs (tidings/wakeups.py).
+and starts N children, which all accept on that socket, so the kernel spreads connections
+over them. The background loops are spread too (`Roles`): child 0 runs the supplier lanes
+and the SMPP server, child 1 the webhook sender, HLR and export workers, any further child
+another webhook sender. The database is what they share: every claim is a lease (`FOR UPDATE
+SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), and a commit wakes the loop that
+has work in whichever process it runs (tidings/wakeups.py).
 
 Children die with the parent (`PR_SET_PDEATHSIG`), so `kill -9` of `tidings serve` ends the
 whole gateway, as it did with one process, and a restart can bind the port again. A child
 that exits on its own is restarted after a pause.
+
+On Linux the children are forked from the parent, which has imported the application and
+run no event loop, engine or thread since (its migrations and demo set-up ran to completion
+in `asyncio.run` before): a child is up in well under a second instead of re-importing
+everything, which matters on a loaded machine. Each child builds its own engine, event loop
+and workers. Elsewhere they are spawned.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import socket
 import sys
 import threading
 import time
-from multiprocessing.context import SpawnProcess
+from multiprocessing.process import BaseProcess
 
 import uvicorn
 
@@ -72,8 +77,9 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
 def serve_processes(settings: Settings, count: int, *, with_workers: bool = True) -> None:
     """Bind the socket, run `count` children until SIGINT/SIGTERM, restarting any that die."""
     listener = uvicorn_config(settings, None).bind_socket()
-    context = multiprocessing.get_context("spawn")
-    children: dict[int, SpawnProcess] = {}
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    context = multiprocessing.get_context(method)
+    children: dict[int, BaseProcess] = {}
     stopping = threading.Event()
 
     def start(index: int) -> None:
