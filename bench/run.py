@@ -41,6 +41,7 @@ from bench.server import (
     Server,
     make_database,
     seed,
+    tree_cpu_seconds,
     workdir,
 )
 
@@ -96,8 +97,7 @@ def log(message: str) -> None:
 
 
 def _cpu_seconds(sampler: ResourceSampler) -> float:
-    times = sampler.process.cpu_times()
-    return float(times.user + times.system)
+    return tree_cpu_seconds(sampler.process)
 
 
 def _wait_drained(db: BenchDatabase, limit: float = 60.0) -> None:

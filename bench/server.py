@@ -197,7 +197,12 @@ class Seeded:
 
 
 def cli_env(database_url: str, port: int = 8000) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    # The bench's own settings only; TIDINGS_PROCESSES passes through (`serve --processes`).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TIDINGS_") or k == "TIDINGS_PROCESSES"
+    }
     env.update(
         TIDINGS_DATABASE_URL=database_url,
         TIDINGS_HTTP_HOST=HOST,
@@ -264,6 +269,27 @@ class ProcessStats:
         return (self.cpu_end - self.cpu_start) / wall if wall > 0 else 0.0
 
 
+def tree_cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds of a process and its living children: `tidings serve --processes N` is a
+    parent that only supervises, and its children do the work."""
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        for member in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = member.cpu_times()
+                total += float(times.user + times.system)
+    return total
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        for member in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += member.memory_info().rss
+    return total
+
+
 class ResourceSampler:
     def __init__(self, process: psutil.Process, interval: float = 0.2) -> None:
         self.process = process
@@ -273,14 +299,11 @@ class ResourceSampler:
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _cpu(self) -> float:
-        with contextlib.suppress(psutil.Error):
-            times = self.process.cpu_times()
-            return float(times.user + times.system)
-        return self.stats.cpu_end
+        return tree_cpu_seconds(self.process) or self.stats.cpu_end
 
     def _sample(self) -> None:
-        with contextlib.suppress(psutil.Error):
-            rss = self.process.memory_info().rss
+        rss = tree_rss(self.process)
+        if rss:
             self.stats.peak_rss = max(self.stats.peak_rss, rss)
             self.stats.samples += 1
 
@@ -417,6 +440,7 @@ class Profiler:
                 "--rate",
                 str(self.rate),
                 "--threads",
+                "--subprocesses",  # `tidings serve --processes N`: the children do the work
                 "--duration",
                 str(int(max_seconds) + 5),
                 "-o",

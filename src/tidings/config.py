@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # How long API keys, prices and routes are served from memory (seconds; 0: never).
     cache_ttl: float = Field(2.0, ge=0)
 
+    # `tidings serve`: processes sharing the HTTP port, each with its own event loop (the
+    # loops spread over them, tidings/cli/processes.py); unset: one per core.
+    processes: int | None = Field(None, ge=1)
+
     # Workers.
     # A waiting loop is woken by the commits that create its work (in any process: see
     # tidings/wakeups.py) and otherwise looks this often, for work that comes due by the

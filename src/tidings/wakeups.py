@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import secrets
 import socket
 import tempfile
 from collections.abc import Callable, Iterable
@@ -303,9 +304,9 @@ class SiblingSockets:
         self.folder.mkdir(mode=0o700, exist_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
-        self._path = self.folder / f"{os.getpid()}.sock"
-        with contextlib.suppress(FileNotFoundError):
-            self._path.unlink()  # left by a process of ours that had this pid and died
+        # Unique even for two hubs of one process (tests); files of processes that died are
+        # removed by the first sender that finds nobody listening.
+        self._path = self.folder / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
         sock.bind(str(self._path))
         self._socket = sock
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable)

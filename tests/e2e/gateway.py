@@ -60,7 +60,7 @@ class Gateway:
         assert done.returncode == 0, done.stderr.decode()
         return json.loads(done.stdout)
 
-    def start(self, *args: str, timeout: float = 30) -> None:
+    def start(self, *args: str, timeout: float = 60) -> None:
         self._close_log()
         self._log = (self.workdir / "serve.log").open("ab")
         self.process = subprocess.Popen(

@@ -47,3 +47,47 @@ async def test_ttl_zero_never_caches_and_the_size_is_bounded() -> None:
     for key in range(10):
         await small.get(key, load)
     assert len(small._entries) <= 3
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    """Every request in flight when an entry expires waits for one query, not one each."""
+    calls = 0
+    release = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return 42
+
+    cache: TtlCache[str, int] = TtlCache(ttl=10)
+    waiting = [asyncio.ensure_future(cache.get("k", load)) for _ in range(16)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == [42] * 16
+    assert calls == 1
+
+
+async def test_a_failed_load_fails_its_waiters_and_is_not_cached() -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        raise ConnectionError("database away")
+
+    cache: TtlCache[str, int] = TtlCache(ttl=10)
+    waiting = [asyncio.ensure_future(cache.get("k", load)) for _ in range(3)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    release.clear()
+    retry = asyncio.ensure_future(cache.get("k", load))
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(ConnectionError):
+        await retry
+    assert calls == 2  # tried again: a failure is not remembered

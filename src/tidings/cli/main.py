@@ -73,7 +73,7 @@ def _processes_option(default: int | None) -> Any:
         "-p",
         min=1,
         help="Processes, each with its own event loop, sharing the HTTP port"
-        + (" (default: one per core)." if default is None else "."),
+        + (" (default: TIDINGS_PROCESSES, else one per core)." if default is None else "."),
     )
 
 
@@ -91,7 +91,9 @@ def serve(
         asyncio.run(upgrade(settings.database_url))
     if demo:
         _print_demo(settings)
-    count = default_process_count() if processes is None else processes
+    if processes is None:
+        processes = settings.processes or default_process_count()
+    count = processes
     _run_http(settings, with_workers=True, processes=count)
 
 

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 import uvicorn
 
@@ -78,7 +79,7 @@ def serve_processes(settings: Settings, count: int, *, with_workers: bool = True
     """Bind the socket, run `count` children until SIGINT/SIGTERM, restarting any that die."""
     listener = uvicorn_config(settings, None).bind_socket()
     method = "fork" if sys.platform.startswith("linux") else "spawn"
-    context = multiprocessing.get_context(method)
+    context: Any = multiprocessing.get_context(method)
     children: dict[int, BaseProcess] = {}
     stopping = threading.Event()
 
