@@ -37,6 +37,8 @@ class RoundResult:
     final_rate: float
     gateway_cpu_seconds: float
     cpu_ms_per_message: float
+    db_cpu_seconds: float | None  # PostgreSQL: its backends for the gateway's database
+    db_ms_per_message: float | None
     window_seconds: float
     wrk_cores: float
     smsc_cores: float
@@ -58,6 +60,7 @@ class RoundResult:
         drain_seconds: float,
         window_seconds: float,
         gateway_cpu: float,
+        db_cpu: float | None,
         peer_cpu: dict[str, float],
         load_average: tuple[float, float],
     ) -> RoundResult:
@@ -93,6 +96,8 @@ class RoundResult:
             final_rate=finals / final_seconds if final_seconds > 0 else 0.0,
             gateway_cpu_seconds=gateway_cpu,
             cpu_ms_per_message=gateway_cpu * 1000 / finals if finals else 0.0,
+            db_cpu_seconds=db_cpu,
+            db_ms_per_message=db_cpu * 1000 / finals if db_cpu is not None and finals else None,
             window_seconds=window_seconds,
             wrk_cores=load.cpu_seconds / load.seconds if load.seconds > 0 else 0.0,
             smsc_cores=peer_cpu.get("smsc", 0.0) / window_seconds if window_seconds else 0.0,
@@ -117,6 +122,7 @@ COLUMNS = [
     ("accepted/s", 10),
     ("final cb/s", 10),
     ("CPU ms/msg", 10),
+    ("DB ms/msg", 9),
     ("accepted", 8),
     ("finals", 8),
     ("refused", 7),
@@ -136,6 +142,7 @@ def _row(r: RoundResult) -> list[str]:
         f"{r.accepted_rate:,.0f}",
         f"{r.final_rate:,.0f}",
         f"{r.cpu_ms_per_message:.2f}",
+        "-" if r.db_ms_per_message is None else f"{r.db_ms_per_message:.2f}",
         str(r.accepted),
         str(r.finals),
         str(r.refused + r.socket_errors),
@@ -201,4 +208,5 @@ def print_table(results: list[RoundResult]) -> None:
             )
             + " (medians over rounds)"
         )
+    print("(DB ms/msg: CPU of the PostgreSQL backends serving the gateway, per message)")
     print("(! after drain s: the drain timed out; 'unfinished' then counts what was still due)")

@@ -29,10 +29,16 @@ from bench.e2e.kannel import (
 )
 from bench.e2e.loadgen import KANNEL_SCRIPT, TIDINGS_SCRIPT, LoadResult, run_wrk
 from bench.e2e.peers import Peers
-from bench.e2e.procs import CpuMeter, free_port
+from bench.e2e.procs import CpuMeter, free_port, postgres_backends
 from bench.e2e.report import RoundResult, print_table, summarize
 from bench.e2e.tidings import Tidings, TidingsSeed, describe, seed
-from bench.server import BenchDatabase, make_database, workdir
+from bench.server import (
+    PG_ADMIN_URL,
+    BenchDatabase,
+    PostgresDatabase,
+    make_database,
+    workdir,
+)
 
 POLL = 0.5
 SETTLE = 1.0  # after the last final callback: time for a late duplicate to show
@@ -63,6 +69,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "split on PostgreSQL)",
     )
     parser.add_argument("--serve-arg", action="append", default=[], help="passed to serve")
+    parser.add_argument(
+        "--tidings-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for Tidings' processes (TIDINGS_RATE_LIMIT=0 is set: "
+        "Kannel's sendsms has no rate limit either)",
+    )
     parser.add_argument("--only", choices=["tidings", "kannel"])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--duration", type=int, default=30, help="load phase, seconds")
@@ -82,6 +96,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="save the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and its logs")
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.tidings_env):
+        parser.error("--tidings-env takes KEY=VALUE")
     if args.mode is None:
         args.mode = "split" if args.database == "postgres" else "serve"
     if not 1 <= args.rounds <= 20 or not 1 <= args.duration <= 3600:
@@ -143,8 +159,14 @@ class Bench:
         else:
             assert self.template is not None
             database = self.template.clone(directory)
+            env = {"TIDINGS_RATE_LIMIT": "0"}
+            env.update(item.split("=", 1) for item in args.tidings_env)
             gateway = Tidings(
-                database, directory, split=args.mode == "split", serve_args=args.serve_arg
+                database,
+                directory,
+                split=args.mode == "split",
+                serve_args=args.serve_arg,
+                extra_env=env,
             )
         load_before = os.getloadavg()[0]
         try:
@@ -153,11 +175,16 @@ class Bench:
             if not peers.wait_bound(30):
                 print(f"  ({system}: no bind after 30 s, measuring anyway)", file=sys.stderr)
             gateway_cpu = CpuMeter(roots=gateway.pids).start()
+            db_cpu = None
+            if isinstance(database, PostgresDatabase):
+                name = database.name
+                db_cpu = CpuMeter(roots=[], finder=lambda: postgres_backends(name)).start()
             peer_cpu = {name: CpuMeter(roots=[pid]).start() for name, pid in peers.pids.items()}
             window_start = time.monotonic()
             load = self._load(system, number, gateway.base_url, peers.callback_base, directory)
             drained, drain_seconds = self._drain(peers, load)
             gateway_seconds = gateway_cpu.stop()
+            db_seconds = db_cpu.stop() if db_cpu is not None else None
             peer_seconds = {name: meter.stop() for name, meter in peer_cpu.items()}
             window_seconds = time.monotonic() - window_start
             callbacks = peers.callbacks()
@@ -184,6 +211,7 @@ class Bench:
             drain_seconds=drain_seconds,
             window_seconds=window_seconds,
             gateway_cpu=gateway_seconds,
+            db_cpu=db_seconds,
             peer_cpu=peer_seconds,
             load_average=(load_before, os.getloadavg()[0]),
         )
@@ -250,6 +278,20 @@ class Bench:
         return results
 
 
+def machine_note(database: str) -> str:
+    """What the numbers depend on besides the code: cores, load, PostgreSQL's autovacuum."""
+    note = f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    if database == "postgres":
+        done = subprocess.run(
+            ["psql", "-X", "-A", "-t", PG_ADMIN_URL, "-c", "SHOW autovacuum"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        note += f", PostgreSQL autovacuum = {done.stdout.strip() or '?'}"
+    return note
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     why = ensure_wrk()
@@ -260,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"working in {root}", file=sys.stderr)
         results = Bench(args, root).run()
+    print(
+        f"bench.e2e: {machine_note(args.database)}; wrk -t{args.threads} -c{args.connections} "
+        f"-d{args.duration}s, 1 bind, window {args.window}, receipts after "
+        f"{args.receipt_delay:g} s"
+    )
     print_table(results)
     summary = summarize(results)
     if args.json is not None:
