@@ -149,12 +149,16 @@ class Bench:
         database: BenchDatabase | None = None
         gateway: Tidings | Kannel
         if system == "kannel":
+            if args.kannel_dlr_storage == "pgsql":
+                database = make_database("postgres", directory)
+                database.create()
             gateway = Kannel(
                 directory,
                 self.smsc_port,
                 args.kannel_dlr_storage,
                 args.window,
                 args.kannel_sqlite_journal,
+                pgsql_url=database.url if database is not None else None,
             )
         else:
             assert self.template is not None
@@ -189,7 +193,11 @@ class Bench:
             window_seconds = time.monotonic() - window_start
             callbacks = peers.callbacks()
             smsc = peers.smsc_stats()
-            stored = sum(database.status_counts().values()) if database is not None else None
+            stored = (
+                sum(database.status_counts().values())
+                if database is not None and system == "tidings"
+                else None
+            )
         except Exception:
             if isinstance(gateway, Tidings):
                 print(gateway.log_tail(), file=sys.stderr)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import smpp34
-from bench.e2e.kannel import KannelPorts, render_config
+from bench.e2e.kannel import KannelPorts, PgsqlTarget, render_config
 from bench.e2e.loadgen import KANNEL_SCRIPT, run_wrk, wrk_available
 from bench.e2e.peers import Peers
 from bench.e2e.procs import CpuMeter, free_port
@@ -191,3 +191,12 @@ def test_kannel_wrk_script_encodes_the_dlr_url_and_checks_answers(tmp_path: Path
     assert params["dlr-url"] == [f"http://127.0.0.1:9/kannel?ref=k9t1n{number}&type=%d"]
     references = {parse_qs(urlsplit(p).query)["dlr-url"][0] for p in _FakeSendsms.paths}
     assert len(references) == len(_FakeSendsms.paths)  # one reference per request
+
+
+def test_kannel_config_for_a_postgresql_dlr_store(tmp_path: Path) -> None:
+    ports = KannelPorts(admin=13000, smsbox=13001, sendsms=13013)
+    target = PgsqlTarget.from_url("postgresql://postgres@127.0.0.1:5432/tidings_bench_1_2")
+    config = render_config(tmp_path, ports, 2775, dlr_storage="pgsql", pgsql=target)
+    assert "dlr-storage = pgsql" in config and "group = pgsql-connection" in config
+    assert "database = tidings_bench_1_2\n" in config and 'password = ""' in config
+    assert "group = dlr-db" in config and "group = sqlite3-connection" not in config
