@@ -93,6 +93,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="journal mode of Kannel's sqlite3 DLR file: delete (SQLite's default, as "
         "shipped) or wal",
     )
+    parser.add_argument(
+        "--check",
+        type=float,
+        metavar="RATIO",
+        help="exit 1 unless Tidings / Kannel final callbacks/s >= RATIO (the issue's target "
+        "is 1.5) with nothing unfinished and nothing duplicated",
+    )
     parser.add_argument("--json", type=Path, help="save the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and its logs")
     args = parser.parse_args(argv)
@@ -324,4 +331,24 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
         }
         args.json.write_text(json.dumps(payload, indent=2), "utf-8")
+    if args.check is not None:
+        failures = check(summary, args.check)
+        for failure in failures:
+            print(f"CHECK FAILED: {failure}")
+        return 1 if failures else 0
     return 0
+
+
+def check(summary: dict[str, Any], ratio: float) -> list[str]:
+    failures = []
+    if "ratio_final_rate" not in summary:
+        failures.append("no Tidings / Kannel ratio (both systems must run)")
+    elif summary["ratio_final_rate"] < ratio:
+        failures.append(f"Tidings / Kannel = {summary['ratio_final_rate']:.2f} < {ratio:g}")
+    for system in ("kannel", "tidings"):
+        figures = summary.get(system)
+        if figures and (figures["unfinished"] or figures["duplicates"]):
+            failures.append(
+                f"{system}: {figures['unfinished']} unfinished, {figures['duplicates']} duplicated"
+            )
+    return failures
