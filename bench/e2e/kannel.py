@@ -8,6 +8,7 @@ memory). Clients use smsbox's `sendsms` interface with `dlr-mask=31` and a `dlr-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -273,6 +274,14 @@ class Kannel:
     @property
     def pids(self) -> list[int]:
         return [child.pid for child in self.children if child.running]
+
+    def log_tail(self) -> str:
+        logs = [self.workdir / name for name in ("bearerbox.log", "smsbox.log")]
+        tails = []
+        for path in logs:
+            with contextlib.suppress(OSError):
+                tails.append(f"--- {path.name}\n{path.read_text('utf-8', 'replace')[-1500:]}")
+        return "\n".join(tails + [f"--- {c.name}\n{c.log_tail(1500)}" for c in self.children])
 
     def stop(self) -> None:
         for child in reversed(self.children):

@@ -206,8 +206,7 @@ class Bench:
                 else None
             )
         except Exception:
-            if isinstance(gateway, Tidings):
-                print(gateway.log_tail(), file=sys.stderr)
+            print(gateway.log_tail(), file=sys.stderr)
             raise
         finally:
             gateway.stop()
