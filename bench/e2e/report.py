@@ -165,7 +165,10 @@ def summarize(results: list[RoundResult]) -> dict[str, Any]:
                 "final_rate": statistics.median(r.final_rate for r in rounds),
                 "accepted_rate": statistics.median(r.accepted_rate for r in rounds),
                 "cpu_ms_per_message": statistics.median(r.cpu_ms_per_message for r in rounds),
-                "unfinished": sum(r.unfinished for r in rounds),
+                # Drained rounds: what never got a final callback is lost. Rounds whose drain
+                # timed out: still due, not provably lost.
+                "lost": sum(r.unfinished for r in rounds if r.drained),
+                "still_due": sum(r.unfinished for r in rounds if not r.drained),
                 "duplicates": sum(r.duplicates for r in rounds),
             }
     if "kannel" in summary and "tidings" in summary:
