@@ -117,7 +117,7 @@ class RoundResult:
 
 
 COLUMNS = [
-    ("system", 38),
+    ("system", 40),
     ("round", 5),
     ("accepted/s", 10),
     ("final cb/s", 10),

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,13 @@ from bench.server import (
 
 POLL = 0.5
 SETTLE = 1.0  # after the last final callback: time for a late duplicate to show
+
+
+def stored_counter(database: BenchDatabase | None) -> Callable[[], int] | None:
+    """Messages in Tidings' database, read beside the gateway."""
+    if database is None:
+        return None
+    return lambda: sum(database.status_counts().values())
 
 
 def ensure_wrk() -> str | None:
@@ -193,7 +201,8 @@ class Bench:
             peer_cpu = {name: CpuMeter(roots=[pid]).start() for name, pid in peers.pids.items()}
             window_start = time.monotonic()
             load = self._load(system, number, gateway.base_url, peers.callback_base, directory)
-            drained, drain_seconds = self._drain(peers, load)
+            stored_count = stored_counter(database) if system == "tidings" else None
+            drained, drain_seconds = self._drain(peers, load, stored_count)
             gateway_seconds = gateway_cpu.stop()
             db_seconds = db_cpu.stop() if db_cpu is not None else None
             peer_seconds = {name: meter.stop() for name, meter in peer_cpu.items()}
@@ -251,15 +260,19 @@ class Bench:
             connections=self.args.connections,
         )
 
-    def _drain(self, peers: Peers, load: LoadResult) -> tuple[bool, float]:
-        """Until every message accepted (by wrk's count and the SMSC's) has a final callback."""
+    def _drain(
+        self, peers: Peers, load: LoadResult, stored: Callable[[], int] | None
+    ) -> tuple[bool, float]:
+        """Until every message accepted (by wrk's count, the SMSC's and, for Tidings, the
+        database's: wrk does not count the answers in flight when it stops) has a final
+        callback. The database is read only when the other counts are met."""
         started = time.monotonic()
         deadline = started + self.args.drain_timeout
         drained = False
         while time.monotonic() < deadline:
             finals = int(peers.callbacks()["finals"])
             submits = int(peers.smsc_stats().get("submits", 0))
-            if finals >= max(load.accepted, submits):
+            if finals >= max(load.accepted, submits) and (stored is None or finals >= stored()):
                 drained = True
                 break
             time.sleep(POLL)
