@@ -24,6 +24,7 @@ class RoundResult:
     p99_ms: float
     smsc_submits: int
     smsc_receipts: int
+    smsc_binds: int
     stored: int | None  # Tidings: messages in its database at the end
     callbacks: int
     finals: int  # messages with a final callback
@@ -83,6 +84,7 @@ class RoundResult:
             p99_ms=load.p99_ms,
             smsc_submits=submits,
             smsc_receipts=int(smsc.get("receipts", 0)),
+            smsc_binds=int(smsc.get("binds", 0)),
             stored=stored,
             callbacks=int(callbacks["callbacks"]),
             finals=finals,
@@ -196,7 +198,8 @@ def print_table(results: list[RoundResult]) -> None:
         stored = f", {result.stored} stored" if result.stored is not None else ""
         print(
             f"{result.label} #{result.number}: callbacks {result.callbacks} ({kinds}), "
-            f"SMSC {result.smsc_submits} submits / {result.smsc_receipts} receipts{stored}, "
+            f"SMSC {result.smsc_binds} bind(s), {result.smsc_submits} submits / "
+            f"{result.smsc_receipts} receipts{stored}, "
             f"p50/p99 {result.p50_ms:.1f}/{result.p99_ms:.1f} ms, gateway CPU "
             f"{result.gateway_cpu_seconds:.1f} s over {result.window_seconds:.1f} s"
         )

@@ -76,6 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="tidings serve, or tidings api + tidings worker (default: serve on SQLite, "
         "split on PostgreSQL)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="tidings worker processes (--mode split); each binds its own SMPP link",
+    )
     parser.add_argument("--serve-arg", action="append", default=[], help="passed to serve")
     parser.add_argument(
         "--tidings-env",
@@ -115,6 +121,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--tidings-env takes KEY=VALUE")
     if args.mode is None:
         args.mode = "split" if args.database == "postgres" else "serve"
+    if not 1 <= args.workers <= 16:
+        parser.error("--workers is 1..16")
     if not 1 <= args.rounds <= 20 or not 1 <= args.duration <= 3600:
         parser.error("--rounds is 1..20 and --duration 1..3600")
     return args
@@ -146,7 +154,8 @@ class Bench:
         )
 
     def tidings_label(self) -> str:
-        return describe(self.args.mode == "split", self.args.database, self.args.serve_arg)
+        args = self.args
+        return describe(args.mode == "split", args.database, args.serve_arg, args.workers)
 
     def kannel_label(self) -> str:
         storage = self.args.kannel_dlr_storage
@@ -184,6 +193,7 @@ class Bench:
                 database,
                 directory,
                 split=args.mode == "split",
+                workers=args.workers,
                 serve_args=args.serve_arg,
                 extra_env=env,
             )
