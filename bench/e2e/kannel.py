@@ -2,8 +2,9 @@
 
 The config is written to the round's temp dir and both boxes run as subprocesses of the
 bench (not the Debian service). One SMPP transceiver bind with `max-pending-submits = 10`
-(the window), `dlr-storage = sqlite3` in a file of that dir (durable) or `internal` (in
-memory). Clients use smsbox's `sendsms` interface with `dlr-mask=31` and a `dlr-url`.
+(the window), `dlr-storage = sqlite3` in a file of that dir (durable), `internal` (in
+memory) or `pgsql` (a fresh database the caller makes). Clients use smsbox's `sendsms`
+interface with `dlr-mask=31` and a `dlr-url`.
 """
 
 from __future__ import annotations
