@@ -2,18 +2,21 @@
 
 The config is written to the round's temp dir and both boxes run as subprocesses of the
 bench (not the Debian service). One SMPP transceiver bind with `max-pending-submits = 10`
-(the window), `dlr-storage = sqlite3` in a file of that dir (durable) or `internal` (in
-memory). Clients use smsbox's `sendsms` interface with `dlr-mask=31` and a `dlr-url`.
+(the window), `dlr-storage = sqlite3` in a file of that dir (durable), `internal` (in
+memory) or `pgsql` (a fresh database the caller makes). Clients use smsbox's `sendsms`
+interface with `dlr-mask=31` and a `dlr-url`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.e2e.procs import HOST, Child, free_port, wait_port
 
@@ -21,7 +24,7 @@ BEARERBOX = "/usr/sbin/bearerbox"
 SMSBOX = "/usr/sbin/smsbox"
 USERNAME = "bench"
 PASSWORD = "bench"
-DLR_STORAGES = ("sqlite3", "internal")
+DLR_STORAGES = ("sqlite3", "internal", "pgsql")
 
 # The table of Kannel's example (doc/examples/dlr-sqlite3.conf), plus the index a deployment
 # adds: receipts are looked up by (smsc, ts), and a scan per receipt would make Kannel slower
@@ -33,6 +36,7 @@ CREATE TABLE dlr (
 );
 CREATE INDEX dlr_smsc_ts ON dlr (smsc, ts);
 """
+DLR_TABLE_PG = DLR_TABLE.replace("int(10)", "integer")
 
 
 def kannel_available() -> str | None:
@@ -53,6 +57,54 @@ def kannel_available() -> str | None:
     return None
 
 
+DLR_DB_GROUP = """group = dlr-db
+id = dlrdb
+table = dlr
+field-smsc = smsc
+field-timestamp = ts
+field-destination = destination
+field-source = source
+field-service = service
+field-url = url
+field-mask = mask
+field-status = status
+field-boxc-id = boxc
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PgsqlTarget:
+    """Where Kannel's pgsql DLR store lives: a fresh database of the bench's cluster."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @classmethod
+    def from_url(cls, url: str) -> PgsqlTarget:
+        parts = urlsplit(url)
+        return cls(
+            host=parts.hostname or HOST,
+            port=parts.port or 5432,
+            user=parts.username or "postgres",
+            password=parts.password or "",
+            database=parts.path.lstrip("/"),
+        )
+
+
+def create_pgsql_dlr_table(url: str) -> None:
+    """The same table and index, in PostgreSQL (through psql: no event loop needed here)."""
+    subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", DLR_TABLE_PG],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class KannelPorts:
     admin: int
@@ -68,8 +120,10 @@ def render_config(
     dlr_storage: str = "sqlite3",
     window: int = 10,
     log_level: int = 2,
+    pgsql: PgsqlTarget | None = None,
 ) -> str:
-    """kannel.conf: core, the sqlite3 DLR store (if chosen), one SMPP smsc, smsbox, a user."""
+    """kannel.conf: core, the DLR store's connection (sqlite3 or pgsql), one SMPP smsc,
+    smsbox, a sendsms user."""
     if dlr_storage not in DLR_STORAGES:
         raise ValueError(f"dlr storage {dlr_storage!r} is not one of {DLR_STORAGES}")
     groups = [
@@ -88,26 +142,29 @@ dlr-storage = {dlr_storage}
 """,
     ]
     if dlr_storage == "sqlite3":
-        groups += [
+        groups.append(
             f"""group = sqlite3-connection
 id = dlrdb
 database = "{workdir / "kannel-dlr.sqlite3"}"
 max-connections = 1
-""",
-            """group = dlr-db
+"""
+        )
+    elif dlr_storage == "pgsql":
+        if pgsql is None:
+            raise ValueError("dlr-storage pgsql needs a database")
+        groups.append(
+            f"""group = pgsql-connection
 id = dlrdb
-table = dlr
-field-smsc = smsc
-field-timestamp = ts
-field-destination = destination
-field-source = source
-field-service = service
-field-url = url
-field-mask = mask
-field-status = status
-field-boxc-id = boxc
-""",
-        ]
+host = {pgsql.host}
+port = {pgsql.port}
+username = {pgsql.user}
+password = "{pgsql.password}"
+database = {pgsql.database}
+max-connections = 1
+"""
+        )
+    if dlr_storage != "internal":
+        groups.append(DLR_DB_GROUP)
     groups += [
         f"""group = smsc
 smsc = smpp
@@ -169,6 +226,7 @@ class Kannel:
     dlr_storage: str = "sqlite3"
     window: int = 10
     sqlite_journal: str = "delete"
+    pgsql_url: str | None = None  # dlr-storage pgsql: a fresh database, made by the caller
     ports: KannelPorts = field(
         default_factory=lambda: KannelPorts(free_port(), free_port(), free_port())
     )
@@ -188,11 +246,15 @@ class Kannel:
                 self.smsc_port,
                 dlr_storage=self.dlr_storage,
                 window=self.window,
+                pgsql=PgsqlTarget.from_url(self.pgsql_url) if self.pgsql_url else None,
             ),
             "utf-8",
         )
         if self.dlr_storage == "sqlite3":
             create_dlr_table(self.workdir / "kannel-dlr.sqlite3", self.sqlite_journal)
+        elif self.dlr_storage == "pgsql":
+            assert self.pgsql_url is not None
+            create_pgsql_dlr_table(self.pgsql_url)
         bearerbox = Child(
             "bearerbox",
             [BEARERBOX, "-v", "4", str(config)],
@@ -213,6 +275,14 @@ class Kannel:
     @property
     def pids(self) -> list[int]:
         return [child.pid for child in self.children if child.running]
+
+    def log_tail(self) -> str:
+        logs = [self.workdir / name for name in ("bearerbox.log", "smsbox.log")]
+        tails = []
+        for path in logs:
+            with contextlib.suppress(OSError):
+                tails.append(f"--- {path.name}\n{path.read_text('utf-8', 'replace')[-1500:]}")
+        return "\n".join(tails + [f"--- {c.name}\n{c.log_tail(1500)}" for c in self.children])
 
     def stop(self) -> None:
         for child in reversed(self.children):

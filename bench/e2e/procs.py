@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +109,10 @@ class CpuMeter:
     roots: list[int]
     interval: float = 0.25
     extra: list[int] = field(default_factory=list)  # single pids, not trees
+    # Pids that come and go (PostgreSQL backends), looked up every `find_every` samples.
+    finder: Callable[[], list[int]] | None = None
+    find_every: int = 4
+    _samples: int = 0
     _start: dict[int, float] = field(default_factory=dict)
     _last: dict[int, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -123,6 +127,9 @@ class CpuMeter:
                 found[pid] = root
                 for child in root.children(recursive=True):
                     found[child.pid] = child
+        if self.finder is not None and self._samples % self.find_every == 0:
+            self.extra = sorted(set(self.extra) | set(self.finder()))
+        self._samples += 1
         for pid in self.extra:
             with contextlib.suppress(psutil.Error):
                 found[pid] = psutil.Process(pid)
@@ -163,3 +170,15 @@ class CpuMeter:
         if self._thread is not None:
             self._thread.join(timeout=5)
         return total
+
+
+def postgres_backends(database: str) -> list[int]:
+    """The server processes of one PostgreSQL database, by their process titles
+    (`postgres: 15/main: USER DATABASE HOST(PORT) STATE`): readable without a connection."""
+    pids = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            title = " ".join(process.info["cmdline"] or [])
+            if title.startswith("postgres:") and f" {database} " in title:
+                pids.append(process.pid)
+    return pids

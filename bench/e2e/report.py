@@ -24,6 +24,7 @@ class RoundResult:
     p99_ms: float
     smsc_submits: int
     smsc_receipts: int
+    smsc_binds: int
     stored: int | None  # Tidings: messages in its database at the end
     callbacks: int
     finals: int  # messages with a final callback
@@ -37,6 +38,8 @@ class RoundResult:
     final_rate: float
     gateway_cpu_seconds: float
     cpu_ms_per_message: float
+    db_cpu_seconds: float | None  # PostgreSQL: its backends for the gateway's database
+    db_ms_per_message: float | None
     window_seconds: float
     wrk_cores: float
     smsc_cores: float
@@ -58,6 +61,7 @@ class RoundResult:
         drain_seconds: float,
         window_seconds: float,
         gateway_cpu: float,
+        db_cpu: float | None,
         peer_cpu: dict[str, float],
         load_average: tuple[float, float],
     ) -> RoundResult:
@@ -80,6 +84,7 @@ class RoundResult:
             p99_ms=load.p99_ms,
             smsc_submits=submits,
             smsc_receipts=int(smsc.get("receipts", 0)),
+            smsc_binds=int(smsc.get("binds", 0)),
             stored=stored,
             callbacks=int(callbacks["callbacks"]),
             finals=finals,
@@ -93,6 +98,8 @@ class RoundResult:
             final_rate=finals / final_seconds if final_seconds > 0 else 0.0,
             gateway_cpu_seconds=gateway_cpu,
             cpu_ms_per_message=gateway_cpu * 1000 / finals if finals else 0.0,
+            db_cpu_seconds=db_cpu,
+            db_ms_per_message=db_cpu * 1000 / finals if db_cpu is not None and finals else None,
             window_seconds=window_seconds,
             wrk_cores=load.cpu_seconds / load.seconds if load.seconds > 0 else 0.0,
             smsc_cores=peer_cpu.get("smsc", 0.0) / window_seconds if window_seconds else 0.0,
@@ -112,11 +119,12 @@ class RoundResult:
 
 
 COLUMNS = [
-    ("system", 38),
+    ("system", 40),
     ("round", 5),
     ("accepted/s", 10),
     ("final cb/s", 10),
     ("CPU ms/msg", 10),
+    ("DB ms/msg", 9),
     ("accepted", 8),
     ("finals", 8),
     ("refused", 7),
@@ -136,6 +144,7 @@ def _row(r: RoundResult) -> list[str]:
         f"{r.accepted_rate:,.0f}",
         f"{r.final_rate:,.0f}",
         f"{r.cpu_ms_per_message:.2f}",
+        "-" if r.db_ms_per_message is None else f"{r.db_ms_per_message:.2f}",
         str(r.accepted),
         str(r.finals),
         str(r.refused + r.socket_errors),
@@ -158,7 +167,10 @@ def summarize(results: list[RoundResult]) -> dict[str, Any]:
                 "final_rate": statistics.median(r.final_rate for r in rounds),
                 "accepted_rate": statistics.median(r.accepted_rate for r in rounds),
                 "cpu_ms_per_message": statistics.median(r.cpu_ms_per_message for r in rounds),
-                "unfinished": sum(r.unfinished for r in rounds),
+                # Drained rounds: what never got a final callback is lost. Rounds whose drain
+                # timed out: still due, not provably lost.
+                "lost": sum(r.unfinished for r in rounds if r.drained),
+                "still_due": sum(r.unfinished for r in rounds if not r.drained),
                 "duplicates": sum(r.duplicates for r in rounds),
             }
     if "kannel" in summary and "tidings" in summary:
@@ -186,7 +198,8 @@ def print_table(results: list[RoundResult]) -> None:
         stored = f", {result.stored} stored" if result.stored is not None else ""
         print(
             f"{result.label} #{result.number}: callbacks {result.callbacks} ({kinds}), "
-            f"SMSC {result.smsc_submits} submits / {result.smsc_receipts} receipts{stored}, "
+            f"SMSC {result.smsc_binds} bind(s), {result.smsc_submits} submits / "
+            f"{result.smsc_receipts} receipts{stored}, "
             f"p50/p99 {result.p50_ms:.1f}/{result.p99_ms:.1f} ms, gateway CPU "
             f"{result.gateway_cpu_seconds:.1f} s over {result.window_seconds:.1f} s"
         )
@@ -201,4 +214,5 @@ def print_table(results: list[RoundResult]) -> None:
             )
             + " (medians over rounds)"
         )
+    print("(DB ms/msg: CPU of the PostgreSQL backends serving the gateway, per message)")
     print("(! after drain s: the drain timed out; 'unfinished' then counts what was still due)")

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,26 @@ from bench.e2e.kannel import (
 )
 from bench.e2e.loadgen import KANNEL_SCRIPT, TIDINGS_SCRIPT, LoadResult, run_wrk
 from bench.e2e.peers import Peers
-from bench.e2e.procs import CpuMeter, free_port
+from bench.e2e.procs import CpuMeter, free_port, postgres_backends
 from bench.e2e.report import RoundResult, print_table, summarize
 from bench.e2e.tidings import Tidings, TidingsSeed, describe, seed
-from bench.server import BenchDatabase, make_database, workdir
+from bench.server import (
+    PG_ADMIN_URL,
+    BenchDatabase,
+    PostgresDatabase,
+    make_database,
+    workdir,
+)
 
 POLL = 0.5
 SETTLE = 1.0  # after the last final callback: time for a late duplicate to show
+
+
+def stored_counter(database: BenchDatabase | None) -> Callable[[], int] | None:
+    """Messages in Tidings' database, read beside the gateway."""
+    if database is None:
+        return None
+    return lambda: sum(database.status_counts().values())
 
 
 def ensure_wrk() -> str | None:
@@ -62,7 +76,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="tidings serve, or tidings api + tidings worker (default: serve on SQLite, "
         "split on PostgreSQL)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="tidings worker processes (--mode split); each binds its own SMPP link",
+    )
     parser.add_argument("--serve-arg", action="append", default=[], help="passed to serve")
+    parser.add_argument(
+        "--tidings-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for Tidings' processes (TIDINGS_RATE_LIMIT=0 is set: "
+        "Kannel's sendsms has no rate limit either)",
+    )
     parser.add_argument("--only", choices=["tidings", "kannel"])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--duration", type=int, default=30, help="load phase, seconds")
@@ -79,11 +107,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="journal mode of Kannel's sqlite3 DLR file: delete (SQLite's default, as "
         "shipped) or wal",
     )
+    parser.add_argument(
+        "--check",
+        type=float,
+        metavar="RATIO",
+        help="exit 1 unless Tidings / Kannel final callbacks/s >= RATIO (the issue's target "
+        "is 1.5) and Tidings drained with nothing lost and nothing duplicated",
+    )
     parser.add_argument("--json", type=Path, help="save the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and its logs")
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.tidings_env):
+        parser.error("--tidings-env takes KEY=VALUE")
     if args.mode is None:
         args.mode = "split" if args.database == "postgres" else "serve"
+    if not 1 <= args.workers <= 16:
+        parser.error("--workers is 1..16")
     if not 1 <= args.rounds <= 20 or not 1 <= args.duration <= 3600:
         parser.error("--rounds is 1..20 and --duration 1..3600")
     return args
@@ -115,7 +154,8 @@ class Bench:
         )
 
     def tidings_label(self) -> str:
-        return describe(self.args.mode == "split", self.args.database, self.args.serve_arg)
+        args = self.args
+        return describe(args.mode == "split", args.database, args.serve_arg, args.workers)
 
     def kannel_label(self) -> str:
         storage = self.args.kannel_dlr_storage
@@ -133,18 +173,29 @@ class Bench:
         database: BenchDatabase | None = None
         gateway: Tidings | Kannel
         if system == "kannel":
+            if args.kannel_dlr_storage == "pgsql":
+                database = make_database("postgres", directory)
+                database.create()
             gateway = Kannel(
                 directory,
                 self.smsc_port,
                 args.kannel_dlr_storage,
                 args.window,
                 args.kannel_sqlite_journal,
+                pgsql_url=database.url if database is not None else None,
             )
         else:
             assert self.template is not None
             database = self.template.clone(directory)
+            env = {"TIDINGS_RATE_LIMIT": "0"}
+            env.update(item.split("=", 1) for item in args.tidings_env)
             gateway = Tidings(
-                database, directory, split=args.mode == "split", serve_args=args.serve_arg
+                database,
+                directory,
+                split=args.mode == "split",
+                workers=args.workers,
+                serve_args=args.serve_arg,
+                extra_env=env,
             )
         load_before = os.getloadavg()[0]
         try:
@@ -153,19 +204,28 @@ class Bench:
             if not peers.wait_bound(30):
                 print(f"  ({system}: no bind after 30 s, measuring anyway)", file=sys.stderr)
             gateway_cpu = CpuMeter(roots=gateway.pids).start()
+            db_cpu = None
+            if isinstance(database, PostgresDatabase):
+                name = database.name
+                db_cpu = CpuMeter(roots=[], finder=lambda: postgres_backends(name)).start()
             peer_cpu = {name: CpuMeter(roots=[pid]).start() for name, pid in peers.pids.items()}
             window_start = time.monotonic()
             load = self._load(system, number, gateway.base_url, peers.callback_base, directory)
-            drained, drain_seconds = self._drain(peers, load)
+            stored_count = stored_counter(database) if system == "tidings" else None
+            drained, drain_seconds = self._drain(peers, load, stored_count)
             gateway_seconds = gateway_cpu.stop()
+            db_seconds = db_cpu.stop() if db_cpu is not None else None
             peer_seconds = {name: meter.stop() for name, meter in peer_cpu.items()}
             window_seconds = time.monotonic() - window_start
             callbacks = peers.callbacks()
             smsc = peers.smsc_stats()
-            stored = sum(database.status_counts().values()) if database is not None else None
+            stored = (
+                sum(database.status_counts().values())
+                if database is not None and system == "tidings"
+                else None
+            )
         except Exception:
-            if isinstance(gateway, Tidings):
-                print(gateway.log_tail(), file=sys.stderr)
+            print(gateway.log_tail(), file=sys.stderr)
             raise
         finally:
             gateway.stop()
@@ -184,6 +244,7 @@ class Bench:
             drain_seconds=drain_seconds,
             window_seconds=window_seconds,
             gateway_cpu=gateway_seconds,
+            db_cpu=db_seconds,
             peer_cpu=peer_seconds,
             load_average=(load_before, os.getloadavg()[0]),
         )
@@ -209,15 +270,19 @@ class Bench:
             connections=self.args.connections,
         )
 
-    def _drain(self, peers: Peers, load: LoadResult) -> tuple[bool, float]:
-        """Until every message accepted (by wrk's count and the SMSC's) has a final callback."""
+    def _drain(
+        self, peers: Peers, load: LoadResult, stored: Callable[[], int] | None
+    ) -> tuple[bool, float]:
+        """Until every message accepted (by wrk's count, the SMSC's and, for Tidings, the
+        database's: wrk does not count the answers in flight when it stops) has a final
+        callback. The database is read only when the other counts are met."""
         started = time.monotonic()
         deadline = started + self.args.drain_timeout
         drained = False
         while time.monotonic() < deadline:
             finals = int(peers.callbacks()["finals"])
             submits = int(peers.smsc_stats().get("submits", 0))
-            if finals >= max(load.accepted, submits):
+            if finals >= max(load.accepted, submits) and (stored is None or finals >= stored()):
                 drained = True
                 break
             time.sleep(POLL)
@@ -250,6 +315,20 @@ class Bench:
         return results
 
 
+def machine_note(database: str) -> str:
+    """What the numbers depend on besides the code: cores, load, PostgreSQL's autovacuum."""
+    note = f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    if database == "postgres":
+        done = subprocess.run(
+            ["psql", "-X", "-A", "-t", PG_ADMIN_URL, "-c", "SHOW autovacuum"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        note += f", PostgreSQL autovacuum = {done.stdout.strip() or '?'}"
+    return note
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     why = ensure_wrk()
@@ -260,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"working in {root}", file=sys.stderr)
         results = Bench(args, root).run()
+    print(
+        f"bench.e2e: {machine_note(args.database)}; wrk -t{args.threads} -c{args.connections} "
+        f"-d{args.duration}s, 1 bind, window {args.window}, receipts after "
+        f"{args.receipt_delay:g} s"
+    )
     print_table(results)
     summary = summarize(results)
     if args.json is not None:
@@ -269,4 +353,24 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
         }
         args.json.write_text(json.dumps(payload, indent=2), "utf-8")
+    if args.check is not None:
+        failures = check(summary, args.check)
+        for failure in failures:
+            print(f"CHECK FAILED: {failure}")
+        return 1 if failures else 0
     return 0
+
+
+def check(summary: dict[str, Any], ratio: float) -> list[str]:
+    failures = []
+    if "ratio_final_rate" not in summary:
+        failures.append("no Tidings / Kannel ratio (both systems must run)")
+    elif summary["ratio_final_rate"] < ratio:
+        failures.append(f"Tidings / Kannel = {summary['ratio_final_rate']:.2f} < {ratio:g}")
+    tidings = summary.get("tidings")
+    if tidings and (tidings["lost"] or tidings["still_due"] or tidings["duplicates"]):
+        failures.append(
+            f"tidings: {tidings['lost']} lost, {tidings['still_due']} still due after the "
+            f"drain timeout, {tidings['duplicates']} duplicated"
+        )
+    return failures

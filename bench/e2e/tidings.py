@@ -72,6 +72,7 @@ class Tidings:
     database: BenchDatabase
     workdir: Path
     split: bool = False
+    workers: int = 1  # `tidings worker` processes beside the API when split
     serve_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
@@ -89,7 +90,9 @@ class Tidings:
     def start(self, timeout: float = 90.0) -> None:
         env = self._env()
         if self.split:
-            commands = [("api", [str(TIDINGS), "api"]), ("worker", [str(TIDINGS), "worker"])]
+            commands = [("api", [str(TIDINGS), "api"])] + [
+                (f"worker{n}", [str(TIDINGS), "worker"]) for n in range(1, self.workers + 1)
+            ]
         else:
             commands = [("serve", [str(TIDINGS), "serve", *self.serve_args])]
         for name, command in commands:
@@ -111,8 +114,9 @@ class Tidings:
         self.children.clear()
 
 
-def describe(split: bool, database: str, serve_args: list[str]) -> str:
+def describe(split: bool, database: str, serve_args: list[str], workers: int = 1) -> str:
     if split:
-        return f"tidings api+worker, {database}"
+        workers_text = f"{workers} workers" if workers > 1 else "worker"
+        return f"tidings api + {workers_text}, {database}"
     extra = f" {' '.join(serve_args)}" if serve_args else ""
     return f"tidings serve{extra}, {database}"

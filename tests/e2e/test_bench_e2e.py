@@ -16,11 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import smpp34
-from bench.e2e.kannel import KannelPorts, render_config
-from bench.e2e.loadgen import KANNEL_SCRIPT, run_wrk, wrk_available
+from bench.e2e.kannel import KannelPorts, PgsqlTarget, render_config
+from bench.e2e.loadgen import KANNEL_SCRIPT, LoadResult, run_wrk, wrk_available
 from bench.e2e.peers import Peers
 from bench.e2e.procs import CpuMeter, free_port
 from bench.e2e.receiver import Tally, classify_kannel, classify_tidings
+from bench.e2e.report import RoundResult, summarize
+from bench.e2e.run import check
 from bench.e2e.smsc import receipt_text
 
 DELAY = 0.4
@@ -191,3 +193,66 @@ def test_kannel_wrk_script_encodes_the_dlr_url_and_checks_answers(tmp_path: Path
     assert params["dlr-url"] == [f"http://127.0.0.1:9/kannel?ref=k9t1n{number}&type=%d"]
     references = {parse_qs(urlsplit(p).query)["dlr-url"][0] for p in _FakeSendsms.paths}
     assert len(references) == len(_FakeSendsms.paths)  # one reference per request
+
+
+def test_kannel_config_for_a_postgresql_dlr_store(tmp_path: Path) -> None:
+    ports = KannelPorts(admin=13000, smsbox=13001, sendsms=13013)
+    target = PgsqlTarget.from_url("postgresql://postgres@127.0.0.1:5432/tidings_bench_1_2")
+    config = render_config(tmp_path, ports, 2775, dlr_storage="pgsql", pgsql=target)
+    assert "dlr-storage = pgsql" in config and "group = pgsql-connection" in config
+    assert "database = tidings_bench_1_2\n" in config and 'password = ""' in config
+    assert "group = dlr-db" in config and "group = sqlite3-connection" not in config
+
+
+def _round(system: str, accepted: int, finals: int, seconds: float, drained: bool) -> RoundResult:
+    load = LoadResult(
+        requests=accepted,
+        accepted=accepted,
+        refused=0,
+        socket_errors=0,
+        seconds=30.0,
+        started_at=100.0,
+        p50_ms=1.0,
+        p99_ms=2.0,
+        cpu_seconds=0.3,
+    )
+    callbacks = {
+        "callbacks": 2 * finals,
+        "finals": finals,
+        "duplicates": 0,
+        "unparsed": 0,
+        "kinds": {"sent": finals, "delivered": finals},
+        "last_final_at": 100.0 + seconds,
+    }
+    return RoundResult.build(
+        system=system,
+        label=system,
+        number=1,
+        load=load,
+        callbacks=callbacks,
+        smsc={"submits": finals, "receipts": finals},
+        stored=None,
+        drained=drained,
+        drain_seconds=1.0,
+        window_seconds=40.0,
+        gateway_cpu=finals / 1000,  # 1 ms a message
+        db_cpu=None,
+        peer_cpu={"smsc": 4.0, "receiver": 2.0},
+        load_average=(1.0, 1.0),
+    )
+
+
+def test_ratio_and_check_of_a_run() -> None:
+    kannel = _round("kannel", 10_000, 4_000, 40.0, drained=False)  # 100/s, 6,000 still due
+    tidings = _round("tidings", 6_000, 6_000, 40.0, drained=True)  # 150/s
+    assert (kannel.final_rate, kannel.unfinished, kannel.cpu_ms_per_message) == (100, 6000, 1)
+    assert (kannel.smsc_cores, kannel.receiver_cores) == (0.1, 0.05)
+    summary = summarize([kannel, tidings])
+    assert summary["ratio_final_rate"] == 1.5 and summary["ratio_cpu_per_message"] == 1.0
+    assert summary["kannel"]["still_due"] == 6000 and summary["kannel"]["lost"] == 0
+    assert check(summary, 1.5) == []
+    assert check(summary, 2.0) == ["Tidings / Kannel = 1.50 < 2"]
+    lossy = _round("tidings", 6_000, 5_999, 40.0, drained=True)
+    assert check(summarize([kannel, lossy]), 1.0) == [
+        "tidings: 1 lost, 0 still due after the drain timeout, 0 duplicated"
+    ]
