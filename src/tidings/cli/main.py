@@ -8,7 +8,6 @@ import signal
 from typing import Any
 
 import typer
-import uvicorn
 
 from tidings.cli.admin import clients_app, prices_app, routes_app, suppliers_app
 from tidings.cli.common import clock, emit, run_in_transaction, run_service
@@ -56,14 +55,14 @@ def db_upgrade(revision: str = typer.Argument("heads")) -> None:
 
 def _run_http(settings: Settings, *, with_workers: bool, processes: int) -> None:
     from tidings.api.app import create_app
-    from tidings.cli.processes import serve_processes, uvicorn_config
+    from tidings.cli.processes import QuietServer, serve_processes, uvicorn_config
 
     if processes > 1:
         serve_processes(settings, processes, with_workers=with_workers)
         return
     config = uvicorn_config(settings, create_app(settings, with_workers=with_workers))
     tune_gc_for_service()
-    uvicorn.Server(config).run()
+    QuietServer(config).run()
 
 
 def _processes_option(default: int | None) -> Any:

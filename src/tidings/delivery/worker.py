@@ -53,6 +53,7 @@ class WorkerOptions:
     report_grace_seconds: int = 3600
     supplier_refresh_interval: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    gather_interval: float = 0.005  # a woken lane waits this long for more jobs to join
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerOptions:
@@ -125,6 +126,10 @@ class SupplierLane:
                 worked = False
             if not worked:
                 await sleep_until_woken(self._wake, self._idle_wait)
+                if not self._stopping.is_set():
+                    # Every accepted batch wakes the lane: let the ones committed in the
+                    # next moment join this claim rather than each making its own.
+                    await asyncio.sleep(self.options.gather_interval)
 
     async def step(self) -> bool:
         """Claim, submit and record one batch. Returns whether there was anything to do."""
