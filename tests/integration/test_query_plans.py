@@ -71,6 +71,10 @@ ROWS = int(os.environ.get("TIDINGS_PLAN_ROWS", "200000"))
 PENDING = 1_000  # webhooks pending, receipts unmatched, SMPP receipts unsent, HLR due, ...
 # Messages queued, each with its dispatch job: a bulk send's backlog, the claim's worst case.
 BACKLOG = ROWS // 2
+# Look-ups of many values at once: the gateway's batches go up to 1,000 (a report round, a
+# bulk request's references) against tables of millions: the 1,000 per 1,000,000
+# rows, scaled with ROWS so that the share of the table the planner weighs stays the same.
+LOOKUPS = max(100, ROWS // 1000)
 # The tables filled below, each with ROWS / 4 rows or more: reading one of them whole is a
 # fault. The others (clients, suppliers, routes, …) are configuration and stay small.
 BIG_TABLES = {
@@ -118,10 +122,10 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
     since = NOW - timedelta(days=3)
     first_pending = ROWS - BACKLOG + 1
     pending_ids = _ids(first_pending, 100)
-    delivered_ids = _ids(ROWS // 2, 1_000)
+    delivered_ids = _ids(ROWS // 2, LOOKUPS)
     smids = [f"sm-{i}" for i in delivered_ids]
     refs = [f"ref-{i}" for i in delivered_ids]
-    part_ids = [f"pt-{i}" for i in _ids(1, 1_000)]
+    part_ids = [f"pt-{i}" for i in _ids(1, LOOKUPS)]
     outcome = Outcome(
         delivery_id=ROWS,
         lease=lease,
