@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, UTCDateTime
@@ -17,7 +17,9 @@ class DispatchJob(Base):
     """
 
     __tablename__ = "dispatch_jobs"
-    __table_args__ = (Index("ix_dispatch_jobs_claim", "supplier_id", "due_at"),)
+    # The claim's order within a supplier, complete: the claim reads the first due rows in
+    # index order and stops at its LIMIT, whatever the planner knows of the table.
+    __table_args__ = (Index("ix_dispatch_jobs_claim", "supplier_id", "due_at", "message_id"),)
 
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
     supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))
@@ -38,6 +40,14 @@ class Receipt(Base):
     __table_args__ = (
         Index("ix_receipts_supplier_ref", "supplier_id", "supplier_message_id"),
         Index("ix_receipts_unmatched", "message_id", "received_at"),
+        # The receipts still waiting for their message, in the catch-up matcher's order:
+        # partial, so the millions of matched receipts are not walked (no statistics needed).
+        Index(
+            "ix_receipts_waiting",
+            "id",
+            sqlite_where=text("message_id IS NULL"),
+            postgresql_where=text("message_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.clock import Clock
 from tidings.connectors.base import OutboundMessage, SubmitOutcome, SubmitResult, SupplierReport
+from tidings.db.statistics import analyze_grown_tables
 from tidings.delivery.parts import PartReport, settle_parts
 from tidings.delivery.repository import (
     ClaimedJob,
@@ -216,7 +217,12 @@ async def ingest_reports(
 async def sweep_expired(
     session: AsyncSession, clock: Clock, *, grace_seconds: int, limit: int = 1000
 ) -> list[AppliedChange]:
-    """Expire what never left before its validity ended, and close what never got a report."""
+    """Expire what never left before its validity ended, and close what never got a report.
+
+    First, on PostgreSQL, tables that outgrew their statistics are analyzed (before this
+    transaction locks any row): plans cached while they were small are made again.
+    """
+    await analyze_grown_tables(session)
     now = clock.now()
     messages = MessageRepository(session)
     pending = await messages.expiring_unleased(PENDING_STATUSES, now, limit)

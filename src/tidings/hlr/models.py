@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, Money, UTCDateTime
@@ -20,7 +20,16 @@ class HlrLookup(Base):
     __tablename__ = "hlr_lookups"
     __table_args__ = (
         UniqueConstraint("client_id", "reference", name="uq_hlr_lookups_client_reference"),
-        Index("ix_hlr_lookups_due", "due_at"),
+        # The claim's queue: only lookups still to be asked, per provider in claim order.
+        # `due_at <= $1` implies `due_at IS NOT NULL`, so even a generic plan uses it.
+        Index(
+            "ix_hlr_lookups_due",
+            "provider_id",
+            "due_at",
+            "id",
+            sqlite_where=text("due_at IS NOT NULL"),
+            postgresql_where=text("due_at IS NOT NULL"),
+        ),
         Index("ix_hlr_lookups_client_created", "client_id", "created_at"),
     )
 

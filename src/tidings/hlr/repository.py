@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.arrays import one_of, one_of_selected
 from tidings.db.ids import allocate_ids
 from tidings.hlr.models import HlrLookup
 from tidings.wakeups import HLR, wake_after_commit
@@ -53,7 +54,8 @@ class HlrRepository:
             return {}
         result = await self.session.execute(
             select(HlrLookup.reference, HlrLookup.id).where(
-                HlrLookup.client_id == client_id, HlrLookup.reference.in_(list(references))
+                HlrLookup.client_id == client_id,
+                one_of(self.session, HlrLookup.reference, references),
             )
         )
         return {reference: id_ for reference, id_ in result.tuples()}
@@ -91,7 +93,7 @@ class HlrRepository:
         h = HlrLookup
         result = await self.session.execute(
             select(*(getattr(h, name) for name in FinishedLookup.__slots__))
-            .where(h.id.in_(list(ids)))
+            .where(one_of(self.session, h.id, ids))
             .order_by(h.id)
         )
         return [FinishedLookup(*row) for row in result.tuples()]
@@ -117,7 +119,7 @@ class HlrRepository:
             select(table.c.id)
             .where(
                 table.c.due_at <= now,
-                table.c.provider_id.in_(list(provider_ids)),
+                one_of(self.session, table.c.provider_id, provider_ids),
                 or_(table.c.locked_until.is_(None), table.c.locked_until < now),
             )
             .order_by(table.c.due_at, table.c.id)
@@ -126,7 +128,7 @@ class HlrRepository:
         )
         result = await self.session.execute(
             update(table)
-            .where(table.c.id.in_(claimable.scalar_subquery()))
+            .where(one_of_selected(self.session, table.c.id, claimable))
             .values(locked_until=lease_until, attempts=table.c.attempts + 1)
             .returning(
                 table.c.id,
@@ -164,7 +166,8 @@ class HlrRepository:
             return []
         table = cast(Table, HlrLookup.__table__)
         held = select(table.c.id).where(
-            table.c.id.in_([c["lookup_id"] for c in changes]), table.c.locked_until == lease
+            one_of(self.session, table.c.id, [c["lookup_id"] for c in changes]),
+            table.c.locked_until == lease,
         )
         still_held = {row[0] for row in await self.session.execute(held)}
         rows = [c for c in changes if c["lookup_id"] in still_held]

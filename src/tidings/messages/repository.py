@@ -4,14 +4,15 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.connectors.base import OutboundMessage
+from tidings.db.arrays import one_of
 from tidings.db.ids import allocate_ids
 from tidings.delivery.models import DispatchJob
 from tidings.messages.changes import RECORD_FIELDS, MessageRecord
-from tidings.messages.models import Message, MessageEvent, Task
+from tidings.messages.models import Message, MessageEvent, Task, status_predicate
 
 
 class MessageRepository:
@@ -45,7 +46,7 @@ class MessageRepository:
     async def references_in_use(self, client_id: int, references: Iterable[str]) -> list[str]:
         result = await self.session.execute(
             select(Message.reference).where(
-                Message.client_id == client_id, Message.reference.in_(list(references))
+                Message.client_id == client_id, one_of(self.session, Message.reference, references)
             )
         )
         return [row[0] for row in result]
@@ -75,7 +76,7 @@ class MessageRepository:
                 Message.expires_at,
                 Message.reference,
             )
-            .where(Message.id.in_(message_ids))
+            .where(one_of(self.session, Message.id, message_ids))
             .order_by(Message.id)
         )
         return [OutboundMessage(*row) for row in result]
@@ -132,14 +133,14 @@ class MessageRepository:
         table = cast(Table, Message.__table__)
         columns = [table.c[name] for name in RECORD_FIELDS]  # positional: the record's order
         result = await self.session.execute(
-            select(*columns).where(table.c.id.in_(message_ids)).with_for_update()
+            select(*columns).where(one_of(self.session, table.c.id, message_ids)).with_for_update()
         )
         return [MessageRecord(*row) for row in result]
 
     async def expiring(self, statuses: Iterable[str], before: datetime, limit: int) -> list[int]:
         result = await self.session.execute(
             select(Message.id)
-            .where(Message.status.in_(list(statuses)), Message.expires_at < before)
+            .where(text(status_predicate(frozenset(statuses))), Message.expires_at < before)
             .order_by(Message.expires_at)
             .limit(limit)
         )
@@ -153,7 +154,7 @@ class MessageRepository:
             select(Message.id)
             .outerjoin(DispatchJob, DispatchJob.message_id == Message.id)
             .where(
-                Message.status.in_(list(statuses)),
+                text(status_predicate(frozenset(statuses))),
                 Message.expires_at < before,
                 or_(DispatchJob.locked_until.is_(None), DispatchJob.locked_until < before),
             )

@@ -16,6 +16,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.clock import Clock
+from tidings.db.arrays import none_of, one_of
 from tidings.messages.changes import AppliedChange
 from tidings.messages.models import Message
 from tidings.messages.status import DELIVERED_STATUSES, Status
@@ -58,7 +59,7 @@ async def enqueue_smpp_receipts(
         return 0
     result = await session.execute(
         select(SmppReceiptRequest.message_id, SmppReceiptRequest.registered_delivery).where(
-            SmppReceiptRequest.message_id.in_([a.message.id for a in finals])
+            one_of(session, SmppReceiptRequest.message_id, [a.message.id for a in finals])
         )
     )
     asked: dict[int, int] = {row[0]: row[1] for row in result}
@@ -118,19 +119,21 @@ async def pending_receipts(
             Message.time_in,
         )
         .join(Message, Message.id == SmppReceipt.message_id)
-        .where(SmppReceipt.client_id.in_(client_ids), SmppReceipt.sent_at.is_(None))
+        .where(one_of(session, SmppReceipt.client_id, client_ids), SmppReceipt.sent_at.is_(None))
         .order_by(SmppReceipt.id)
         .limit(limit)
     )
     if exclude:
-        query = query.where(SmppReceipt.id.not_in(exclude))
+        query = query.where(none_of(session, SmppReceipt.id, exclude))
     return [PendingReceipt(*row) for row in (await session.execute(query)).all()]
 
 
 async def mark_sent(session: AsyncSession, ids: Sequence[int], at: datetime) -> None:
     if ids:
         table = _table(SmppReceipt)
-        await session.execute(update(table).where(table.c.id.in_(ids)).values(sent_at=at))
+        await session.execute(
+            update(table).where(one_of(session, table.c.id, ids)).values(sent_at=at)
+        )
 
 
 def _table(model: type[SmppReceipt | SmppReceiptRequest]) -> Table:

@@ -4,10 +4,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.messages.models import Message
+from tidings.messages.models import Message, status_predicate
 from tidings.viber.models import ViberContent, ViberSender
 
 VIBER = "viber"
@@ -64,7 +64,7 @@ class ViberRepository:
         result = await self.session.execute(
             select(Message.id)
             .where(
-                Message.status.in_(list(statuses)),
+                text(status_predicate(frozenset(statuses))),  # its partial index's words
                 Message.expires_at < now,
                 Message.channel == VIBER,
             )

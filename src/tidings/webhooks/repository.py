@@ -7,17 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, exists, insert, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import ColumnClause
 
 from tidings.accounts.models import Client
+from tidings.db.arrays import none_of, one_of
 from tidings.wakeups import WEBHOOKS, wake_after_commit
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
+# 'pending' written into the SQL, not bound: a generic plan (asyncpg's prepared statements
+# get one after five executions) cannot use the partial index `WHERE state = 'pending'` for
+# `state = $1`, since $1 could be anything; for the constant it can.
+PENDING_CONSTANT: ColumnClause[str] = literal_column(f"'{PENDING}'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,7 @@ class WebhookRepository:
         result = await self.session.execute(
             select(
                 Client.id, Client.callback_url, Client.webhook_format, Client.retry_schedule
-            ).where(Client.id.in_(list(client_ids)))
+            ).where(one_of(self.session, Client.id, client_ids))
         )
         return {row[0]: WebhookTarget(*row) for row in result.tuples()}
 
@@ -105,12 +111,12 @@ class WebhookRepository:
         query = (
             select(WebhookDelivery.id, WebhookDelivery.client_id, WebhookDelivery.url)
             .where(
-                WebhookDelivery.state == PENDING,
+                WebhookDelivery.state == PENDING_CONSTANT,
                 WebhookDelivery.next_attempt_at <= now,
                 or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
                 ~exists().where(
                     earlier.message_id == WebhookDelivery.message_id,
-                    earlier.state == PENDING,
+                    earlier.state == PENDING_CONSTANT,
                     earlier.id < WebhookDelivery.id,
                 ),
             )
@@ -119,7 +125,7 @@ class WebhookRepository:
             .with_for_update(of=WebhookDelivery, skip_locked=True)
         )
         if exclude_clients:
-            query = query.where(WebhookDelivery.client_id.not_in(list(exclude_clients)))
+            query = query.where(none_of(self.session, WebhookDelivery.client_id, exclude_clients))
         result = await self.session.execute(query)
         return [Candidate(*row) for row in result.tuples()]
 
@@ -136,7 +142,7 @@ class WebhookRepository:
         c = deliveries.c
         result = await self.session.execute(
             update(deliveries)
-            .where(c.id.in_(list(ids)))
+            .where(one_of(self.session, c.id, ids))
             .values(locked_until=lease_until, next_attempt_at=lease_until)
             .returning(
                 c.id,
@@ -189,7 +195,7 @@ class WebhookRepository:
         result = await self.session.execute(
             select(
                 Client.id, Client.webhook_secret, Client.webhook_login, Client.webhook_password
-            ).where(Client.id.in_(list(client_ids)))
+            ).where(one_of(self.session, Client.id, client_ids))
         )
         return {row[0]: (row[1], row[2], row[3]) for row in result.tuples()}
 

@@ -1,0 +1,64 @@
+"""Look-ups of many values at once that keep one statement and one plan on PostgreSQL.
+
+``column IN (:a, :b, …)`` is a different statement for every number of values: asyncpg
+prepares each one, and after five executions PostgreSQL caches a generic plan for it, chosen
+for whatever the table looked like then (docs/architecture.md, "PostgreSQL without
+statistics"). ``column = ANY(:values)`` with one array parameter is one statement whatever
+the count, and its generic plan assumes a handful of values (an index look-up), not a share
+of the table. SQLite has no arrays and no plan cache across statements: IN stays there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, any_, func, literal
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def one_of(
+    session: AsyncSession,
+    column: ColumnElement[Any] | InstrumentedAttribute[Any],
+    values: Iterable[Any],
+) -> ColumnElement[bool]:
+    """``column = ANY(:array)`` on PostgreSQL, ``column IN (…)`` elsewhere."""
+    wanted = list(values)
+    if is_postgres(session):
+        return column == any_(literal(wanted, ARRAY(column.type)))
+    return column.in_(wanted)
+
+
+def none_of(
+    session: AsyncSession,
+    column: ColumnElement[Any] | InstrumentedAttribute[Any],
+    values: Iterable[Any],
+) -> ColumnElement[bool]:
+    """``NOT (column = ANY(:array))`` on PostgreSQL, ``column NOT IN (…)`` elsewhere."""
+    wanted = list(values)
+    if is_postgres(session):
+        return ~(column == any_(literal(wanted, ARRAY(column.type))))
+    return column.not_in(wanted)
+
+
+def one_of_selected(
+    session: AsyncSession,
+    column: ColumnElement[Any] | InstrumentedAttribute[Any],
+    selected: Select[Any],
+) -> ColumnElement[bool]:
+    """``column = ANY(ARRAY(subquery))`` on PostgreSQL, ``column IN (subquery)`` elsewhere.
+
+    A claim's ``UPDATE … WHERE id IN (SELECT … LIMIT $n FOR UPDATE SKIP LOCKED)`` is a join
+    to the planner, and a generic plan cannot know $n: it guesses a tenth of the table and
+    may hash-join against a sequential scan of it. ``ARRAY(subquery)`` runs the subquery once
+    (an InitPlan) and the UPDATE looks its few ids up by primary key, whatever the estimate.
+    """
+    if is_postgres(session):
+        return column == any_(func.array(selected.scalar_subquery(), type_=ARRAY(column.type)))
+    return column.in_(selected.scalar_subquery())
