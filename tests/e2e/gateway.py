@@ -60,11 +60,12 @@ class Gateway:
         assert done.returncode == 0, done.stderr.decode()
         return json.loads(done.stdout)
 
-    def start(self, *args: str, timeout: float = 60) -> None:
+    def start(self, *args: str, timeout: float = 60, command: str = "serve") -> None:
+        """Start `tidings serve` (or `command`: `api`) and wait until it answers /health."""
         self._close_log()
         self._log = (self.workdir / "serve.log").open("ab")
         self.process = subprocess.Popen(
-            [TIDINGS, "serve", *args],
+            [TIDINGS, command, *args],
             env=self.env,
             cwd=self.workdir,
             stdout=self._log,

@@ -4,7 +4,7 @@ from tidings.accounts.models import ApiKey, Client
 from tidings.billing.models import LedgerEntry, Price
 from tidings.console import models as console_indexes  # noqa: F401  (its indexes)
 from tidings.db.base import Base
-from tidings.delivery.models import DispatchJob, MessagePart, Receipt
+from tidings.delivery.models import DispatchJob, MessagePart, Receipt, SupplierRateBucket
 from tidings.exports.models import Export
 from tidings.hlr.models import HlrLookup
 from tidings.messages.models import Message, MessageEvent, Task
@@ -33,6 +33,7 @@ __all__ = [
     "SmppReceipt",
     "SmppReceiptRequest",
     "Supplier",
+    "SupplierRateBucket",
     "Task",
     "ViberContent",
     "ViberSender",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, UTCDateTime
@@ -78,3 +78,18 @@ class MessagePart(Base):
     seqnum: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
     status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the last reported
+
+
+class SupplierRateBucket(Base):
+    """A supplier's throughput limit, shared by every process that sends to it.
+
+    One row per rate-limited supplier: the moment (integer microseconds since the epoch, so
+    the arithmetic is exact and the same SQL on SQLite and PostgreSQL) up to which its rate
+    is already booked. A lane books each batch with one upsert that pushes the moment on by
+    the batch's share of the rate and learns when the batch may go (delivery/ratelimit.py).
+    """
+
+    __tablename__ = "supplier_rate_buckets"
+
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), primary_key=True)
+    booked_until_us: Mapped[int] = mapped_column(BigInteger)

@@ -23,7 +23,7 @@ from tidings.config import Settings
 from tidings.connectors.base import Connector, SubmitOutcome, SubmitResult, SupplierReport
 from tidings.connectors.registry import build_connector
 from tidings.db.engine import transaction
-from tidings.delivery.ratelimit import TokenBucket
+from tidings.delivery.ratelimit import SharedThroughputLimit
 from tidings.delivery.reports import ReportQueue
 from tidings.delivery.service import (
     ClaimedBatch,
@@ -86,7 +86,13 @@ class SupplierLane:
         self.clock = clock
         self.options = options
         self.metrics = metrics
-        self.bucket = TokenBucket(supplier.throughput) if supplier.throughput else None
+        # The supplier's throughput limit, shared with its lanes in every other process;
+        # none (and no database round trip for it) when it has no limit.
+        self.bucket = (
+            SharedThroughputLimit(supplier.id, supplier.throughput, sessions, clock)
+            if supplier.throughput
+            else None
+        )
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         # Woken by the commits that add this supplier's jobs, in any process; stopping
@@ -133,29 +139,53 @@ class SupplierLane:
 
     async def step(self) -> bool:
         """Claim, submit and record one batch. Returns whether there was anything to do."""
-        limit = self.options.batch_size
-        if self.bucket is not None:
-            limit = await self.bucket.take(limit)
+        size = self.options.batch_size
+        limit = size if self.bucket is None else self.bucket.batch_limit(size)
+        started = time.perf_counter()
         async with transaction(self.sessions) as session:
             batch = await claim_batch(
                 session, self.clock, self.supplier_id, limit, self.options.lease_seconds
             )
-        # Our own throughput limit, not the work there was, decided the size of this batch.
-        held_back = (
-            self.bucket is not None
-            and limit < self.options.batch_size
-            and len(batch.to_send) + len(batch.expired) >= limit
-        )
-        if self.bucket is not None:
-            # Give back what was not used, so an idle lane does not bank a burst.
-            self.bucket.tokens += limit - len(batch.to_send)
         if not batch.to_send and not batch.expired:
             return False
-        outcomes = await self._submit(batch, held_back)
+        held_back = False
+        waited = 0.0
+        outcomes: Sequence[SubmitOutcome] | None = None
+        if self.bucket is not None and batch.to_send:
+            # Booked after the claim, for exactly what goes: an idle lane books nothing.
+            booking = await self.bucket.book(len(batch.to_send))
+            # Our own throughput limit, not the work there was, decided this batch's size
+            # or when it goes.
+            held_back = booking.wait > 0 or (limit < size and len(batch.to_send) >= limit)
+            if booking.wait > self.options.lease_seconds / 2:
+                # Many processes share a low rate: the wait would outlast the lease, and
+                # another worker would take the jobs over. Put them back for later instead.
+                await self.bucket.give_back(booking)
+                log.warning(
+                    "supplier %s: the throughput limit is booked %.1f s ahead",
+                    self.name,
+                    booking.wait,
+                )
+                outcomes = [
+                    SubmitOutcome(
+                        m.message_id,
+                        SubmitResult.RETRY,
+                        error="held back by the supplier's throughput limit",
+                        retry_after=booking.wait,
+                    )
+                    for m in batch.to_send
+                ]
+            elif booking.wait > 0:
+                waited = booking.wait
+                await asyncio.sleep(waited)
+        if outcomes is None:
+            outcomes = await self._submit(batch, held_back)
         async with transaction(self.sessions) as session:
             applied = await record_outcomes(
                 session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
             )
+        if self.bucket is not None:
+            self.bucket.busy_for(time.perf_counter() - started - waited)
         # Counted after each commit that made it true (a scrape may come in between).
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
