@@ -133,7 +133,7 @@ async def test_concatenated_input_is_one_message_priced_by_parts(setup: Setup) -
     finally:
         await esme.close()
     assert {pdu.status for pdu in esme.sent} == {0}
-    assert len({pdu.message_id for pdu in esme.sent}) == 1  # every part answers the same id
+    assert len({pdu.message_id for pdu in esme.sent}) == 2  # every part answers its own id
     [message] = await _messages(setup.sessions)
     assert message.body == text
     assert message.parts == 2 and message.price == Decimal("0.04")
