@@ -101,7 +101,8 @@ async def test_wrong_password_is_refused(setup: Setup) -> None:
             ) as refused:
                 await esme.bind(credentials)
             if isinstance(refused.value, smpplib.exceptions.PDUError):
-                assert refused.value.args[1] == ESME_RINVPASWD
+                # The second failure from this address is throttled (binds.py).
+                assert refused.value.args[1] in (ESME_RINVPASWD, ESME_RBINDFAIL)
         finally:
             await esme.close()
 

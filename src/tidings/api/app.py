@@ -113,6 +113,7 @@ def create_app(
                 state.accepts,
                 state.limits,
                 ServerOptions.from_settings(settings),
+                metrics=metrics,
             )
             await smpp.start()
         state.ready = True

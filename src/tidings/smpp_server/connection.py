@@ -104,6 +104,12 @@ class ServerConnection:
         self._outgoing: list[bytes] = []
 
     @property
+    def address(self) -> str:
+        """The client's IP address (binds are throttled per address)."""
+        peer = self.writer.get_extra_info("peername")
+        return str(peer[0]) if peer else "-"
+
+    @property
     def name(self) -> str:
         system_id = self.client.system_id if self.client else "-"
         return f"smpp-in#{self.number}({system_id})"
@@ -228,9 +234,12 @@ class ServerConnection:
         if self.client is not None:
             self.send(resp_class(pdu.sequence_number, CommandStatus.ESME_RALYBND))
             return
-        status, client = await self.server.authenticate(pdu.system_id, pdu.password)
+        status, client = await self.server.binds.attempt(
+            self.address,
+            pdu.system_id,
+            functools.partial(self.server.authenticate, pdu.system_id, pdu.password),
+        )
         if client is None:
-            log.info("%s: bind of %r refused", self.name, pdu.system_id)
             self.send(resp_class(pdu.sequence_number, status))
             return
         if not self.server.register(self, client):

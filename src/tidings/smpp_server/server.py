@@ -15,8 +15,8 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -49,7 +49,9 @@ from tidings.messages.catalog import Catalog, CatalogCache
 from tidings.messages.models import Message
 from tidings.messages.status import Status
 from tidings.messages.writer import AcceptQueue
+from tidings.observability.metrics import Metrics
 from tidings.smpp_server.assembly import AfterWrite, Assembler
+from tidings.smpp_server.binds import BindDelays, BindGuard
 from tidings.smpp_server.connection import ServerConnection
 from tidings.smpp_server.receipts import (
     ReceiptBind,
@@ -76,6 +78,7 @@ class ServerOptions:
     receipt_poll: float = 0.2
     receipt_retry: float = 5.0  # a receipt refused by the client is offered again after this
     default_validity: timedelta = timedelta(hours=72)  # as the REST API's
+    bind_delays: BindDelays = field(default_factory=BindDelays)  # failed binds: binds.py
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerOptions:
@@ -119,6 +122,9 @@ class SmppServer:
         accepts: AcceptQueue,
         limits: Limits,
         options: ServerOptions,
+        *,
+        metrics: Metrics | None = None,
+        bind_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
@@ -136,6 +142,11 @@ class SmppServer:
             retry=options.receipt_retry,
             response_timeout=options.response_timeout,
             on_turn=self._expire_parts,
+        )
+        self.binds = BindGuard(
+            options.bind_delays,
+            sleep=bind_sleep,
+            on_failure=metrics.smpp_bind_failed if metrics is not None else lambda: None,
         )
         self.assembler = Assembler(
             sessions,
