@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,12 @@ from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
+
+
+def new_webhook_id() -> str:
+    """The ``webhook-id`` of a new delivery: "msg_" + a random UUID, unique across every
+    gateway (a receiver dedupes on it), made once with the row so retries repeat it."""
+    return f"msg_{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,7 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     id: int
+    webhook_id: str  # the webhook-id header
     client_id: int
     message_id: int | None
     url: str
@@ -145,6 +153,8 @@ class WebhookRepository:
         return [
             ClaimedDelivery(
                 id=d.id,
+                # Rows made before webhook ids existed keep sending their row id.
+                webhook_id=d.webhook_id or str(d.id),
                 client_id=d.client_id,
                 message_id=d.message_id,
                 url=d.url,
