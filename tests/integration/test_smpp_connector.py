@@ -519,3 +519,35 @@ async def test_parts_settled_by_concurrent_transactions(
 
     await asyncio.gather(*(report(f"{m}{half}") for m in mids for half in "ab"))
     assert await statuses(sessions) == Counter(delivered=5)
+
+
+async def test_a_slow_answer_does_not_hold_back_the_others_sent(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """`sent` is written as each submit_sm_resp arrives (grouped), not when the batch ends:
+    one answer the SMSC keeps for 1.5 s (its response_timeout is 2 s) leaves the other nine
+    `sent` long before."""
+    slow_phone = "380971000004"
+    async with Smsc(SmscConfig(receipts=False, answer_delay={slow_phone: 1.5})) as smsc:
+        world = await build_world(sessions, clock)
+        ids = await accept_messages(sessions, clock, world, 10)
+        async with smpp_lane(sessions, clock, world, smpp_options(smsc.port)) as (lane, _):
+            started = time.monotonic()
+            step = asyncio.get_running_loop().create_task(lane.step())
+            counts: Counter[str] = Counter()
+            while time.monotonic() - started < 1.4 and counts["sent"] < 9:
+                await asyncio.sleep(0.05)
+                counts = await statuses(sessions)
+            others_sent_after = time.monotonic() - started
+            assert counts["sent"] == 9 and not step.done()
+            assert others_sent_after < 1.4
+            async with sessions() as session:
+                slow = (
+                    await session.scalars(select(Message).where(Message.msisdn == slow_phone))
+                ).one()
+            assert slow.status != "sent"  # its answer is still out
+            assert await step is True
+            assert time.monotonic() - started >= 1.5
+        assert await statuses(sessions) == Counter(sent=10)
+        assert await events_per_message(sessions) == Counter({"sent:1": 10})
+        assert len(ids) == len(smsc.submitted) == 10
