@@ -27,7 +27,7 @@ characters other than CR and LF (docs/smpp-server.md).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -389,12 +389,6 @@ def _sar(tlvs: dict[int, bytes]) -> Concat | None:
     if not (ref and total and seqnum):
         return None
     return Concat(int.from_bytes(ref, "big"), total[0], seqnum[0])
-
-
-def parts_text(parts: Iterable[DecodedText]) -> str:
-    """The whole text of a reassembled message, parts in seqnum order."""
-    ordered = sorted(parts, key=lambda p: p.concat.seqnum if p.concat else 0)
-    return "".join(p.text for p in ordered)
 
 
 # --- inbound, strict (the SMPP server) -------------------------------------------------
