@@ -55,6 +55,39 @@ class Esme:
                 **extra,
             )
 
+    async def submit_long(
+        self, text: str, reference: int, *, sar: bool = False, every_part: bool = True
+    ) -> dict[int, int]:
+        """Send ``text`` as smpplib cuts it (blindly, at octets: a surrogate pair or a GSM-7
+        escape may be split), by UDH or by SAR TLVs, a receipt asked on every part or on the
+        first only; returns {sequence_number: registered_delivery} of the parts."""
+        parts, coding, esm_class = smpplib.gsm.make_parts(text, use_udhi=not sar)
+        asked: dict[int, int] = {}
+        for seqnum, part in enumerate(parts, start=1):
+            extra: dict[str, Any] = {}
+            if sar:
+                extra = {
+                    "sar_msg_ref_num": reference,
+                    "sar_total_segments": len(parts),
+                    "sar_segment_seqnum": seqnum,
+                }
+            registered_delivery = 1 if every_part or seqnum == 1 else 0
+            pdu = await asyncio.to_thread(
+                self.client.send_message,
+                source_addr_ton=smpplib.consts.SMPP_TON_ALNUM,
+                source_addr="Tidings",
+                dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
+                dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN,
+                destination_addr="380971234567",
+                short_message=part,
+                data_coding=coding,
+                esm_class=esm_class,
+                registered_delivery=registered_delivery,
+                **extra,
+            )
+            asked[pdu.sequence] = registered_delivery
+        return asked
+
     async def pump(self, until: Callable[[], bool], within: float = 15) -> None:
         def loop() -> None:
             deadline = time.monotonic() + within

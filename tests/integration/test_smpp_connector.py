@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import smpp34
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,6 +35,7 @@ from tidings.delivery.service import RetryPolicy, ingest_reports, match_late_rec
 from tidings.delivery.worker import DeliveryWorker, SupplierLane, WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
 from tidings.messages.changes import StatusChange
+from tidings.messages.encoding import decode_gsm7
 from tidings.messages.models import Message, MessageEvent
 from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
@@ -324,6 +326,13 @@ async def test_errors_reject_with_the_smpp_name(
         await accept_messages(sessions, clock, world, 3)
         async with smpp_lane(sessions, clock, world, smpp_options(smsc.port)) as (lane, _):
             counts = await drive(lane, clock, sessions, 2)
+            # The two taken are recorded (and delivered) as their answers come; the refusal
+            # with the rest of the batch, a moment later.
+            for _ in range(100):
+                if counts["rejected"]:
+                    break
+                await asyncio.sleep(0.05)
+                counts = await statuses(sessions)
         assert counts == Counter(delivered=2, rejected=1)
         async with sessions() as session:
             rejected = await session.scalar(select(Message).where(Message.msisdn == bad))
@@ -519,3 +528,87 @@ async def test_parts_settled_by_concurrent_transactions(
 
     await asyncio.gather(*(report(f"{m}{half}") for m in mids for half in "ab"))
     assert await statuses(sessions) == Counter(delivered=5)
+
+
+async def test_a_slow_answer_does_not_hold_back_the_others_sent(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """`sent` is written as each submit_sm_resp arrives (grouped), not when the batch ends:
+    one answer the SMSC keeps for 1.5 s (its response_timeout is 2 s) leaves the other nine
+    `sent` long before."""
+    slow_phone = "380971000004"
+    async with Smsc(SmscConfig(receipts=False, answer_delay={slow_phone: 1.5})) as smsc:
+        world = await build_world(sessions, clock)
+        ids = await accept_messages(sessions, clock, world, 10)
+        async with smpp_lane(sessions, clock, world, smpp_options(smsc.port)) as (lane, _):
+            started = time.monotonic()
+            step = asyncio.get_running_loop().create_task(lane.step())
+            counts: Counter[str] = Counter()
+            while time.monotonic() - started < 1.4 and counts["sent"] < 9:
+                await asyncio.sleep(0.05)
+                counts = await statuses(sessions)
+            others_sent_after = time.monotonic() - started
+            assert counts["sent"] == 9 and not step.done()
+            assert others_sent_after < 1.4
+            async with sessions() as session:
+                slow = (
+                    await session.scalars(select(Message).where(Message.msisdn == slow_phone))
+                ).one()
+            assert slow.status != "sent"  # its answer is still out
+            assert await step is True
+            assert time.monotonic() - started >= 1.5
+        assert await statuses(sessions) == Counter(sent=10)
+        assert await events_per_message(sessions) == Counter({"sent:1": 10})
+        assert len(ids) == len(smsc.submitted) == 10
+
+
+@pytest.mark.parametrize("long_mode", ["udh", "udh16", "sar"])
+async def test_long_messages_to_smpp34_smsc_cut_inside_pairs_read_back_whole(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock, long_mode: str
+) -> None:
+    """Long messages through a third-party SMSC, by each concatenation method: an emoji
+    and GSM-7 escapes sit where the parts are cut; the parts smpp34 parsed join back to
+    the texts (the connector never splits a pair), and every message is delivered."""
+    third = await ThirdPartySmsc(free_port()).start()
+    try:
+        world = await build_world(sessions, clock)
+        bodies = ["a" * 66 + "😀" + "b" * 70, "x" * 152 + "{€}" + "y" * 160]
+        items = [SmsItem(f"38097100020{i}", f"r{i}", "Tidings", b) for i, b in enumerate(bodies)]
+        caller = Caller(client_id=world.client_id, key_kind=KeyKind.LIVE, tariff=0)
+        async with transaction(sessions) as session:
+            await accept_sms(session, clock, caller, SmsRequest("phones", items), Limits())
+        options = smpp_options(third.port, receipt_id_format="hex_to_dec", long_messages=long_mode)
+        async with smpp_lane(sessions, clock, world, options) as (lane, _):
+            counts = await drive(lane, clock, sessions, 2)
+        assert counts == Counter(delivered=2)
+        by_phone: dict[str, list[smpp34.SubmitSmEvent]] = {}
+        for submit in third.submits:
+            by_phone.setdefault(submit.destination_addr, []).append(submit)
+        texts = {}
+        for phone, parts in by_phone.items():
+            assert len(parts) >= 2
+            pieces = []
+            for part in parts:
+                data = bytes(part.short_message)
+                if long_mode == "sar":
+                    assert part.esm_class == 0
+                    tags = {_tag(tlv) for tlv in part.tlvs}
+                    assert {0x020C, 0x020E, 0x020F} <= tags, part.tlvs
+                else:
+                    iei = 0x08 if long_mode == "udh16" else 0x00
+                    assert part.esm_class == 0x40 and data[1] == iei
+                    data = data[1 + data[0] :]  # drop the UDH
+                pieces.append((part.data_coding, data))
+            coding = pieces[0][0]
+            joined = b"".join(data for _, data in pieces)
+            texts[phone] = joined.decode("utf-16-be") if coding == 8 else decode_gsm7(joined)
+        assert sorted(texts.values()) == sorted(bodies)
+    finally:
+        await third.stop()
+
+
+def _tag(tlv: object) -> int:
+    """smpp34 gives a TLV as a (tag, value) pair or an object with ``tag``."""
+    if isinstance(tlv, tuple):
+        return int(tlv[0])
+    return int(getattr(tlv, "tag"))  # noqa: B009

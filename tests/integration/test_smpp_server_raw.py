@@ -119,7 +119,7 @@ async def test_sar_parts_in_any_order_and_ucs2(running: Running) -> None:
     answers = [await raw.read(), await raw.read()]
     assert {a.command_status for a in answers} == {0}
     assert {a.sequence_number for a in answers} == {2, 3}  # 1 was the bind
-    assert len({a.message_id for a in answers}) == 1
+    assert len({a.message_id for a in answers}) == 2  # each part its own id
     assert await _bodies(running.sessions) == [(first + second, 2)]
     await raw.close()
 
@@ -149,9 +149,12 @@ async def test_udh16_latin1_and_data_sm(running: Running) -> None:
 
 async def test_incomplete_long_message_times_out(running: Running) -> None:
     raw = await running.bound()
-    raw.send(_submit(b"first half", tlvs=_sar(7, 2, 1)))
-    resp = await raw.read()  # answered when concat_timeout (0.3 s) passes
-    assert resp.command_status == CommandStatus.ESME_RSUBMITFAIL
+    raw.send(_submit(b"first half", tlvs=_sar(7, 2, 1), registered_delivery=1))
+    resp = await raw.read()  # answered once stored
+    assert resp.command_status == CommandStatus.ESME_ROK
+    receipt = await raw.read()  # when concat_timeout (0.3 s) passes: given up
+    assert receipt.command_id == CommandId.DELIVER_SM
+    assert b"stat:UNDELIV" in receipt.short_message  # type: ignore[attr-defined]
     assert await _bodies(running.sessions) == []
     await raw.close()
 

@@ -7,10 +7,12 @@ retry schedule runs in milliseconds. The receivers are real HTTP servers on 127.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -256,7 +258,7 @@ async def test_delivers_signed_and_records_the_attempt(
     assert request.headers["content-type"] == "application/json"
     assert request.body.decode() == stored.body
     secret = await secret_of(sessions, world.client_id)
-    assert verify(secret, request.headers, request.body, now=clock.now()) == str(stored.id)
+    assert verify(secret, request.headers, request.body, now=clock.now()) == stored.webhook_id
     assert (stored.state, stored.attempts, stored.finished_at) == ("delivered", 1, clock.now())
     assert stored.locked_until is None and stored.last_error is None
     [attempt] = await attempts(sessions)
@@ -483,7 +485,7 @@ async def test_a_crash_mid_request_resends_after_the_lease_with_the_same_id(
         clock.advance(31)
         assert await survivor.step() == 1
     [request] = receiver.requests
-    assert request.webhook_id == str(claimed.id)
+    assert request.webhook_id == claimed.webhook_id and claimed.webhook_id.startswith("msg_")
     [stored] = await deliveries(sessions)
     assert (stored.state, stored.attempts) == ("delivered", 1)
 
@@ -519,3 +521,34 @@ async def test_two_workers_send_each_report_once_and_in_order(
     for request in receiver.requests:
         order.setdefault(orjson.loads(request.body)["id"], []).append(status_of(request))
     assert all(statuses == ["sent", "delivered"] for statuses in order.values())
+
+
+async def test_two_gateways_first_webhooks_carry_different_ids(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    workers: Callable[..., WebhookWorker],
+    sqlite_template: Path,
+    tmp_path: Path,
+) -> None:
+    """Two gateways, each with its own database: the same row ids, different webhook-ids
+    (Standard Webhooks receivers dedupe on webhook-id across every sender)."""
+    other_path = tmp_path / "other-gateway.db"
+    shutil.copy(sqlite_template, other_path)
+    other_engine = create_engine(f"sqlite:///{other_path}")
+    other = create_sessionmaker(other_engine)
+    try:
+        async with Receiver() as receiver:
+            for gateway in (sessions, other):
+                world = await hook_world(gateway, clock, receiver.url)
+                [mid] = await accept_messages(gateway, clock, world)
+                await move(gateway, clock, [mid], Status.SENT)
+                assert await workers(sessions=gateway).step() == 1
+                [stored] = await deliveries(gateway)
+                assert stored.id == 1  # both first: the row id alone would collide
+                assert stored.webhook_id is not None
+                assert stored.webhook_id == receiver.requests[-1].webhook_id
+    finally:
+        await other_engine.dispose()
+    ids = [r.webhook_id for r in receiver.requests]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    assert all(i.startswith("msg_") and len(i) == 36 for i in ids)

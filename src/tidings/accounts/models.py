@@ -39,6 +39,9 @@ class Client(Base):
     smpp_password_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     smpp_max_binds: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     smpp_throughput: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # What data_coding 0 (the "SMSC default alphabet") means for this client's submits:
+    # gsm7 (unpacked), gsm7-packed, latin1 or ascii, as Kannel's alt-charset.
+    smpp_charset: Mapped[str] = mapped_column(String(16), default="gsm7", server_default="gsm7")
 
 
 class ApiKey(Base):

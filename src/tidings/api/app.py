@@ -143,6 +143,7 @@ def create_app(
                 state.accepts,
                 state.limits,
                 ServerOptions.from_settings(settings),
+                metrics=metrics,
             )
             await smpp.start()
         state.ready = True

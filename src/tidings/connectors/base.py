@@ -74,3 +74,14 @@ class Connector(Protocol):
         Raising is allowed and means every message of the batch gets a RETRY outcome.
         """
         ...
+
+
+class AnswersEach(Protocol):
+    """A connector that can tell each message's outcome as soon as it is known (its class
+    sets ``reports_each_answer = True``): the lane records ``sent`` meanwhile."""
+
+    async def submit(
+        self,
+        batch: Sequence[OutboundMessage],
+        answered: Callable[[SubmitOutcome], None] | None = None,
+    ) -> list[SubmitOutcome]: ...

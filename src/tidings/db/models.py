@@ -10,7 +10,7 @@ from tidings.hlr.models import HlrLookup
 from tidings.messages.models import Message, MessageEvent, Task
 from tidings.operators.models import ConsoleSecret, Operator
 from tidings.routing.models import Route, Supplier
-from tidings.smpp_server.models import SmppReceipt, SmppReceiptRequest
+from tidings.smpp_server.models import SmppInboundPart, SmppReceipt, SmppReceiptRequest
 from tidings.viber.models import ViberContent, ViberSender
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
@@ -30,6 +30,7 @@ __all__ = [
     "Price",
     "Receipt",
     "Route",
+    "SmppInboundPart",
     "SmppReceipt",
     "SmppReceiptRequest",
     "Supplier",

@@ -15,14 +15,22 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidings.clock import Clock
 from tidings.config import Settings
-from tidings.connectors.base import Connector, SubmitOutcome, SubmitResult, SupplierReport
+from tidings.connectors.base import (
+    AnswersEach,
+    Connector,
+    SubmitOutcome,
+    SubmitResult,
+    SupplierReport,
+)
 from tidings.connectors.registry import build_connector
 from tidings.db.engine import transaction
+from tidings.delivery.answers import AnswerRecorder
 from tidings.delivery.ratelimit import SharedThroughputLimit
 from tidings.delivery.reports import ReportQueue
 from tidings.delivery.service import (
@@ -179,13 +187,28 @@ class SupplierLane:
                 waited = booking.wait
                 await asyncio.sleep(waited)
         if outcomes is None:
-            outcomes = await self._submit(batch, held_back)
+            # A connector that tells each answer as it comes gets its `sent` written
+            # meanwhile.
+            recorder: AnswerRecorder | None = None
+            if getattr(self.connector, "reports_each_answer", False) and len(batch.to_send) > 1:
+                recorder = AnswerRecorder(batch, self._record)
+            try:
+                outcomes = await self._submit(batch, held_back, recorder)
+            finally:
+                if recorder is not None:
+                    await recorder.close()
+            if recorder is not None:
+                batch, outcomes = recorder.rest(outcomes)
+        await self._record(batch, outcomes)
+        if self.bucket is not None:
+            self.bucket.busy_for(time.perf_counter() - started - waited)
+        return True
+
+    async def _record(self, batch: ClaimedBatch, outcomes: Sequence[SubmitOutcome]) -> None:
         async with transaction(self.sessions) as session:
             applied = await record_outcomes(
                 session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
             )
-        if self.bucket is not None:
-            self.bucket.busy_for(time.perf_counter() - started - waited)
         # Counted after each commit that made it true (a scrape may come in between).
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
@@ -193,16 +216,22 @@ class SupplierLane:
             early = await apply_early_receipts(session, self.clock, outcomes)
         if self.metrics is not None:
             self.metrics.changes_applied(early)
-        return True
 
-    async def _submit(self, batch: ClaimedBatch, held_back: bool) -> Sequence[SubmitOutcome]:
+    async def _submit(
+        self, batch: ClaimedBatch, held_back: bool, recorder: AnswerRecorder | None = None
+    ) -> Sequence[SubmitOutcome]:
         if not batch.to_send:
             return []
         started = time.perf_counter()
         try:
-            outcomes = await asyncio.wait_for(
-                self.connector.submit(batch.to_send), self.options.submit_timeout
+            submitting = (
+                self.connector.submit(batch.to_send)
+                if recorder is None
+                else cast(AnswersEach, self.connector).submit(
+                    batch.to_send, answered=recorder.answered
+                )
             )
+            outcomes = await asyncio.wait_for(submitting, self.options.submit_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the whole batch goes back to be retried

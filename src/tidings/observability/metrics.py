@@ -152,6 +152,11 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.smpp_bind_failures = Counter(
+            "tidings_smpp_bind_failures",
+            "Binds to the SMPP server refused (wrong credentials, blocked client).",
+            registry=registry,
+        )
         self.depths = depths
         if depths is not None:
             registry.register(depths)
@@ -256,6 +261,9 @@ class Metrics:
     def reports_received(self, supplier_id: int, reports: Iterable[SupplierReport]) -> None:
         for status, count in Tally(report.status.value for report in reports).items():
             self.dlr_received(supplier_id, status).inc(count)
+
+    def smpp_bind_failed(self) -> None:
+        self.smpp_bind_failures.inc()
 
     def webhook_recorded(self, client_id: int | None, outcome: Outcome) -> None:
         self.webhook_attempts(client_id, webhook_outcome(outcome)).inc()

@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tidings.connectors.smpp.pdu import (
@@ -46,7 +44,13 @@ from tidings.connectors.smpp.pdu import (
     encode,
     is_response,
 )
-from tidings.connectors.smpp.text import Concat, DecodedText, decode_short_message, parts_text
+from tidings.connectors.smpp.text import (
+    TextCharset,
+    TextRefused,
+    check_part,
+    join_text,
+    read_part,
+)
 from tidings.connectors.smpp.tlv import Tag, int_value
 from tidings.errors import (
     TidingsError,
@@ -68,16 +72,6 @@ log = logging.getLogger("tidings.smpp.server")
 
 SYSTEM_ID = "Tidings"
 MAX_SEQUENCE = 0x7FFFFFFF
-
-
-@dataclass(slots=True)
-class _Assembly:
-    """The parts of one long message received so far, with their sequence numbers."""
-
-    started: float
-    total: int
-    parts: dict[int, DecodedText] = field(default_factory=dict)
-    waiting: list[Pdu] = field(default_factory=list)
 
 
 class ServerConnection:
@@ -104,11 +98,16 @@ class ServerConnection:
         # Submits being accepted (the accept queue's futures) and query/cancel tasks: the
         # window, and what closing waits for.
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._assemblies: dict[tuple[str, str, int, int], _Assembly] = {}
         self.receipts_in_flight = 0
         # PDUs encoded but not yet handed to the transport: written together once per loop
         # turn, one write (and send syscall) for a burst of answers and receipts.
         self._outgoing: list[bytes] = []
+
+    @property
+    def address(self) -> str:
+        """The client's IP address (binds are throttled per address)."""
+        peer = self.writer.get_extra_info("peername")
+        return str(peer[0]) if peer else "-"
 
     @property
     def name(self) -> str:
@@ -235,9 +234,12 @@ class ServerConnection:
         if self.client is not None:
             self.send(resp_class(pdu.sequence_number, CommandStatus.ESME_RALYBND))
             return
-        status, client = await self.server.authenticate(pdu.system_id, pdu.password)
+        status, client = await self.server.binds.attempt(
+            self.address,
+            pdu.system_id,
+            functools.partial(self.server.authenticate, pdu.system_id, pdu.password),
+        )
         if client is None:
-            log.info("%s: bind of %r refused", self.name, pdu.system_id)
             self.send(resp_class(pdu.sequence_number, status))
             return
         if not self.server.register(self, client):
@@ -267,41 +269,25 @@ class ServerConnection:
             self.send(respond(pdu.sequence_number, CommandStatus.ESME_RTHROTTLED))
             return
         short_message = pdu.short_message if isinstance(pdu, SubmitSm) else b""
-        text = decode_short_message(short_message, pdu.data_coding, pdu.esm_class, pdu.tlvs)
-        concat = text.concat
-        if concat is None or concat.total <= 1:
-            self._accept_now(client, pdu, text.text, [pdu])
-            return
-        self._add_part(client, pdu, text, concat)
-
-    def _add_part(
-        self, client: BoundClient, pdu: SubmitSm | DataSm, text: DecodedText, concat: Concat
-    ) -> None:
-        self.expire_parts()
-        key = (pdu.source_addr, pdu.destination_addr, concat.reference, concat.total)
-        assembly = self._assemblies.get(key)
-        if assembly is None:
-            if len(self._assemblies) >= self.options.max_concat:
-                self._answer([pdu], CommandStatus.ESME_RMSGQFUL, "")
+        try:
+            part = read_part(
+                short_message, pdu.data_coding, pdu.esm_class, pdu.tlvs, default=client.charset
+            )
+            if part.concat is None or part.concat.total <= 1:
+                self._accept_now(client, pdu, join_text([part]), [pdu])
                 return
-            assembly = self._assemblies[key] = _Assembly(time.monotonic(), concat.total)
-        if not 1 <= concat.seqnum <= concat.total or concat.seqnum in assembly.parts:
-            self._answer([pdu], CommandStatus.ESME_RINVOPTPARAMVAL, "")
+            check_part(part)
+        except TextRefused as error:
+            log.info("%s: text refused: %s", self.name, error)
+            self.send(respond(pdu.sequence_number, CommandStatus.ESME_RINVDCS))
             return
-        assembly.parts[concat.seqnum] = text
-        assembly.waiting.append(pdu)
-        if len(assembly.parts) == assembly.total:
-            del self._assemblies[key]
-            whole = parts_text(assembly.parts.values())
-            self._accept_now(client, pdu, whole, assembly.waiting)
-
-    def expire_parts(self) -> None:
-        """Answer the parts of long messages that did not complete in time (and drop them)."""
-        limit = time.monotonic() - self.options.concat_timeout
-        for key, assembly in list(self._assemblies.items()):
-            if assembly.started < limit:
-                del self._assemblies[key]
-                self._answer(assembly.waiting, CommandStatus.ESME_RSUBMITFAIL, "")
+        self.server.assembler.add(
+            client,
+            pdu,
+            part,
+            functools.partial(self._answer_one, pdu),
+            self.server.accept_nowait,
+        )
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -340,9 +326,12 @@ class ServerConnection:
     async def _query(self, pdu: QuerySm) -> None:
         """query_sm: the state of one of this client's messages (ESME_RQUERYFAIL if none)."""
         found = None
-        if self.client is not None and pdu.message_id.strip().isdigit():
+        wanted = pdu.message_id.strip()
+        if self.client is not None and wanted:
             try:
-                found = await self.server.query(self.client.client_id, int(pdu.message_id))
+                found = await self.server.query(
+                    self.client.client_id, int(wanted) if wanted.isdigit() else wanted
+                )
             except Exception:
                 log.exception("%s: query_sm failed", self.name)
         if found is None:
@@ -374,6 +363,9 @@ class ServerConnection:
             except Exception:
                 log.exception("%s: cancel_sm failed", self.name)
         self.send(CancelSmResp(pdu.sequence_number, status))
+
+    def _answer_one(self, pdu: Pdu, status: int, message_id: str) -> None:
+        self._answer([pdu], status, message_id)
 
     def _answer(self, pdus: Sequence[Pdu], status: int, message_id: str) -> None:
         for pdu in pdus:
@@ -410,7 +402,7 @@ class ServerConnection:
         if self.closed:
             future.set_exception(ConnectionError(f"{self.name} is closed"))
             return
-        pdu = receipt_pdu(receipt)
+        pdu = receipt_pdu(receipt, self.client.charset if self.client else TextCharset.GSM7)
         pdu.sequence_number = sequence
         self.send(pdu)
 
@@ -441,7 +433,6 @@ class ServerConnection:
             await asyncio.wait(list(self._tasks), timeout=self.options.response_timeout * 3)
         self.flush()
         self.closed = True
-        self._assemblies.clear()
         self.writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()

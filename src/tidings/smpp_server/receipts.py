@@ -29,8 +29,16 @@ from tidings.connectors.smpp.receipts import (
     format_receipt_text,
 )
 from tidings.connectors.smpp.smpptime import format_absolute
+from tidings.connectors.smpp.text import DataCoding, TextCharset
 from tidings.connectors.smpp.tlv import Tag, c_string, int_value
 from tidings.db.engine import transaction
+from tidings.messages.encoding import (
+    UnencodableText,
+    encode_gsm7,
+    encode_ucs2,
+    is_gsm7,
+    pack_septets,
+)
 from tidings.messages.status import Status
 from tidings.smpp_server.store import PendingReceipt, mark_sent, pending_receipts
 from tidings.wakeups import SMPP_RECEIPTS, wakeups_of
@@ -67,11 +75,19 @@ def _smpp_date(at: datetime) -> str:
     return at.strftime("%y%m%d%H%M")
 
 
-def receipt_pdu(receipt: PendingReceipt) -> DeliverSm:
-    """The deliver_sm receipt: text form plus receipted_message_id / message_state TLVs."""
+def receipt_pdu(receipt: PendingReceipt, charset: TextCharset = TextCharset.GSM7) -> DeliverSm:
+    """The deliver_sm receipt: text form plus receipted_message_id / message_state TLVs.
+
+    The id is the one the submit_sm_resp carried (a part's own, for a part that asked). The
+    text is written in the client's default alphabet (data_coding 0, as its submits) when
+    its ``text:`` (the first 20 characters) fits, else in UCS-2 (data_coding 8): either way
+    the characters arrive as they were sent. Every other field is ASCII, the same octets in
+    GSM-7, Latin-1 and IA5. A text longer than short_message's 254 octets (UCS-2 with a
+    part's 32-character id) goes in message_payload.
+    """
     state = message_state_of(receipt.status)
     stat = STAT_TEXT[state]
-    message_id = str(receipt.message_id)
+    message_id = receipt.reply_id or str(receipt.message_id)
     parts = f"{min(receipt.parts, 999):03d}"
     text = format_receipt_text(
         message_id,
@@ -80,7 +96,15 @@ def receipt_pdu(receipt: PendingReceipt) -> DeliverSm:
         sub=parts,
         submit_date=_smpp_date(receipt.time_in),
         done_date=_smpp_date(receipt.done_at),
+        text=receipt.body,
     )
+    short_message, data_coding = _receipt_text(text, charset)
+    tlvs: dict[int, bytes] = {
+        Tag.RECEIPTED_MESSAGE_ID: c_string(message_id),
+        Tag.MESSAGE_STATE: int_value(state, 1),
+    }
+    if len(short_message) > 254:  # a UCS-2 receipt with a part's long id
+        tlvs[Tag.MESSAGE_PAYLOAD], short_message = short_message, b""
     originator = receipt.originator[:20]
     alphanumeric = not originator.lstrip("+").isdigit()
     return DeliverSm(
@@ -91,12 +115,33 @@ def receipt_pdu(receipt: PendingReceipt) -> DeliverSm:
         dest_addr_npi=0 if alphanumeric else 1,
         destination_addr=originator.encode("ascii", "replace").decode("ascii"),
         esm_class=ESM_DELIVERY_RECEIPT,
-        short_message=text.encode("ascii", "replace"),
-        tlvs={
-            Tag.RECEIPTED_MESSAGE_ID: c_string(message_id),
-            Tag.MESSAGE_STATE: int_value(state, 1),
-        },
+        data_coding=data_coding,
+        short_message=short_message,
+        tlvs=tlvs,
     )
+
+
+# ASCII characters GSM-7 writes as the same octet (not @ $ _ ` nor the bracket family):
+# a receipt made only of these reads the same in every alphabet data_coding 0 may mean.
+_SAME_IN_GSM = bytes(
+    c for c in range(0x20, 0x7F) if is_gsm7(chr(c)) and encode_gsm7(chr(c)) == bytes((c,))
+)
+
+
+def _receipt_text(text: str, charset: TextCharset) -> tuple[bytes, int]:
+    if text.isascii() and not text.encode("ascii").translate(None, _SAME_IN_GSM):
+        return text.encode("ascii"), DataCoding.DEFAULT
+    try:
+        if charset is TextCharset.LATIN1:
+            return text.encode("latin-1"), DataCoding.DEFAULT
+        if charset is TextCharset.ASCII:
+            return text.encode("ascii"), DataCoding.DEFAULT
+        septets = encode_gsm7(text)
+        if charset is TextCharset.GSM7_PACKED:
+            return pack_septets(septets), DataCoding.DEFAULT
+        return septets, DataCoding.DEFAULT
+    except (UnencodableText, UnicodeEncodeError):
+        return encode_ucs2(text), DataCoding.UCS2
 
 
 Answered = Callable[[PendingReceipt, bool], None]

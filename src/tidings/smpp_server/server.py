@@ -15,8 +15,8 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -31,6 +31,7 @@ from tidings.connectors.smpp.pdu import (
     DataSm,
     SubmitSm,
 )
+from tidings.connectors.smpp.text import TextCharset
 from tidings.db.engine import transaction
 from tidings.delivery.service import cancel_unsent
 from tidings.errors import (
@@ -46,13 +47,17 @@ from tidings.messages.acceptance import (
 )
 from tidings.messages.catalog import Catalog, CatalogCache
 from tidings.messages.models import Message
+from tidings.messages.status import Status
 from tidings.messages.writer import AcceptQueue
+from tidings.observability.metrics import Metrics
+from tidings.smpp_server.assembly import AfterWrite, Assembler
+from tidings.smpp_server.binds import BindDelays, BindGuard
 from tidings.smpp_server.connection import ServerConnection
 from tidings.smpp_server.receipts import (
     ReceiptBind,
     ReceiptSender,
 )
-from tidings.smpp_server.store import SMPP_SOURCE, remember_receipt_requests
+from tidings.smpp_server.store import SMPP_SOURCE, find_part, remember_receipt_requests
 from tidings.smpp_server.submits import submit_times
 
 log = logging.getLogger("tidings.smpp.server")
@@ -66,11 +71,14 @@ class ServerOptions:
     receipt_window: int = 50  # deliver_sm awaiting an answer per bind
     response_timeout: float = 10.0  # for our deliver_sm and unbind
     inactivity: float = 120.0  # a bind silent this long (no enquire_link either) is closed
-    concat_timeout: float = 60.0  # parts of a long message wait this long for the rest
-    max_concat: int = 50  # incomplete long messages held per bind
+    # Parts of a long message wait this long (from the first) for the rest, then are given
+    # up with UNDELIV receipts where asked (docs/smpp-server.md).
+    concat_timeout: float = 300.0
+    max_concat: int = 50  # incomplete long messages held per client
     receipt_poll: float = 0.2
     receipt_retry: float = 5.0  # a receipt refused by the client is offered again after this
     default_validity: timedelta = timedelta(hours=72)  # as the REST API's
+    bind_delays: BindDelays = field(default_factory=BindDelays)  # failed binds: binds.py
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerOptions:
@@ -102,6 +110,7 @@ class BoundClient:
     caller: Caller
     max_binds: int
     bucket: TokenBucket | None
+    charset: TextCharset = TextCharset.GSM7  # what data_coding 0 means for its submits
 
 
 class SmppServer:
@@ -113,6 +122,9 @@ class SmppServer:
         accepts: AcceptQueue,
         limits: Limits,
         options: ServerOptions,
+        *,
+        metrics: Metrics | None = None,
+        bind_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
@@ -131,6 +143,18 @@ class SmppServer:
             response_timeout=options.response_timeout,
             on_turn=self._expire_parts,
         )
+        self.binds = BindGuard(
+            options.bind_delays,
+            sleep=bind_sleep,
+            on_failure=metrics.smpp_bind_failed if metrics is not None else lambda: None,
+        )
+        self.assembler = Assembler(
+            sessions,
+            clock,
+            timeout=options.concat_timeout,
+            max_open=options.max_concat,
+            max_parts=limits.max_parts,
+        )
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
         self._binds: dict[int, list[ServerConnection]] = {}
@@ -141,6 +165,9 @@ class SmppServer:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
+        loaded = await self.assembler.load()
+        if loaded:
+            log.info("SMPP server: %d parts of incomplete long messages picked up", loaded)
         self._server = await asyncio.start_server(
             self._connected, self.options.host, self.options.port
         )
@@ -157,6 +184,7 @@ class SmppServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._receipts, self.options.response_timeout + 1)
         await asyncio.gather(*(c.unbind() for c in list(self._connections)))
+        await self.assembler.wait(self.options.response_timeout * 3)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.options.response_timeout * 3 + 2)
         if self._server is not None:
@@ -204,8 +232,12 @@ class SmppServer:
             if bucket is None or bucket.rate != client.smpp_throughput:
                 bucket = self._buckets[client.id] = TokenBucket(client.smpp_throughput)
         caller = Caller(client_id=client.id, key_kind=KeyKind.LIVE, tariff=client.tariff)
+        try:
+            charset = TextCharset(client.smpp_charset)
+        except ValueError:
+            charset = TextCharset.GSM7
         return CommandStatus.ESME_ROK, BoundClient(
-            client.id, system_id, caller, client.smpp_max_binds, bucket
+            client.id, system_id, caller, client.smpp_max_binds, bucket, charset
         )
 
     def register(self, connection: ServerConnection, client: BoundClient) -> bool:
@@ -230,25 +262,39 @@ class SmppServer:
     # --- submitting ---
 
     def accept_nowait(
-        self, client: BoundClient, pdu: SubmitSm | DataSm, body: str
+        self,
+        client: BoundClient,
+        pdu: SubmitSm | DataSm,
+        body: str,
+        after_write: AfterWrite | None = None,
     ) -> asyncio.Future[Acceptance]:
         """Price, route and queue one message for the accept queue's next commit, without a
         task; the future settles once it is stored (or refused). Refusals found before
         queueing raise. While the price catalog reloads (every few seconds at most), a task
-        waits for it first."""
+        waits for it first. ``after_write`` (a long message's parts) replaces the receipt
+        request row."""
         catalog = self.catalog.fresh()
         if catalog is None:
-            return asyncio.ensure_future(self._accept_after_reload(client, pdu, body))
-        return self.accepts.submit_nowait(self._prepare(catalog, client, pdu, body))
+            return asyncio.ensure_future(self._accept_after_reload(client, pdu, body, after_write))
+        return self.accepts.submit_nowait(self._prepare(catalog, client, pdu, body, after_write))
 
     async def _accept_after_reload(
-        self, client: BoundClient, pdu: SubmitSm | DataSm, body: str
+        self,
+        client: BoundClient,
+        pdu: SubmitSm | DataSm,
+        body: str,
+        after_write: AfterWrite | None,
     ) -> Acceptance:
-        prepared = self._prepare(await self.catalog.get(), client, pdu, body)
+        prepared = self._prepare(await self.catalog.get(), client, pdu, body, after_write)
         return await self.accepts.submit(prepared)
 
     def _prepare(
-        self, catalog: Catalog, client: BoundClient, pdu: SubmitSm | DataSm, body: str
+        self,
+        catalog: Catalog,
+        client: BoundClient,
+        pdu: SubmitSm | DataSm,
+        body: str,
+        after_write: AfterWrite | None = None,
     ) -> PreparedSms:
         if not pdu.source_addr:
             raise InvalidRequest("source_addr is empty", reason="bad_originator")
@@ -266,7 +312,7 @@ class SmppServer:
             send_at=send_at,
             expires_at=expires_at,
             # The usual case (a receipt for the final status) needs no row.
-            after_write=None if wanted == 1 else remember,
+            after_write=after_write or (None if wanted == 1 else remember),
         )
         return prepare_sms(catalog, client.caller, request, self.limits)
 
@@ -277,8 +323,18 @@ class SmppServer:
                 session, self.clock, message_id, client_id, "cancelled by cancel_sm"
             )
 
-    async def query(self, client_id: int, message_id: int) -> tuple[str, datetime | None] | None:
+    async def query(
+        self, client_id: int, message_id: int | str
+    ) -> tuple[str, datetime | None] | None:
+        """(status, final at) of a message, by its id or by a part's own id."""
         async with transaction(self.sessions) as session:
+            if isinstance(message_id, str):
+                part = await find_part(session, client_id, message_id)
+                if part is None:
+                    return None
+                if part[0] is None:  # never whole: waiting for the rest, or given up
+                    return (Status.UNDELIVERED, part[1]) if part[1] else (Status.ACCEPTED, None)
+                message_id = part[0]
             row = (
                 await session.execute(
                     select(Message.status, Message.time_dr).where(
@@ -298,8 +354,7 @@ class SmppServer:
         }
 
     def _expire_parts(self) -> None:
-        for connection in list(self._connections):
-            connection.expire_parts()
+        self.assembler.expire()
 
 
 async def serve_smpp(settings: Settings, stop: asyncio.Event, clock: Clock) -> None:

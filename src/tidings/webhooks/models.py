@@ -33,6 +33,10 @@ class WebhookDelivery(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The Standard Webhooks ``webhook-id``: "msg_" + a UUID made with the row, the same on
+    # every retry and unique across gateways (receivers dedupe on it). None on rows made
+    # before it existed; those send "msg_" + the row id.
+    webhook_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)
     event: Mapped[str] = mapped_column(String(32))  # message.status, export.ready, hlr.result

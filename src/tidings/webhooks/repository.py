@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,12 @@ FAILED = "failed"
 PENDING_CONSTANT: ColumnClause[str] = literal_column(f"'{PENDING}'")
 
 
+def new_webhook_id() -> str:
+    """The ``webhook-id`` of a new delivery: "msg_" + a random UUID, unique across every
+    gateway (a receiver dedupes on it), made once with the row so retries repeat it."""
+    return f"msg_{uuid.uuid4().hex}"
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
     """A client's webhook settings, as the enqueue needs them."""
@@ -46,6 +53,7 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     id: int
+    webhook_id: str  # the webhook-id header
     client_id: int
     message_id: int | None
     url: str
@@ -154,6 +162,7 @@ class WebhookRepository:
                 c.body,
                 c.attempts,
                 c.schedule,
+                c.webhook_id,
             )
         )
         rows = sorted(result.tuples(), key=lambda row: row[0])
@@ -161,6 +170,8 @@ class WebhookRepository:
         return [
             ClaimedDelivery(
                 id=id_,
+                # Rows made before webhook ids existed keep sending their row id.
+                webhook_id=webhook_id or str(id_),
                 client_id=client_id,
                 message_id=message_id,
                 url=url,
@@ -184,6 +195,7 @@ class WebhookRepository:
                 body,
                 attempts,
                 schedule,
+                webhook_id,
             ) in rows
         ]
 

@@ -29,6 +29,7 @@ from tidings.webhooks.repository import (
     Outcome,
     WebhookRepository,
     WebhookTarget,
+    new_webhook_id,
 )
 from tidings.webhooks.schedules import DEFAULT_SCHEDULE, KETCHUP, PRESETS, parse_schedule
 from tidings.webhooks.signing import new_secret
@@ -89,6 +90,7 @@ async def enqueue_reports(
         state = message if last_change[id(message)] is change else _state_at(change)
         rows.append(
             {
+                "webhook_id": new_webhook_id(),
                 "client_id": message.client_id,
                 "message_id": message.id,
                 "event": STATUS_EVENT,
@@ -144,6 +146,7 @@ def _client_event_row(
 ) -> dict[str, Any]:
     """A new delivery of a client event: a JSON POST due now, retried on `schedule`."""
     return {
+        "webhook_id": new_webhook_id(),
         "client_id": client_id,
         "message_id": None,
         "event": event,
@@ -324,6 +327,7 @@ async def recent_deliveries(
     return [
         {
             "id": d.id,
+            "webhook_id": d.webhook_id or str(d.id),
             "message_id": d.message_id,
             "event": d.event,
             "url": d.url,

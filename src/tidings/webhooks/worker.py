@@ -292,7 +292,7 @@ class WebhookWorker:
             )
         )
         at = self.clock.now()
-        headers = signature_headers(delivery.secret, str(delivery.id), at, outgoing.body)
+        headers = signature_headers(delivery.secret, delivery.webhook_id, at, outgoing.body)
         if outgoing.content_type:
             headers["content-type"] = outgoing.content_type
         started = time.monotonic()

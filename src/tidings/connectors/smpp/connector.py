@@ -51,7 +51,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -436,7 +436,15 @@ class SmppConnector:
 
     # --- submitting ---
 
-    async def submit(self, batch: Sequence[OutboundMessage]) -> list[SubmitOutcome]:
+    # The delivery lane may pass ``answered``: it gets each message's outcome as soon as its
+    # last submit_sm_resp is in, so ``sent`` is recorded without waiting for the batch.
+    reports_each_answer = True
+
+    async def submit(
+        self,
+        batch: Sequence[OutboundMessage],
+        answered: Callable[[SubmitOutcome], None] | None = None,
+    ) -> list[SubmitOutcome]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.submit_deadline
         if not any(link.config.mode.transmits for link in self.bound_links):
@@ -457,7 +465,10 @@ class SmppConnector:
 
         async def work() -> None:
             for message in todo:
-                outcomes.append(await self._submit_message(message, deadline))
+                outcome = await self._submit_message(message, deadline)
+                outcomes.append(outcome)
+                if answered is not None:
+                    answered(outcome)
 
         slots = sum(link.config.window for link in self.bound_links if link.config.mode.transmits)
         await asyncio.gather(*(work() for _ in range(max(1, min(len(batch), slots)))))

@@ -147,6 +147,8 @@ class CommandStatus(IntEnum):
     ESME_RINVOPTPARAMVAL = 0xC4
     ESME_RDELIVERYFAILURE = 0xFE
     ESME_RUNKNOWNERR = 0xFF
+    # SMPP 5.0 (table 4-45): the SMPP server's refusal of text it does not take.
+    ESME_RINVDCS = 0x104
 
 
 _STATUS_NAMES = {status.value: status.name for status in CommandStatus}

@@ -89,6 +89,8 @@ class SmscConfig:
     throttle_every: int = 0  # every nth submit_sm gets ESME_RTHROTTLED
     throttle_first: int = 0  # the first n submit_sm get ESME_RTHROTTLED
     reject: dict[str, int] = field(default_factory=dict)  # destination -> command_status
+    # destination -> seconds before its submit_sm_resp goes (others are answered meanwhile)
+    answer_delay: dict[str, float] = field(default_factory=dict)
     drop_after: int = 0  # cut the connection on the nth submit_sm, unanswered (once)
     tls: ssl.SSLContext | None = None  # a server context: SMPP over TLS
     journal: str | None = None  # a file keeping ids and unacknowledged receipts across kill -9
@@ -376,6 +378,10 @@ class Smsc:
         if receipt is not None and config.receipt_before_resp:
             self._queue(receipt)
             await asyncio.sleep(0.01)
+        slow = config.answer_delay.get(pdu.destination_addr)
+        if slow:
+            self._spawn(self._answer_later(esme, pdu, message_id, receipt, slow))
+            return True
         esme.send(SubmitSmResp(pdu.sequence_number, 0, {}, message_id))
         if receipt is not None and not config.receipt_before_resp:
             if config.receipt_delay:
@@ -383,6 +389,14 @@ class Smsc:
             else:
                 self._queue(receipt)
         return True
+
+    async def _answer_later(
+        self, esme: _Esme, pdu: SubmitSm, message_id: str, receipt: DeliverSm | None, delay: float
+    ) -> None:
+        await asyncio.sleep(delay)
+        esme.send(SubmitSmResp(pdu.sequence_number, 0, {}, message_id))
+        if receipt is not None:
+            self._queue(receipt)
 
     def _receipt(self, number: int, message_id: str, pdu: SubmitSm) -> DeliverSm:
         config = self.config

@@ -16,12 +16,18 @@ is one octet longer, which leaves 152 septets / 66 UCS-2 units per part and can 
                    message_payload; the SMSC splits)
 
 Inbound, :func:`decode_short_message` reads the text and concatenation data of a
-submit_sm / deliver_sm / data_sm (for the SMPP server and MO traffic).
+deliver_sm (MO traffic, leniently: what does not decode is replaced). The SMPP server is
+strict instead: :func:`read_part` takes one submit_sm's user data apart without decoding it
+and :func:`join_text` decodes the parts of a message as one byte string, so a UCS-2
+surrogate pair or a GSM-7 escape cut by the client's split arrives whole; it refuses
+(:class:`TextRefused`) binary codings, bytes the coding does not define and control
+characters other than CR and LF (docs/smpp-server.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -44,13 +50,18 @@ __all__ = [
     "Concat",
     "DataCoding",
     "DecodedText",
+    "InboundPart",
     "LongMode",
     "TextCharset",
     "TextOptions",
+    "TextRefused",
     "WirePart",
+    "check_part",
     "decode_short_message",
     "decode_text",
     "encode_message",
+    "join_text",
+    "read_part",
     "split_by_units",
 ]
 
@@ -380,7 +391,137 @@ def _sar(tlvs: dict[int, bytes]) -> Concat | None:
     return Concat(int.from_bytes(ref, "big"), total[0], seqnum[0])
 
 
-def parts_text(parts: Iterable[DecodedText]) -> str:
-    """The whole text of a reassembled message, parts in seqnum order."""
-    ordered = sorted(parts, key=lambda p: p.concat.seqnum if p.concat else 0)
-    return "".join(p.text for p in ordered)
+# --- inbound, strict (the SMPP server) -------------------------------------------------
+
+
+class TextRefused(ValueError):
+    """Submitted text the gateway does not take: a binary or unknown data_coding, bytes the
+    coding does not define, a lone surrogate, or a control character other than CR and LF."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPart:
+    """One submit_sm's user data, not yet decoded.
+
+    ``units`` is the user data without its UDH: one septet per byte for GSM-7 (unpacked if
+    it came packed, fill bits dropped), the octets as sent for the other alphabets. Parts of
+    one message are joined on these, and only the whole is decoded.
+    """
+
+    concat: Concat | None
+    units: bytes
+    alphabet: str  # "gsm", "latin1", "ascii" or "ucs2"
+
+
+# C0 and C1 controls and DEL; CR and LF are text. (Form feed, which GSM-7 can escape, is a
+# page break on some handsets and a control character everywhere else: refused.)
+_CONTROL_RE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+_DEFAULT_ALPHABET = {
+    TextCharset.GSM7: "gsm",
+    TextCharset.GSM7_PACKED: "gsm",
+    TextCharset.LATIN1: "latin1",
+    TextCharset.ASCII: "ascii",
+}
+
+
+# SMPP 3.4 5.2.19 gives these values its own meanings (GSM 03.38 would read some as GSM-7).
+_SMPP_OTHER = {
+    0x02: "binary",
+    0x04: "binary",
+    0x05: "JIS",
+    0x06: "Cyrillic",
+    0x07: "Latin/Hebrew",
+    0x09: "pictogram",
+    0x0A: "ISO-2022-JP",
+    0x0D: "extended Kanji JIS",
+    0x0E: "KS C 5601",
+}
+
+
+def read_part(
+    short_message: bytes,
+    data_coding: int,
+    esm_class: int = 0,
+    tlvs: dict[int, bytes] | None = None,
+    *,
+    default: TextCharset = TextCharset.GSM7,
+) -> InboundPart:
+    """The concatenation data and undecoded user data of one submitted part.
+
+    ``default`` is what data_coding 0 means for this client (Kannel's ``alt-charset``);
+    other GSM-7 data codings (the 0xF0 and general groups) are GSM-7, packed only when the
+    client's default is packed. Raises TextRefused for binary and reserved codings.
+    """
+    tlvs = tlvs or {}
+    data = tlvs.get(Tag.MESSAGE_PAYLOAD, short_message)
+    alphabet = _alphabet_of(data_coding)
+    if data_coding == DataCoding.DEFAULT:
+        alphabet = _DEFAULT_ALPHABET[default]
+    elif data_coding in _SMPP_OTHER:
+        alphabet = _SMPP_OTHER[data_coding]
+    if alphabet == "binary":
+        raise TextRefused(f"data_coding 0x{data_coding:02X} is binary or reserved")
+    if alphabet not in ("gsm", "latin1", "ascii", "ucs2"):
+        raise TextRefused(f"data_coding 0x{data_coding:02X} ({alphabet}) is not supported")
+    packed = alphabet == "gsm" and default is TextCharset.GSM7_PACKED
+    concat: Concat | None = None
+    skip_bits = 0
+    if esm_class & ESM_UDHI:
+        udh, concat, rest = parse_udh(data)
+        if packed and udh:
+            skip_bits = -(-len(udh) * 8 // 7) * 7
+            rest = data
+        data = rest
+    if concat is None:
+        concat = _sar(tlvs)
+    units = _unpack(data, skip_bits) if packed else data
+    return InboundPart(concat, units, alphabet)
+
+
+def join_text(parts: Sequence[InboundPart]) -> str:
+    """The text of a message's parts (in seqnum order), decoded as one under the first
+    part's alphabet. Raises TextRefused as documented on the class."""
+    alphabet = parts[0].alphabet
+    data = b"".join(p.units for p in parts)
+    try:
+        if alphabet == "gsm":
+            text = decode_gsm7(data)
+        elif alphabet == "ucs2":
+            if len(data) % 2:
+                raise TextRefused("UCS-2 text of an odd number of octets")
+            text = decode_ucs2(data)
+        elif alphabet == "ascii":
+            text = data.decode("ascii")
+        else:
+            text = data.decode("latin-1")
+    except ValueError as error:  # UnicodeDecodeError, septets above 0x7F
+        if isinstance(error, TextRefused):
+            raise
+        raise TextRefused(f"text does not decode as {alphabet}: {error}") from None
+    if (control := _CONTROL_RE.search(text)) is not None:
+        raise TextRefused(
+            f"control character U+{ord(control.group()):04X} at index {control.start()}"
+        )
+    return text
+
+
+def check_part(part: InboundPart) -> None:
+    """Refuse one part of a long message that no other part could make valid (before it
+    is stored and answered): octets its alphabet lacks, control characters. A surrogate
+    pair or escape cut at either end is left for :func:`join_text` to judge."""
+    units = part.units
+    if part.alphabet == "ucs2":
+        if len(units) % 2:
+            raise TextRefused("UCS-2 text of an odd number of octets")
+        text = units.decode("utf-16-be", "surrogatepass")
+    elif part.alphabet in ("gsm", "ascii"):
+        if not units.isascii():
+            raise TextRefused(f"octets above 0x7F are not {part.alphabet}")
+        text = decode_gsm7(units) if part.alphabet == "gsm" else units.decode("ascii")
+    else:
+        text = units.decode("latin-1")
+    if (control := _CONTROL_RE.search(text)) is not None:
+        raise TextRefused(
+            f"control character U+{ord(control.group()):04X} at index {control.start()}"
+        )

@@ -1,7 +1,7 @@
 """Indexes whose plans need no statistics: claims walk them in order, queues are partial
 
 Revision ID: 0012_plans_without_statistics
-Revises: 0009_webhook_queue
+Revises: 0010_smpp_trust
 Create Date: 2026-12-04 13:10:00.000000
 
 - dispatch_jobs: the claim orders by (due_at, message_id) within a supplier; with
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_plans_without_statistics"
-down_revision: str | None = "0009_webhook_queue"
+down_revision: str | None = "0010_smpp_trust"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
