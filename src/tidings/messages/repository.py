@@ -127,6 +127,13 @@ class MessageRepository:
                 rows,
             )
 
+    async def references(self, message_ids: Sequence[int]) -> dict[int, str | None]:
+        """The client's reference of each of these messages."""
+        result = await self.session.execute(
+            select(Message.id, Message.reference).where(Message.id.in_(message_ids))
+        )
+        return {message_id: reference for message_id, reference in result.tuples()}
+
     async def lock_for_update(self, message_ids: Sequence[int]) -> list[MessageRecord]:
         """These messages' rows, locked for this transaction (plain records, no ORM objects)."""
         table = cast(Table, Message.__table__)
