@@ -11,10 +11,17 @@ tries again, never dropping what it holds.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+T = TypeVar("T")
+log = logging.getLogger("tidings.outage")
 
 # How long clients are told to wait while the database is away (seconds).
 RETRY_AFTER_SECONDS = 5
@@ -71,3 +78,38 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+def describe(error: BaseException) -> str:
+    """One short line for a log: the first line of the error's text."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:200]
+
+
+async def retry_while_unavailable(
+    action: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    backoff: Backoff | None = None,
+    stopping: asyncio.Event | None = None,
+) -> T:
+    """Run `action` (one transaction) until it gets through: while the database is away,
+    wait with a growing delay and try again, so what the caller holds (a supplier's
+    answers, reports) is written once the database is back instead of being dropped.
+    Other errors propagate at once; so does the outage once `stopping` is set (the caller's
+    leases then hand the work to whoever runs next)."""
+    backoff = backoff or Backoff()
+    while True:
+        try:
+            return await action()
+        except Exception as error:
+            if not is_connection_error(error) or (stopping is not None and stopping.is_set()):
+                raise
+            delay = backoff.next_delay()
+            log.warning(
+                "%s: the database is unavailable (%s); retrying in %.1f s",
+                what,
+                describe(error),
+                delay,
+            )
+            await asyncio.sleep(delay)

@@ -23,6 +23,7 @@ from tidings.config import Settings
 from tidings.connectors.base import Connector, SubmitOutcome, SubmitResult, SupplierReport
 from tidings.connectors.registry import build_connector
 from tidings.db.engine import transaction
+from tidings.db.outage import Backoff, describe, is_connection_error, retry_while_unavailable
 from tidings.delivery.ratelimit import TokenBucket
 from tidings.delivery.reports import ReportQueue
 from tidings.delivery.service import (
@@ -33,6 +34,7 @@ from tidings.delivery.service import (
     record_outcomes,
     sweep_expired,
 )
+from tidings.messages.changes import AppliedChange
 from tidings.observability.metrics import Metrics
 from tidings.routing.models import Supplier
 from tidings.routing.repository import SupplierRepository
@@ -106,16 +108,29 @@ class SupplierLane:
         await self.connector.stop()
 
     async def _run(self) -> None:
+        backoff = Backoff()
         while not self._stopping.is_set():
+            pause = self.options.poll_interval
             try:
                 worked = await self.step()
-            except Exception:
-                # The database or the connector hiccuped; leases make retrying safe.
-                log.exception("lane %s failed a step", self.name)
+                backoff.reset()
+            except Exception as error:
+                # The database or the connector hiccuped; leases make retrying safe. While
+                # the database is away, wait longer each time rather than spin on it.
+                if is_connection_error(error):
+                    pause = backoff.next_delay()
+                    log.warning(
+                        "lane %s: the database is unavailable (%s); retrying in %.1f s",
+                        self.name,
+                        describe(error),
+                        pause,
+                    )
+                else:
+                    log.exception("lane %s failed a step", self.name)
                 worked = False
             if not worked:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.options.poll_interval)
+                    await asyncio.wait_for(self._stopping.wait(), pause)
 
     async def step(self) -> bool:
         """Claim, submit and record one batch. Returns whether there was anything to do."""
@@ -138,10 +153,18 @@ class SupplierLane:
         if not batch.to_send and not batch.expired:
             return False
         outcomes = await self._submit(batch, held_back)
-        async with transaction(self.sessions) as session:
-            applied = await record_outcomes(
-                session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
-            )
+
+        async def record() -> list[AppliedChange]:
+            async with transaction(self.sessions) as session:
+                return await record_outcomes(
+                    session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
+                )
+
+        # The supplier has the batch now: its answers are kept until the database takes
+        # them, or the messages would be sent again when the lease ends.
+        applied = await retry_while_unavailable(
+            record, what=f"lane {self.name}: recording answers", stopping=self._stopping
+        )
         # Counted after each commit that made it true (a scrape may come in between).
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
@@ -277,5 +300,9 @@ class DeliveryWorker:
                 await action()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("periodic %s failed", getattr(action, "__name__", action))
+            except Exception as error:
+                name = getattr(action, "__name__", action)
+                if is_connection_error(error):  # it runs again next interval
+                    log.warning("periodic %s: database unavailable (%s)", name, describe(error))
+                else:
+                    log.exception("periodic %s failed", name)

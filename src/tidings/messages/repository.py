@@ -26,7 +26,9 @@ class MessageRepository:
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert messages with one executemany; the new ids come back in the rows' order."""
         table = cast(Table, Message.__table__)
-        ids = await allocate_ids(self.session, table, len(rows))
+        ids = await allocate_ids(
+            self.session, table, len(rows), shared_with=(cast(Table, Task.__table__),)
+        )
         await self.session.execute(
             insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
@@ -35,8 +37,12 @@ class MessageRepository:
     async def insert_tasks(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         if not rows:
             return []
+        # Task ids are taken from the messages' numbers, so that `GET /sms/{id}` is never
+        # both a message and a task (docs/api.md, "Short form").
         table = cast(Table, Task.__table__)
-        ids = await allocate_ids(self.session, table, len(rows))
+        ids = await allocate_ids(
+            self.session, cast(Table, Message.__table__), len(rows), shared_with=(table,)
+        )
         await self.session.execute(
             insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )

@@ -89,7 +89,10 @@ def _parse_item(entry: Any, index: int, now: datetime) -> ViberItem:
     if not isinstance(promotional, bool):
         raise _bad(f"{where}: is_promotional must be true or false", "bad_payload")
     img, caption, action, sms = _parse_options(entry.get("options"), where)
-    send_at = parse_datetime(entry.get("scheduledDatetime"), name="scheduledDatetime", now=now)
+    # The seed's Viber example names it scheduledDatetime; its SMS requests, send_time. Both
+    # schedule a Viber message as they do an SMS (docs/api.md, "Viber send_time").
+    field = "scheduledDatetime" if entry.get("scheduledDatetime") is not None else "send_time"
+    send_at = parse_datetime(entry.get(field), name=field, now=now)
     return ViberItem(
         recipients=recipients,
         text=text,
