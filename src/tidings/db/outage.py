@@ -12,8 +12,10 @@ tries again, never dropping what it holds.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -48,7 +50,7 @@ def is_connection_error(error: BaseException) -> bool:
             return True
         if isinstance(current, ConnectionError | PoolTimeout):
             return True
-        if isinstance(current, OSError) and not isinstance(current, FileNotFoundError):
+        if isinstance(current, OSError) and _is_network_error(current):
             return True
         sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_OUTAGE_SQLSTATES):
@@ -59,6 +61,26 @@ def is_connection_error(error: BaseException) -> bool:
         cause = getattr(current, "orig", None) if isinstance(current, DBAPIError) else None
         current = cause or current.__cause__ or current.__context__
     return False
+
+
+# A socket error of the connection to the database; a disk that is full is no outage.
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+}
+
+
+def _is_network_error(error: OSError) -> bool:
+    if isinstance(error, socket.gaierror) or error.errno in _NETWORK_ERRNOS:
+        return True
+    # asyncpg trying several addresses: "Multiple exceptions: [Errno 111] Connect call failed"
+    text = str(error)
+    return "Connect call failed" in text or "[Errno 111]" in text
 
 
 class Backoff:
