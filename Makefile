@@ -6,13 +6,21 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test lint format bench bench-postgres bench-e2e bench-e2e-postgres clean
 
-$(STAMP): pyproject.toml
+# Two levels: `make run` installs only what the gateway needs to run (RUNTIME); the dev
+# tools (pytest, ruff, mypy, playwright, schemathesis, …) come with `make test` / `lint`.
+RUNTIME := $(VENV)/.runtime-stamp
+
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/tidings serve --demo
 
 # TIDINGS_REQUIRE_POSTGRES=1: the PostgreSQL half of the suite must run, not be skipped.
@@ -42,4 +50,4 @@ bench-e2e-postgres: $(STAMP)
 	$(BIN)/python -m bench.e2e --database postgres
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info tidings.db tidings.db-wal tidings.db-shm
+	rm -rf $(VENV) build dist *.egg-info

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,10 +19,36 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def data_directory() -> Path:
+    """Where the default SQLite database lives: one per user, the same from any folder, so
+    `make run` and the `tidings` command find the same one (`$XDG_DATA_HOME/tidings`, else
+    `~/.local/share/tidings`)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tidings"
+
+
+def default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{data_directory() / 'tidings.db'}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite."""
+    from sqlalchemy.engine import make_url
+
+    url = normalize_database_url(url)
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./tidings.db"
+    # Read when Settings() is built (never at import time); TIDINGS_DATABASE_URL overrides.
+    database_url: str = Field(default_factory=default_database_url)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Logs are JSON lines on stderr (docs/operations.md); INFO adds one per status change.

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from tidings.db.outage import describe, is_connection_error
 from tidings.errors import TidingsError
 
 T = TypeVar("T")
@@ -91,7 +92,17 @@ class GroupCommit(Generic[T, R]):
                     _settle(waiting, TidingsError("the gateway is shutting down"))
                 raise
             except Exception as error:  # the database failed the whole round
-                log.exception("%s: a round of %d failed", self._name, len(round_))
+                # Each caller gets the error and decides: the APIs answer 503, the
+                # simulators and lanes try again once the database is back.
+                if is_connection_error(error):
+                    log.warning(
+                        "%s: a round of %d failed, the database is unavailable (%s)",
+                        self._name,
+                        len(round_),
+                        describe(error),
+                    )
+                else:
+                    log.exception("%s: a round of %d failed", self._name, len(round_))
                 results = [error] * len(round_)
             for waiting, result in zip(round_, results, strict=True):
                 _settle(waiting, result)

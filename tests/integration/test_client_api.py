@@ -510,7 +510,7 @@ ERROR_CASES = [
     ),
     case(27, "POST", CREATE, single(reference="has space"), "reference-with-space"),
     case(27, "POST", CREATE, single(reference="a" * 33), "reference-33-chars"),
-    case(27, "POST", CREATE, single(reference="ref-1"), "reference-with-dash"),
+    case(27, "POST", CREATE, single(reference="ref;1"), "reference-with-semicolon"),
     case(27, "POST", CREATE, single(reference=["r"]), "reference-array"),
     case(28, "POST", CREATE, single(validity=0), "validity-0"),
     case(28, "POST", CREATE, single(validity=73), "validity-73"),

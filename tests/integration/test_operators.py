@@ -87,3 +87,19 @@ async def test_the_session_secret_is_generated_once(
         second = await session_secret(session, clock)
     assert first == second
     assert len(first) >= 48
+
+
+def test_a_webhook_format_brings_its_providers_retry_schedule(database_url: str) -> None:
+    code, out = _cli(database_url, "clients", "create", "--name", "fmt", "--json")
+    assert code == 0, out
+    client = str(json.loads(out)["id"])
+
+    def update(*args: str) -> str:
+        code, out = _cli(database_url, "clients", "update", client, *args, "--json")
+        assert code == 0, out
+        return str(json.loads(out)["retry_schedule"])
+
+    assert update("--webhook-format", "ip1") == "ip1"  # seed 003: every 10 min, 10 tries
+    assert update("--webhook-format", "hyber") == "ketchup"
+    assert update("--webhook-format", "ip1", "--retry-schedule", "30,300") == "30,300"
+    assert update("--webhook-format", "ketchup") == "30,300"  # the operator's choice stays

@@ -252,7 +252,7 @@ async def test_delivered_over_viber_sends_no_sms(
         status = (await api.get(f"/rest/viber/{viber_id}", headers=vw.key)).json()
     assert "alternativeSMS" not in status
     assert advanced["delivered_via"] == "viber"
-    assert [r["hyber_status"] for r in advanced["reports"]] == [23033]
+    assert [r["hyber_status"] for r in advanced["reports"]] == [23043]
     assert advanced["channels"] == [
         {"channel": "viber", "ttl": 86400},
         {"channel": "sms", "ttl": 300},

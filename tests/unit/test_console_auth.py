@@ -127,15 +127,23 @@ def test_a_search_is_read_every_way_it_could_match(
     assert parse_query(query) == expected
 
 
-def test_the_login_throttle_counts_failures_per_name_in_a_window() -> None:
-    throttle = LoginThrottle(limit=3, window=timedelta(minutes=15))
-    for minute in range(3):
-        assert throttle.blocked_until("olga", NOW) is None
-        throttle.failed("olga", NOW + timedelta(minutes=minute))
-    later = NOW + timedelta(minutes=3)
-    assert throttle.blocked_until("olga", later) == NOW + timedelta(minutes=15)
-    assert throttle.blocked_until("ivan", later) is None
-    assert throttle.blocked_until("olga", NOW + timedelta(minutes=15, seconds=1)) is None
-    throttle.failed("olga", later)
-    throttle.succeeded("olga")
-    assert throttle.blocked_until("olga", later) is None
+def test_the_login_throttle_grows_delays_per_name_and_address() -> None:
+    throttle = LoginThrottle(free=3, first_delay=timedelta(seconds=1))
+    for second in range(3):
+        assert throttle.blocked_until("olga", "203.0.113.7", NOW) is None
+        throttle.failed("olga", "203.0.113.7", NOW + timedelta(seconds=second))
+    last = NOW + timedelta(seconds=2)
+    assert throttle.blocked_until("olga", "203.0.113.7", last) == last + timedelta(seconds=1)
+    throttle.failed("olga", "203.0.113.7", last)
+    assert throttle.blocked_until("olga", "203.0.113.7", last) == last + timedelta(seconds=2)
+    # Another address, or another name, is not slowed by these failures.
+    assert throttle.blocked_until("olga", "10.0.0.5", last) is None
+    assert throttle.blocked_until("ivan", "203.0.113.7", last) is None
+    # Capped, and forgotten an hour after the last failure.
+    for _ in range(30):
+        throttle.failed("olga", "203.0.113.7", last)
+    assert throttle.blocked_until("olga", "203.0.113.7", last) == last + timedelta(minutes=15)
+    assert throttle.blocked_until("olga", "203.0.113.7", last + timedelta(hours=1)) is None
+    throttle.failed("olga", "203.0.113.7", last)
+    throttle.succeeded("olga", "203.0.113.7")
+    assert throttle.blocked_until("olga", "203.0.113.7", last) is None

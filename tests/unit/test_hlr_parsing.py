@@ -51,7 +51,7 @@ def test_unusable_callback_url_is_ignored_and_empty_tariff_is_none() -> None:
         ([{"reference": "r"}], "bad_payload"),
         ({"msisdn": True, "reference": "r"}, "bad_msisdn"),
         ({"msisdn": "1"}, "missing_reference"),
-        ({"msisdn": "1", "reference": "a-b"}, "bad_reference"),
+        ({"msisdn": "1", "reference": "a;b"}, "bad_reference"),
         ({"msisdn": "1", "reference": "r", "tariff": 10}, "bad_tariff"),
         ({"msisdn": "1", "reference": "r", "tariff": "x"}, "bad_tariff"),
         ([], "bad_payload"),

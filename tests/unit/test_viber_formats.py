@@ -64,7 +64,7 @@ def test_hyber_names_the_viber_channel(status: Status) -> None:
     assert "total_sms_parts" not in body
     code = HYBER_STATUS[status]
     if status is Status.DELIVERED:
-        assert (body["status"], body["hyber_status"]) == (2, 23033)
+        assert (body["status"], body["hyber_status"]) == (2, 23043)
     else:
         assert (body["status"], body["substatus"], body["hyber_status"]) == tuple(code)
 

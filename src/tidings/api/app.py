@@ -17,6 +17,7 @@ from tidings.api import metrics as metrics_api
 from tidings.api.client import fallback, hlr, sms, stat, viber
 from tidings.api.dlr import router as dlr_api
 from tidings.api.dr import router as dr_api
+from tidings.api.edges import install_edges
 from tidings.api.limits import BodySizeLimit, RateLimits
 from tidings.api.openapi import install_openapi
 from tidings.api.state import AppState
@@ -198,4 +199,5 @@ def create_app(
     app.include_router(console.build_router(settings))
     app.include_router(fallback.router)
     install_openapi(app)
+    install_edges(app)
     return app

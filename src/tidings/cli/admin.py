@@ -36,7 +36,7 @@ from tidings.routing.service import (
     issue_dlr_credentials,
 )
 from tidings.viber.service import list_senders, register_sender, unregister_sender
-from tidings.webhooks.schedules import normalize_schedule
+from tidings.webhooks.schedules import normalize_schedule, schedule_after_format_change
 from tidings.webhooks.service import ensure_secret, recent_deliveries, validate_format
 
 clients_app = typer.Typer(help="Clients: accounts, balances, tariffs, keys.", no_args_is_help=True)
@@ -178,7 +178,12 @@ def clients_update(
         if name is not None:
             client.name = name
         if webhook_format is not None:
-            client.webhook_format = validate_format(webhook_format)
+            new_format = validate_format(webhook_format)
+            if retry_schedule is None:  # a format brings its provider's schedule along
+                client.retry_schedule = schedule_after_format_change(
+                    client.retry_schedule, client.webhook_format, new_format
+                )
+            client.webhook_format = new_format
         if retry_schedule is not None:
             client.retry_schedule = normalize_schedule(retry_schedule)
         if webhook_login is not None:

@@ -12,12 +12,15 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.clock import SystemClock
-from tidings.config import Settings
+from tidings.config import Settings, sqlite_path
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
+from tidings.db.outage import is_connection_error
+from tidings.db.readiness import DatabaseNotReady, check_exists, check_migrated
 from tidings.errors import TidingsError
 from tidings.runtime import tune_gc_for_service
 
@@ -53,9 +56,13 @@ def run_service(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction against the configured database; errors exit 1."""
 
+    database_url = Settings().database_url
+
     async def main() -> T:
-        engine = create_engine(Settings().database_url)
+        check_exists(database_url)
+        engine = create_engine(database_url)
         try:
+            await check_migrated(engine, database_url)
             async with transaction(create_sessionmaker(engine)) as session:
                 return await work(session)
         finally:
@@ -65,10 +72,25 @@ def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except TidingsError as error:
         return fail(error.message)  # type: ignore[no-any-return]
+    except DatabaseNotReady as error:
+        return fail(str(error))  # type: ignore[no-any-return]
+    except Exception as error:
+        if is_connection_error(error):  # the database went away mid-command
+            return fail(f"the database stopped answering: {str(error).splitlines()[0][:200]}")  # type: ignore[no-any-return]
+        raise
+
+
+def prepare_database_folder(settings: Settings) -> None:
+    """Commands that create the database (serve, demo, db upgrade) make its folder first:
+    the default one, in the user's data folder, does not exist on a fresh machine."""
+    path = sqlite_path(settings.database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def fail(message: str) -> Any:
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    # soft_wrap: one line however narrow the terminal, so scripts can grep it
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(1)
 
 

@@ -9,8 +9,16 @@ from typing import Any
 
 import typer
 
+from tidings import __version__
 from tidings.cli.admin import clients_app, prices_app, routes_app, suppliers_app
-from tidings.cli.common import clock, emit, run_in_transaction, run_service
+from tidings.cli.banner import print_banner
+from tidings.cli.common import (
+    clock,
+    emit,
+    prepare_database_folder,
+    run_in_transaction,
+    run_service,
+)
 from tidings.cli.operators import operators_app
 from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
@@ -42,6 +50,25 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(operators_app, name="operators")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tidings {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Tidings, an A2P messaging gateway. Settings come from TIDINGS_* variables."""
+
+
 def _logging(settings: Settings) -> None:
     configure_logging(settings.log_level)  # JSON lines on stderr (docs/operations.md)
 
@@ -49,7 +76,9 @@ def _logging(settings: Settings) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("heads")) -> None:
     """Apply the Alembic migrations."""
-    upgrade_sync(Settings().database_url, revision)
+    settings = Settings()
+    prepare_database_folder(settings)
+    upgrade_sync(settings.database_url, revision)
     typer.echo(f"database at {revision}")
 
 
@@ -86,14 +115,13 @@ def serve(
 
     settings = Settings()
     _logging(settings)
+    prepare_database_folder(settings)
     if settings.is_sqlite or demo:
         asyncio.run(upgrade(settings.database_url))
-    if demo:
-        _print_demo(settings)
+    print_banner(settings, _demo_keys() if demo else None)
     if processes is None:
         processes = settings.processes or default_process_count()
-    count = processes
-    _run_http(settings, with_workers=True, processes=count)
+    _run_http(settings, with_workers=True, processes=processes)
 
 
 @app.command()
@@ -213,61 +241,24 @@ def smpp() -> None:
 
 
 @app.command()
-def demo(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Set up the demo client, prices and simulator supplier; print fresh demo keys."""
+def demo(
+    as_json: bool = typer.Option(False, "--json"),
+    rotate_keys: bool = typer.Option(
+        False, "--rotate-keys", help="Revoke the demo keys and issue new ones."
+    ),
+) -> None:
+    """Set up the demo client, prices and simulator supplier; print the demo keys (the same
+    ones each time until --rotate-keys)."""
     settings = Settings()
+    prepare_database_folder(settings)
     asyncio.run(upgrade(settings.database_url))
-    keys = _demo_keys()
+    keys = _demo_keys(rotate=rotate_keys)
     emit({"id": keys.client_id, "live_key": keys.live_key, "test_key": keys.test_key}, as_json)
 
 
-def _demo_keys() -> DemoKeys:
-    from tidings.numbering import CountryTable
-
+def _demo_keys(*, rotate: bool = False) -> DemoKeys:
     countries = CountryTable.load()
-    return run_in_transaction(lambda session: ensure_demo(session, clock, countries))
-
-
-DEMO_BODY = (
-    '{"destination":"phone","msisdn":"380972000000","reference":"demo1",'
-    '"originator":"Tidings","body":"Hello from Tidings"}'
-)
-
-
-DEMO_VIBER_BODY = (
-    '{"messages":[{"to":[{"msisdn":"380972000006","external_id":"demoviber1"}],'
-    '"text":"Hello over Viber","alpha_name":"Tidings",'
-    '"options":{"sms":{"text":"Hello over SMS","originator":"Tidings"}}}]}'
-)
-
-
-def _print_demo(settings: Settings) -> None:
-    keys = _demo_keys()
-    base = f"http://{settings.http_host}:{settings.http_port}"
-    live_key = keys.live_key
-    test_key = keys.test_key
-    typer.echo(
-        f"""
-Tidings demo: client "demo" with 100.00 EUR, simulator supplier, demo price list.
-  live key: {live_key}
-  test key: {test_key}
-
-Send an SMS:
-  curl -s -X POST {base}/rest/sms/create -H 'X-API-KEY: {live_key}' \\
-    -H 'Content-Type: application/json' \\
-    -d '{DEMO_BODY}'
-Then its status:
-  curl -s {base}/rest/sms/reference/demo1 -H 'X-API-KEY: {live_key}'
-
-Send a Viber message from the alpha name "Tidings" (this number has no Viber: the SMS
-alternative goes out instead, see docs/viber.md):
-  curl -s -X POST {base}/rest/viber/create -H 'X-API-KEY: {live_key}' \\
-    -H 'Content-Type: application/json' \\
-    -d '{DEMO_VIBER_BODY}'
-  curl -s {base}/rest/viber/reference/demoviber1 -H 'X-API-KEY: {live_key}'
-""",
-        err=True,
-    )
+    return run_in_transaction(lambda session: ensure_demo(session, clock, countries, rotate=rotate))
 
 
 def main() -> None:

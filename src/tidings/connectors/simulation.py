@@ -6,14 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import random
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from tidings.clock import Clock
-from tidings.connectors.base import ReportSink
+from tidings.connectors.base import ReportSink, SupplierReport
+from tidings.db.outage import Backoff, describe, is_connection_error
 from tidings.errors import ConfigurationError
+
+log = logging.getLogger("tidings.connectors")
+
+# How often reports that failed for another reason than an outage are offered again.
+_OTHER_FAILURES = 5
 
 
 def ratio_option(options: dict[str, Any], name: str, default: float, *, kind: str) -> float:
@@ -73,3 +80,32 @@ class SimulatedSupplier:
 
     def _next_id(self) -> str:
         return f"{self._id_prefix}-{next(self._counter)}"
+
+    async def _deliver(self, rows: Sequence[SupplierReport]) -> None:
+        """Hand reports to the gateway as a carrier posts them: while the gateway cannot
+        store them (its database restarting), try again with a growing delay rather than
+        forget them — otherwise their messages would stay `sent` (docs/operations.md)."""
+        assert self._sink is not None, "submit before start"
+        sink = self._sink
+        backoff = Backoff(maximum=2.0)
+        failures = 0
+        while True:
+            try:
+                await sink(self.supplier_id, rows)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures += 1
+                # A real fault (not an outage) is tried a few times, then given up, logged.
+                if not is_connection_error(error) and failures >= _OTHER_FAILURES:
+                    log.exception("simulator %s: %d reports dropped", self.supplier_id, len(rows))
+                    return
+                delay = backoff.next_delay()
+                log.warning(
+                    "simulator %s: reports not taken (%s); retrying in %.1f s",
+                    self.supplier_id,
+                    describe(error),
+                    delay,
+                )
+                await asyncio.sleep(delay)

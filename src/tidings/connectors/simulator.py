@@ -99,16 +99,13 @@ class SimulatorConnector(SimulatedSupplier):
         assert self._sink is not None, "submit before start"
         if self.enroute:
             now = self.clock.now()
-            await self._sink(
-                self.supplier_id, [SupplierReport(sid, Status.SENT, now) for sid, _ in reports]
-            )
+            await self._deliver([SupplierReport(sid, Status.SENT, now) for sid, _ in reports])
         # Yield at least once, so the report races the submit answer as a fast carrier's does.
         await asyncio.sleep(self.dlr_delay)
         now = self.clock.now()
-        await self._sink(
-            self.supplier_id,
+        await self._deliver(
             [
                 SupplierReport(sid, status, now, detail=f"simulated {status}")
                 for sid, status in reports
-            ],
+            ]
         )

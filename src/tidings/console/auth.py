@@ -138,41 +138,54 @@ def csrf_valid(session: ConsoleSession, submitted: str | None) -> bool:
 
 
 class LoginThrottle:
-    """At most `limit` failed sign-ins per operator name in `window`, per process.
+    """Failed sign-ins per (operator name, source address), answered with growing delays.
 
-    Guessing passwords is already slow (scrypt); this bounds it per name. Kept in memory:
-    bounded (emptied when full), forgotten on restart, per API process.
+    The first `free` failures cost nothing; from then on each failure makes the next try from
+    that address for that name wait twice as long as the last (1 s, 2 s, 4 s, … at most
+    `max_delay`). Keyed by the address too, so someone who knows an operator's name can only
+    slow their own guesses: the operator signing in from elsewhere is never locked out.
+    Guessing is slow anyway (scrypt). Kept in memory: bounded (emptied when full), a key is
+    forgotten `forget_after` its last failure, on a success, or on restart; per API process.
     """
 
     def __init__(
         self,
-        limit: int = 10,
-        window: timedelta = timedelta(minutes=15),
-        max_names: int = 10_000,
+        free: int = 5,
+        first_delay: timedelta = timedelta(seconds=1),
+        max_delay: timedelta = timedelta(minutes=15),
+        forget_after: timedelta = timedelta(hours=1),
+        max_keys: int = 10_000,
     ) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_names = max_names
-        self._failures: dict[str, list[datetime]] = {}
+        self.free = free
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.forget_after = forget_after
+        self.max_keys = max_keys
+        # (name, address) -> (failures, time of the last one)
+        self._failures: dict[tuple[str, str], tuple[int, datetime]] = {}
 
-    def _recent(self, name: str, now: datetime) -> list[datetime]:
-        recent = [t for t in self._failures.get(name, []) if t > now - self.window]
-        if recent:
-            self._failures[name] = recent
-        else:
-            self._failures.pop(name, None)
-        return recent
-
-    def blocked_until(self, name: str, now: datetime) -> datetime | None:
-        recent = self._recent(name, now)
-        if len(recent) < self.limit:
+    def blocked_until(self, name: str, address: str, now: datetime) -> datetime | None:
+        """When `address` may next try `name`; None: now."""
+        key = (name, address)
+        entry = self._failures.get(key)
+        if entry is None:
             return None
-        return recent[-self.limit] + self.window
+        failures, last = entry
+        if now - last >= self.forget_after:
+            del self._failures[key]
+            return None
+        if failures < self.free:
+            return None
+        delay = min(self.max_delay, self.first_delay * 2 ** (failures - self.free))
+        until = last + delay
+        return until if until > now else None
 
-    def failed(self, name: str, now: datetime) -> None:
-        if name not in self._failures and len(self._failures) >= self.max_names:
+    def failed(self, name: str, address: str, now: datetime) -> None:
+        key = (name, address)
+        if key not in self._failures and len(self._failures) >= self.max_keys:
             self._failures.clear()
-        self._failures.setdefault(name, []).append(now)
+        failures, _ = self._failures.get(key, (0, now))
+        self._failures[key] = (failures + 1, now)
 
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(name, None)
+    def succeeded(self, name: str, address: str) -> None:
+        self._failures.pop((name, address), None)

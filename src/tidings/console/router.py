@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
@@ -209,19 +210,24 @@ def build_router(settings: Settings) -> APIRouter:
             return forbidden(request, "The sign-in form expired or did not come from this site.")
         name = (_text(form.get("name")) or "")[:64]
         password = _text(form.get("password")) or ""
-        blocked = web.throttle.blocked_until(name, now)
+        # Behind a proxy this is the proxy's address unless uvicorn is told to trust its
+        # X-Forwarded-For (FORWARDED_ALLOW_IPS); docs/console.md.
+        address = request.client.host if request.client else "unknown"
+        blocked = web.throttle.blocked_until(name, address, now)
         if blocked is not None:
-            minutes = max(1, round((blocked - now).total_seconds() / 60))
-            message = f"Too many failed sign-ins for this name; try again in {minutes} min."
-            return await _login_page(request, next_url, error=message, status_code=429)
+            seconds = max(1, math.ceil((blocked - now).total_seconds()))
+            message = f"Too many failed sign-ins for this name; try again in {seconds} s."
+            answer = await _login_page(request, next_url, error=message, status_code=429)
+            answer.headers["Retry-After"] = str(seconds)
+            return answer
         async with transaction(web.reads()) as db:
             candidate = await operators.load_for_login(db, name)
         try:
             operator = await asyncio.to_thread(operators.check_password, candidate, password)
         except AuthError as error:
-            web.throttle.failed(name, now)
+            web.throttle.failed(name, address, now)
             return await _login_page(request, next_url, error=error.message, status_code=401)
-        web.throttle.succeeded(name)
+        web.throttle.succeeded(name, address)
         async with transaction(state.sessions) as db:
             await operators.record_login(db, state.clock, operator.id)
         expires = now + timedelta(hours=web.settings.console_session_hours)

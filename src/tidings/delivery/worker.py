@@ -30,6 +30,7 @@ from tidings.connectors.base import (
 )
 from tidings.connectors.registry import build_connector
 from tidings.db.engine import transaction
+from tidings.db.outage import Backoff, describe, is_connection_error, retry_while_unavailable
 from tidings.delivery.answers import AnswerRecorder
 from tidings.delivery.ratelimit import SharedThroughputLimit
 from tidings.delivery.reports import ReportQueue
@@ -41,6 +42,7 @@ from tidings.delivery.service import (
     record_outcomes,
     sweep_expired,
 )
+from tidings.messages.changes import AppliedChange
 from tidings.observability.metrics import Metrics
 from tidings.routing.models import Supplier
 from tidings.routing.repository import SupplierRepository
@@ -130,16 +132,29 @@ class SupplierLane:
         await self.connector.stop()
 
     async def _run(self) -> None:
+        backoff = Backoff()
         while not self._stopping.is_set():
             self._wake.clear()  # before looking: a wake-up during the step is kept
+            pause = self._idle_wait  # longer while the database is away (below)
             try:
                 worked = await self.step()
-            except Exception:
-                # The database or the connector hiccuped; leases make retrying safe.
-                log.exception("lane %s failed a step", self.name)
+                backoff.reset()
+            except Exception as error:
+                # The database or the connector hiccuped; leases make retrying safe. While
+                # the database is away, wait longer each time rather than spin on it.
+                if is_connection_error(error):
+                    pause = backoff.next_delay()
+                    log.warning(
+                        "lane %s: the database is unavailable (%s); retrying in %.1f s",
+                        self.name,
+                        describe(error),
+                        pause,
+                    )
+                else:
+                    log.exception("lane %s failed a step", self.name)
                 worked = False
             if not worked:
-                await sleep_until_woken(self._wake, self._idle_wait)
+                await sleep_until_woken(self._wake, pause)
                 if not self._stopping.is_set():
                     # Every accepted batch wakes the lane: let the ones committed in the
                     # next moment join this claim rather than each making its own.
@@ -205,10 +220,17 @@ class SupplierLane:
         return True
 
     async def _record(self, batch: ClaimedBatch, outcomes: Sequence[SubmitOutcome]) -> None:
-        async with transaction(self.sessions) as session:
-            applied = await record_outcomes(
-                session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
-            )
+        async def record() -> list[AppliedChange]:
+            async with transaction(self.sessions) as session:
+                return await record_outcomes(
+                    session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
+                )
+
+        # The supplier has the batch now: its answers are kept until the database takes
+        # them, or the messages would be sent again when the lease ends.
+        applied = await retry_while_unavailable(
+            record, what=f"lane {self.name}: recording answers", stopping=self._stopping
+        )
         # Counted after each commit that made it true (a scrape may come in between).
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
@@ -350,5 +372,9 @@ class DeliveryWorker:
                 await action()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("periodic %s failed", getattr(action, "__name__", action))
+            except Exception as error:
+                name = getattr(action, "__name__", action)
+                if is_connection_error(error):  # it runs again next interval
+                    log.warning("periodic %s: database unavailable (%s)", name, describe(error))
+                else:
+                    log.exception("periodic %s failed", name)

@@ -26,6 +26,7 @@ from tidings.api.client.render import format_time
 from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.db.engine import transaction
+from tidings.db.outage import Backoff, describe, is_connection_error, retry_while_unavailable
 from tidings.exports.filters import ExportFilter
 from tidings.exports.repository import ClaimedExport, ExportRepository
 from tidings.exports.service import BuildResult, LeaseLost, build_files
@@ -123,22 +124,36 @@ class ExportWorker:
         self._wake.set()
 
     async def _build_loop(self) -> None:
+        backoff = Backoff()
         while not self._stopping.is_set():
             self._wake.clear()  # before looking: a wake-up during the step is kept
+            pause = self._idle_wait  # longer while the database is away (below)
             try:
                 worked = await self.run_once()
-            except Exception:
-                log.exception("export build step failed")
+                backoff.reset()
+            except Exception as error:
+                if is_connection_error(error):  # wait longer each time the database is away
+                    pause = backoff.next_delay()
+                    log.warning(
+                        "exports: the database is unavailable (%s); retrying in %.1f s",
+                        describe(error),
+                        pause,
+                    )
+                else:
+                    log.exception("export build step failed")
                 worked = False
             if not worked:
-                await sleep_until_woken(self._wake, self._idle_wait)
+                await sleep_until_woken(self._wake, pause)
 
     async def _purge_loop(self) -> None:
         while not self._stopping.is_set():
             try:
                 await self.purge()
-            except Exception:
-                log.exception("export purge failed")
+            except Exception as error:
+                if is_connection_error(error):  # the next round runs after the interval
+                    log.warning("export purge: database unavailable (%s)", describe(error))
+                else:
+                    log.exception("export purge failed")
             await asyncio.sleep(self.options.purge_interval)
 
     # --- One build ----------------------------------------------------------------------
@@ -180,6 +195,16 @@ class ExportWorker:
                     )
             raise
         except Exception as error:
+            if is_connection_error(error):
+                # Not the export's fault: hand it back uncounted (once the database is
+                # back), so an outage never uses up its tries.
+                log.warning("export %s: database unavailable mid-build", claimed.key)
+                await retry_while_unavailable(
+                    lambda: self._release_uncounted(claimed, "database unavailable"),
+                    what=f"export {claimed.key}: handing back",
+                    stopping=self._stopping,
+                )
+                return True
             log.exception("export %s: build failed", claimed.key)
             await self._failed_attempt(claimed, f"{type(error).__name__}: {error}")
             return True
@@ -187,8 +212,19 @@ class ExportWorker:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        await self._finish(claimed, result)
+        # The files are built: keep trying to record that, rather than build them again.
+        await retry_while_unavailable(
+            lambda: self._finish(claimed, result),
+            what=f"export {claimed.key}: recording the files",
+            stopping=self._stopping,
+        )
         return True
+
+    async def _release_uncounted(self, claimed: ClaimedExport, reason: str) -> None:
+        async with transaction(self.sessions) as session:
+            await ExportRepository(session).release(
+                claimed.id, claimed.owner, self.clock.now(), reason, counted=False
+            )
 
     async def _renew(self, claimed: ClaimedExport, lost: asyncio.Event) -> None:
         interval = self.options.lease_seconds / 3

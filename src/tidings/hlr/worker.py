@@ -25,6 +25,7 @@ from tidings.config import Settings
 from tidings.connectors.hlr.base import HlrAnswer, HlrProvider, HlrQuery, Outcome
 from tidings.connectors.hlr.registry import HLR_KINDS, build_hlr_provider
 from tidings.db.engine import transaction
+from tidings.db.outage import Backoff, describe, is_connection_error, retry_while_unavailable
 from tidings.hlr.repository import ClaimedLookup, HlrRepository
 from tidings.hlr.results import Recorded, RetryPolicy, record_answers
 from tidings.numbering import CountryTable
@@ -128,10 +129,16 @@ class HlrWorker:
             *(self._ask(provider_id, lookups) for provider_id, lookups in by_provider.items())
         )
         answers = {answer.lookup_id: answer for batch in answered for answer in batch}
-        async with transaction(self.sessions) as session:
-            return await record_answers(
-                session, self.clock, lease, claimed, answers, self.options.policy
-            )
+
+        async def record() -> Recorded:
+            async with transaction(self.sessions) as session:
+                return await record_answers(
+                    session, self.clock, lease, claimed, answers, self.options.policy
+                )
+
+        # The providers answered (and may have charged): keep the answers until the
+        # database takes them, rather than asking again when the lease ends.
+        return await retry_while_unavailable(record, what="HLR: recording answers")
 
     async def _ask(self, provider_id: int, lookups: Sequence[ClaimedLookup]) -> list[HlrAnswer]:
         provider = self.providers.get(provider_id)
@@ -149,16 +156,27 @@ class HlrWorker:
             return [HlrAnswer(q.lookup_id, Outcome.RETRY, error=text) for q in queries]
 
     async def _run(self) -> None:
+        backoff = Backoff()
         while True:
             self._wake.clear()  # before looking: a wake-up during the round is kept
+            pause = self._idle_wait  # longer while the database is away (below)
             try:
                 if time.monotonic() - self._refreshed >= self.options.refresh_interval:
                     await self.refresh_providers()
                 recorded = await self.step()
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("HLR round failed")
+            except Exception as error:
+                if is_connection_error(error):  # wait longer each time the database is away
+                    pause = backoff.next_delay()
+                    log.warning(
+                        "HLR: the database is unavailable (%s); retrying in %.1f s",
+                        describe(error),
+                        pause,
+                    )
+                else:
+                    log.exception("HLR round failed")
                 recorded = Recorded(0, 0, 0)
             if recorded.finished + recorded.pending + recorded.retried == 0:
-                await sleep_until_woken(self._wake, self._idle_wait)
+                await sleep_until_woken(self._wake, pause)

@@ -27,7 +27,9 @@ class MessageRepository:
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert messages with one executemany; the new ids come back in the rows' order."""
         table = cast(Table, Message.__table__)
-        ids = await allocate_ids(self.session, table, len(rows))
+        ids = await allocate_ids(
+            self.session, table, len(rows), shared_with=(cast(Table, Task.__table__),)
+        )
         await self.session.execute(
             insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
@@ -36,8 +38,12 @@ class MessageRepository:
     async def insert_tasks(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         if not rows:
             return []
+        # Task ids are taken from the messages' numbers, so that `GET /sms/{id}` is never
+        # both a message and a task (docs/api.md, "Short form").
         table = cast(Table, Task.__table__)
-        ids = await allocate_ids(self.session, table, len(rows))
+        ids = await allocate_ids(
+            self.session, cast(Table, Message.__table__), len(rows), shared_with=(table,)
+        )
         await self.session.execute(
             insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
@@ -127,6 +133,13 @@ class MessageRepository:
                 .values({column: bindparam(column) for column in columns}),
                 rows,
             )
+
+    async def references(self, message_ids: Sequence[int]) -> dict[int, str | None]:
+        """The client's reference of each of these messages."""
+        result = await self.session.execute(
+            select(Message.id, Message.reference).where(Message.id.in_(message_ids))
+        )
+        return {message_id: reference for message_id, reference in result.tuples()}
 
     async def lock_for_update(self, message_ids: Sequence[int]) -> list[MessageRecord]:
         """These messages' rows, locked for this transaction (plain records, no ORM objects)."""

@@ -17,9 +17,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Enum, Histogram, Info, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tidings import __version__
 from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.connectors.base import SubmitOutcome, SubmitResult, SupplierReport
@@ -78,6 +79,9 @@ class Metrics:
         self.engine = engine  # the depths' own engine, when they have one
         self.registry = CollectorRegistry()
         registry = self.registry
+        Info("tidings_build", "The running Tidings version.", registry=registry).info(
+            {"version": __version__}
+        )
         self.accepted = _Children(
             Counter(
                 "tidings_messages_accepted",

@@ -74,3 +74,25 @@ class ConsoleSecretRepository:
             select(ConsoleSecret.value).where(ConsoleSecret.name == name)
         )
         return str(result.scalar_one())
+
+    async def get(self, name: str) -> str | None:
+        result = await self.session.execute(
+            select(ConsoleSecret.value).where(ConsoleSecret.name == name)
+        )
+        value = result.scalar_one_or_none()
+        return None if value is None else str(value)
+
+    async def put(self, name: str, value: str, at: datetime) -> None:
+        """Store `value` as `name`, replacing what was there."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(ConsoleSecret).values(name=name, value=value, created_at=at)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["name"],
+                set_={
+                    "value": statement.excluded.value,
+                    "created_at": statement.excluded.created_at,
+                },
+            )
+        )

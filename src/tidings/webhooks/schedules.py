@@ -19,6 +19,25 @@ IP1 = (600,) * 10
 PRESETS = MappingProxyType({"ketchup": KETCHUP, "ip1": IP1})
 DEFAULT_SCHEDULE = "ketchup"
 
+# Each webhook format's own provider's schedule (docs/webhooks.md, "Retry schedules"): iP.1's
+# from seed 003; seeds 000 (Hyber) and 001/002 (Smartswitch) publish none, so seed 004's.
+FORMAT_SCHEDULES = MappingProxyType(
+    {"ketchup": "ketchup", "ip1": "ip1", "hyber": "ketchup", "smartswitch": "ketchup"}
+)
+
+
+def default_schedule(format_name: str) -> str:
+    return FORMAT_SCHEDULES.get(format_name, DEFAULT_SCHEDULE)
+
+
+def schedule_after_format_change(current: str, old_format: str, new_format: str) -> str:
+    """The schedule a client gets when its format changes and no schedule is given: the new
+    format's default if it was on the old one's, else the schedule the operator chose."""
+    if current == default_schedule(old_format):
+        return default_schedule(new_format)
+    return current
+
+
 # A week between two attempts and 50 retries are far beyond any seed; larger values are
 # more likely typos (milliseconds for seconds) than intent.
 MAX_DELAY = 7 * 86400

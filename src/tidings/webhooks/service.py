@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.clock import Clock
 from tidings.errors import InvalidRequest
 from tidings.messages.changes import AppliedChange, MessageRecord
+from tidings.messages.repository import MessageRepository
 from tidings.webhooks.formats import JSON, Report, WebhookFormat, hyber, ip1, ketchup, smartswitch
 from tidings.webhooks.repository import (
     DELIVERED,
@@ -75,6 +76,10 @@ async def enqueue_reports(
         return 0
     now = clock.now()
     last_change = {id(a.message): a for a in applied}
+    parents = {a.message.parent_id for a in applied if a.message.parent_id is not None}
+    parent_references = (
+        await MessageRepository(session).references(sorted(parents)) if parents else {}
+    )
     settings: dict[int, tuple[WebhookFormat, list[int]]] = {}
     rows: list[dict[str, Any]] = []
     for change in applied:
@@ -97,7 +102,14 @@ async def enqueue_reports(
                 "url": url,
                 "format": fmt.name,
                 "content_type": fmt.content_type,
-                "body": fmt.render(Report(state, change.change.status, at)),
+                "body": fmt.render(
+                    Report(
+                        state,
+                        change.change.status,
+                        at,
+                        parent_references.get(message.parent_id or 0),
+                    )
+                ),
                 "state": PENDING,
                 "attempts": 0,
                 "schedule": schedule,

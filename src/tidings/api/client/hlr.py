@@ -88,7 +88,7 @@ def build_router(prefix: str) -> APIRouter:
 
     add_price_tables(router, HLR, DEFAULT_PRICE_TARIFF, HLR_PRICES)
 
-    @router.get("/hlr/reference/{reference}", **HLR_RESULT)
+    @router.get("/hlr/reference/{reference:path}", **HLR_RESULT)
     async def hlr_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:

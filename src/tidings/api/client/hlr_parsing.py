@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from tidings.api.client.parsing import REFERENCE, parse_callback_url, parse_int
+from tidings.api.client.parsing import REFERENCE, REFERENCE_RULE, parse_callback_url, parse_int
 from tidings.errors import InvalidRequest
 from tidings.hlr.service import HlrItem, HlrRequest
 
@@ -67,7 +67,7 @@ def _item(entry: Any, index: int | None) -> HlrItem:
         reference = str(reference)
     if not isinstance(reference, str) or not REFERENCE.fullmatch(reference):
         raise InvalidRequest(
-            _where(index, "reference must be 1 to 32 of a-z, A-Z, 0-9"), reason="bad_reference"
+            _where(index, f"reference must be {REFERENCE_RULE}"), reason="bad_reference"
         )
     given = entry.get("tariff")
     tariff = parse_int(

@@ -12,7 +12,11 @@ from typing import Any
 from tidings.errors import InvalidRequest
 from tidings.messages.acceptance import SmsItem, SmsRequest
 
-REFERENCE = re.compile(r"[A-Za-z0-9]{1,32}")
+# A client's reference (SMS `reference`, Viber `external_id`, HLR `reference`; seed 000's
+# `extra_id`): what real references hold — letters, digits and - _ . : / — up to 32
+# characters, seed 004's length. Seed 000's own example, AD-6640-7006, is one (docs/api.md).
+REFERENCE = re.compile(r"[A-Za-z0-9_.:/\-]{1,32}")
+REFERENCE_RULE = "1 to 32 of a-z, A-Z, 0-9 and - _ . : /"
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,9}")
 MAX_ID = 2**31 - 1  # ids are 32-bit on every database
 MAX_ORIGINATOR = 14
@@ -90,7 +94,7 @@ def parse_reference(value: Any, index: int | None) -> str:
         value = str(value)
     if not isinstance(value, str) or not REFERENCE.fullmatch(value):
         raise InvalidRequest(
-            _where(index, "reference must be 1 to 32 of a-z, A-Z, 0-9"), reason="bad_reference"
+            _where(index, f"reference must be {REFERENCE_RULE}"), reason="bad_reference"
         )
     return value
 

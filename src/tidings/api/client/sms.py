@@ -90,7 +90,7 @@ def build_router(prefix: str) -> APIRouter:
     async def create_by_get(request: Request) -> Response:
         raise InvalidRequest("use PUT or POST", reason="unsupported")
 
-    @router.get("/sms/reference/{reference}", **doc.SMS_BY_REFERENCE)
+    @router.get("/sms/reference/{reference:path}", **doc.SMS_BY_REFERENCE)
     async def sms_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:

@@ -118,7 +118,7 @@ def build_router(prefix: str) -> APIRouter:
     async def create_by_get(request: Request) -> Response:
         raise InvalidRequest("use PUT or POST", reason="unsupported")
 
-    @router.get("/viber/reference/{reference}", **doc.VIBER_STATUS)
+    @router.get("/viber/reference/{reference:path}", **doc.VIBER_STATUS)
     async def viber_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
         async with state.sessions() as session:

@@ -7,11 +7,12 @@ documented in docs/viber.md; its faults are "invalid options" (49).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from tidings.api.client.parsing import (
+    REFERENCE,
+    REFERENCE_RULE,
     parse_callback_url,
     parse_datetime,
     parse_int,
@@ -29,7 +30,7 @@ from tidings.viber.acceptance import (
 from tidings.viber.service import MAX_ALPHA_NAME
 
 # The seed's own example ids ("example_12") have an underscore, which SMS references may not.
-EXTERNAL_ID = re.compile(r"[A-Za-z0-9_\-]{1,32}")
+EXTERNAL_ID = REFERENCE  # the same rule as every reference (api/client/parsing.py)
 MAX_TEXT = 1000  # Viber's limit for a business message's text
 MAX_CAPTION = 30  # Viber's limit for a button's text
 MAX_URL = 2000
@@ -88,7 +89,10 @@ def _parse_item(entry: Any, index: int, now: datetime) -> ViberItem:
     if not isinstance(promotional, bool):
         raise _bad(f"{where}: is_promotional must be true or false", "bad_payload")
     img, caption, action, sms = _parse_options(entry.get("options"), where)
-    send_at = parse_datetime(entry.get("scheduledDatetime"), name="scheduledDatetime", now=now)
+    # The seed's Viber example names it scheduledDatetime; its SMS requests, send_time. Both
+    # schedule a Viber message as they do an SMS (docs/api.md, "Viber send_time").
+    field = "scheduledDatetime" if entry.get("scheduledDatetime") is not None else "send_time"
+    send_at = parse_datetime(entry.get(field), name=field, now=now)
     return ViberItem(
         recipients=recipients,
         text=text,
@@ -127,7 +131,7 @@ def _parse_recipients(value: Any, where: str) -> list[Recipient]:
         if external_id is not None and (
             not isinstance(external_id, str) or not EXTERNAL_ID.fullmatch(external_id)
         ):
-            raise _bad(f"{at}: external_id must be 1 to 32 of a-z, A-Z, 0-9, _, -", "bad_reference")
+            raise _bad(f"{at}: external_id must be {REFERENCE_RULE}", "bad_reference")
         recipients.append(Recipient(msisdn=msisdn, external_id=external_id))
     return recipients
 

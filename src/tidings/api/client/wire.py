@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 
 from tidings.api.client.errors import DESCRIPTIONS, SMS_CODES, code_for, http_status
 from tidings.api.limits import limit_api_key, retry_after_header
+from tidings.db.outage import RETRY_AFTER_SECONDS, is_connection_error
 from tidings.errors import InvalidRequest, RateLimited, TidingsError
 
 log = logging.getLogger("tidings.api.client")
@@ -36,6 +37,22 @@ def error_response(code: int, detail: str | None = None) -> Response:
     return json_response(
         {"error": str(code), "errorDescription": description}, status_code=http_status(code)
     )
+
+
+# The code a seed-004 client gets while the database is away: 11 ("too many messages in
+# processing") is the one the seed's clients already treat as "try again later".
+UNAVAILABLE_CODE = 11
+
+
+def unavailable_response() -> Response:
+    """503 with Retry-After, in seed 004's shape, while the database cannot be reached."""
+    response = error_response(
+        UNAVAILABLE_CODE,
+        f"the service is temporarily unavailable, retry after {RETRY_AFTER_SECONDS} s",
+    )
+    response.status_code = 503
+    response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def rate_limited_response(code: int, error: RateLimited) -> Response:
@@ -60,7 +77,10 @@ class ClientApiRoute(APIRoute):
                 return await handler(request)
             except TidingsError as error:
                 return self.error_answer(code_for(error, self.codes), error)
-            except Exception:
+            except Exception as error:
+                if is_connection_error(error):  # the database is away: retry later
+                    log.warning("database unavailable on %s %s", request.method, request.url.path)
+                    return unavailable_response()
                 log.exception("unexpected error on %s %s", request.method, request.url.path)
                 return error_response(5)
 

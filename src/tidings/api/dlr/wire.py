@@ -27,6 +27,7 @@ from tidings.api.dlr.parsing import (
     pairs_from_json,
 )
 from tidings.api.limits import retry_after_header
+from tidings.db.outage import RETRY_AFTER_SECONDS, is_connection_error
 from tidings.errors import AuthError, InvalidRequest, RateLimited, TidingsError
 
 log = logging.getLogger("tidings.api.dlr")
@@ -46,6 +47,8 @@ TITLES: dict[str, str] = {
     "method_not_allowed": "Method not allowed",
     "payload_too_large": "Payload too large",
     "rate_limited": "Too many requests",
+    "not_found": "Not found",
+    "unavailable": "Service unavailable",
     "internal": "Internal error",
 }
 
@@ -77,6 +80,22 @@ def document(content: dict[str, Any], status_code: int = 200) -> Response:
 
 def errors_response(status_code: int, errors: Sequence[dict[str, Any]]) -> Response:
     return document({"errors": list(errors)}, status_code)
+
+
+def unavailable_response() -> Response:
+    """503 with Retry-After, as JSON:API errors, while the database cannot be reached."""
+    answer = errors_response(
+        503,
+        [
+            error(
+                "unavailable",
+                "The receipts were not stored: the service is temporarily unavailable, "
+                f"retry after {RETRY_AFTER_SECONDS} s",
+            )
+        ],
+    )
+    answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return answer
 
 
 AUTHENTICATION_FAILED = error("authentication", "Please check your login and password")
@@ -120,7 +139,10 @@ class DlrRoute(APIRoute):
             except TidingsError as failure:
                 log.warning("DLR refused: %s", failure.message)
                 return errors_response(400, [error(INVALID, failure.message)])
-            except Exception:
+            except Exception as failure:
+                if is_connection_error(failure):  # the database is away: retry later
+                    log.warning("database unavailable on %s %s", request.method, request.url.path)
+                    return unavailable_response()
                 log.exception("unexpected error on %s %s", request.method, request.url.path)
                 return errors_response(
                     500, [error("internal", "The receipts were not stored; please retry")]

@@ -95,12 +95,12 @@ def _by_extra_id(extra_id: str) -> Lookup:
     return find
 
 
-@router.get("/{client_id}/api/dr/external/{extra_id}/simple", **doc.DR_SIMPLE)
+@router.get("/{client_id}/api/dr/external/{extra_id:path}/simple", **doc.DR_SIMPLE)
 async def simple_by_extra_id(request: Request, client_id: str, extra_id: str) -> Response:
     return await _answer(request, client_id, "simple", _by_extra_id(extra_id))
 
 
-@router.get("/{client_id}/api/dr/external/{extra_id}/advanced", **doc.DR_ADVANCED)
+@router.get("/{client_id}/api/dr/external/{extra_id:path}/advanced", **doc.DR_ADVANCED)
 async def advanced_by_extra_id(request: Request, client_id: str, extra_id: str) -> Response:
     return await _answer(request, client_id, "advanced", _by_extra_id(extra_id))
 

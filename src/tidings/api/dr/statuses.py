@@ -2,9 +2,9 @@
 
 `status` is the simplified class (-1 not final yet, 2 delivered, 3 not delivered),
 `substatus` = class × 10 + detail, `hyber_status` = substatus × 1000 + reason. Only
-23011 (SMS delivered) and 35015 (SMS expired) come from the seed's examples; every other
-code here is Tidings' own, in the same pattern (documented in docs/dr-api.md). The webhook
-payloads in seed 000's format use this table too.
+23011 (SMS delivered), 23043 (Viber delivered) and 35015 (expired) come from the seed's
+examples; every other code here is Tidings' own, in the same pattern (documented in
+docs/dr-api.md). The webhook payloads in seed 000's format use this table too.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ SMS_CHANNEL = "sms"
 VIBER_CHANNEL = "viber"
 PLATFORM = "hyber"
 
-# Delivered over Viber: the seed's examples show 23033 with `sent_via` viber.
-VIBER_DELIVERED = HyberStatus(2, 23, 23033)
+# Delivered over Viber: seed 000's Viber example is 2 / 23 / 23043 with `last_partner` viber.
+VIBER_DELIVERED = HyberStatus(2, 23, 23043)
 
 
 def hyber_status(status: Status, channel: str) -> HyberStatus:

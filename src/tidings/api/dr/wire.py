@@ -17,6 +17,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from tidings.api.limits import retry_after_header
+from tidings.db.outage import RETRY_AFTER_SECONDS, is_connection_error
 from tidings.errors import AuthError, ClientBlocked, NotFound, RateLimited, TidingsError
 
 log = logging.getLogger("tidings.api.dr")
@@ -40,6 +41,16 @@ def error_response(
         status_code=status_code,
         media_type="application/json",
         headers=headers,
+    )
+
+
+def unavailable_response() -> Response:
+    """503 with Retry-After while the database cannot be reached."""
+    return error_response(
+        503,
+        "unavailable",
+        f"the service is temporarily unavailable, retry after {RETRY_AFTER_SECONDS} s",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
@@ -86,7 +97,10 @@ class DrRoute(APIRoute):
                 )
             except TidingsError as failure:
                 return error_response(400, "invalid", failure.message)
-            except Exception:
+            except Exception as failure:
+                if is_connection_error(failure):  # the database is away: retry later
+                    log.warning("database unavailable on %s %s", request.method, request.url.path)
+                    return unavailable_response()
                 log.exception("unexpected error on %s %s", request.method, request.url.path)
                 return error_response(500, "internal", "unexpected error")
 

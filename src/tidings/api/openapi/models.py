@@ -51,7 +51,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 
 Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]
 Money = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{2,6}$", examples=["0.02"])]
-Reference = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,32}$", examples=["12erdgm9"])]
+Reference = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_.:/-]{1,32}$", examples=["12erdgm9", "AD-6640-7006"])
+]
 Msisdn = Annotated[str, Field(pattern=r"^(\+|00)?[0-9]{7,15}$", examples=["380972000000"])]
 Originator = Annotated[str, Field(min_length=1, max_length=14, examples=["test"])]
 SmsBody = Annotated[str, Field(min_length=1, examples=["test sms"])]

@@ -120,16 +120,13 @@ class ViberSimulatorConnector(SimulatedSupplier):
         assert self._sink is not None, "submit before start"
         # Yield at least once, so the report races the submit answer as a real provider's does.
         await asyncio.sleep(self.dlr_delay)
-        await self._sink(
-            self.supplier_id,
+        await self._deliver(
             [
                 SupplierReport(sid, status, self.clock.now(), detail=f"simulated {status}")
                 for sid, status in finals
-            ],
+            ]
         )
         if reads:
             await asyncio.sleep(self.read_delay)
             now = self.clock.now()
-            await self._sink(
-                self.supplier_id, [SupplierReport(sid, Status.READ, now) for sid in reads]
-            )
+            await self._deliver([SupplierReport(sid, Status.READ, now) for sid in reads])

@@ -31,6 +31,9 @@ class Report:
     message: MessageRecord
     status: Status
     at: datetime
+    # A Viber message's SMS fallback leg is reported as part of that message: its
+    # reference (the client's extra_id) is the Viber message's.
+    parent_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,11 @@ from tidings.webhooks.formats import JSON, Report, WebhookFormat, dump_json
 
 
 def render(report: Report) -> str:
-    return dump_json(simple_report(report.message, report.at))
+    body = simple_report(report.message, report.at)
+    if report.message.parent_id is not None and report.message.reference is None:
+        # A fallback SMS: the same extra_id as the DR query gives (its Viber message's).
+        body["extra_id"] = report.parent_reference
+    return dump_json(body)
 
 
 FORMAT = WebhookFormat(name="hyber", content_type=JSON, render=render)
