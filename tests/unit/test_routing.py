@@ -64,3 +64,15 @@ async def test_token_bucket_keeps_to_its_rate() -> None:
     # A full bucket (200) at once, the remaining 100 at 200/s: about half a second.
     assert elapsed > 0.35  # never faster than its rate (no upper bound: machines stall)
     assert await asyncio.wait_for(bucket.take(1), 1) == 1
+
+
+def test_retryable_codes_make_refusals_temporary() -> None:
+    from tidings.connectors.http import HttpConnector
+    from tidings.connectors.smpp.connector import parse_options
+
+    smpp = parse_options(
+        {"host": "127.0.0.1", "system_id": "x", "password": "y", "retryable": "0x58,0x08"}
+    )
+    assert {0x58, 0x08} <= smpp.retry_errors
+    http = HttpConnector(1, {"url": "http://127.0.0.1:1", "api_key": "k", "retryable": "7"}, None)  # type: ignore[arg-type]
+    assert 7 in http.retry_codes

@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,6 +24,7 @@ from tidings.config import Settings
 from tidings.connectors.base import Connector, SubmitOutcome, SubmitResult, SupplierReport
 from tidings.connectors.registry import build_connector
 from tidings.db.engine import transaction
+from tidings.delivery.breaker import LaneBreaker
 from tidings.delivery.ratelimit import TokenBucket
 from tidings.delivery.reports import ReportQueue
 from tidings.delivery.service import (
@@ -30,11 +32,22 @@ from tidings.delivery.service import (
     RetryPolicy,
     apply_early_receipts,
     claim_batch,
+    drain_batch,
     record_outcomes,
     sweep_expired,
 )
 from tidings.observability.metrics import Metrics
+from tidings.routing.cache import PlanCache
+from tidings.routing.health import (
+    HALF,
+    OPEN,
+    BreakerPolicy,
+    claim_probe,
+    ensure_rows,
+    record_results,
+)
 from tidings.routing.models import Supplier
+from tidings.routing.plan import Health, RoutingPlan
 from tidings.routing.repository import SupplierRepository
 from tidings.routing.service import HLR_SUPPLIER_KINDS, VIBER_SUPPLIER_KINDS
 from tidings.viber.dispatch import viber_lane_connector
@@ -51,6 +64,7 @@ class WorkerOptions:
     sweep_interval: float = 5.0
     report_grace_seconds: int = 3600
     supplier_refresh_interval: float = 5.0
+    cache_ttl: float = 2.0  # the routing plan's age at most (failover, breakers)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
@@ -63,6 +77,7 @@ class WorkerOptions:
             sweep_interval=settings.sweep_interval,
             report_grace_seconds=settings.report_grace_seconds,
             supplier_refresh_interval=settings.supplier_refresh_interval,
+            cache_ttl=settings.cache_ttl,
         )
 
 
@@ -76,9 +91,15 @@ class SupplierLane:
         options: WorkerOptions,
         *,
         metrics: Metrics | None = None,
+        plans: PlanCache | None = None,
     ) -> None:
         self.supplier_id = supplier.id
         self.name = supplier.name
+        # Failover and the circuit breaker need the routing plan; a lane without one
+        # retries its own messages only (the old behaviour, kept for focused tests).
+        self.plans = plans
+        self.breaker_policy = BreakerPolicy.of(supplier.options or {})
+        self.breaker = LaneBreaker(supplier.id, supplier.name, metrics)
         self.connector = connector
         self.sessions = sessions
         self.clock = clock
@@ -119,7 +140,17 @@ class SupplierLane:
 
     async def step(self) -> bool:
         """Claim, submit and record one batch. Returns whether there was anything to do."""
-        limit = self.options.batch_size
+        plan = await self.plans.get() if self.plans is not None else None
+        health = Health()
+        if plan is not None and self.breaker_policy.enabled:
+            assert self.plans is not None
+            health = self.breaker.view(plan, self.plans.loaded_at)
+            if health.state == OPEN:
+                health = await self._probe_when_due(health)
+            if health.state == OPEN:
+                return await self._drain(plan, health)
+        # Half-open: one message at a time until one answer settles the breaker.
+        limit = self.options.batch_size if health.state != HALF else 1
         if self.bucket is not None:
             limit = await self.bucket.take(limit)
         async with transaction(self.sessions) as session:
@@ -138,10 +169,32 @@ class SupplierLane:
         if not batch.to_send and not batch.expired:
             return False
         outcomes = await self._submit(batch, held_back)
+        now = self.clock.now()
+        transition = None
         async with transaction(self.sessions) as session:
             applied = await record_outcomes(
-                session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
+                session,
+                self.clock,
+                self.supplier_id,
+                batch,
+                outcomes,
+                self.options.retry,
+                plan=plan,
             )
+            if plan is not None and self.breaker_policy.enabled:
+                failed = [o for o in outcomes if o.result is SubmitResult.RETRY]
+                transition = await record_results(
+                    session,
+                    self.supplier_id,
+                    self.breaker_policy,
+                    now,
+                    answered=len(outcomes) - len(failed),
+                    failed=len(failed),
+                    last_error=failed[-1].error if failed else None,
+                )
+        if transition is not None:
+            probe_at = now + timedelta(seconds=self.breaker_policy.cooldown)
+            self.breaker.learned(transition, now, probe_at if transition.after == OPEN else None)
         # Counted after each commit that made it true (a scrape may come in between).
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
@@ -150,6 +203,46 @@ class SupplierLane:
         if self.metrics is not None:
             self.metrics.changes_applied(early)
         return True
+
+    async def _probe_when_due(self, health: Health) -> Health:
+        """Half-open the breaker once its cool-down is over, if this process wins the probe."""
+        now = self.clock.now()
+        if health.probe_at is None or health.probe_at > now:
+            return health
+        async with transaction(self.sessions) as session:
+            transition = await claim_probe(session, self.supplier_id, self.breaker_policy, now)
+        if transition is None:  # another process probes; wait for the snapshot to tell
+            return health
+        self.breaker.learned(transition, now, None)
+        return Health(HALF, health.success_rate, None, transition.reason)
+
+    async def _drain(self, plan: RoutingPlan, health: Health) -> bool:
+        """Out of routing: hand queued messages to their next candidates, untried."""
+        async with transaction(self.sessions) as session:
+            batch = await claim_batch(
+                session,
+                self.clock,
+                self.supplier_id,
+                self.options.batch_size,
+                self.options.lease_seconds,
+            )
+            if not batch.to_send and not batch.expired:
+                return False
+            until = health.probe_at or self.clock.now()
+            applied, moved = await drain_batch(
+                session,
+                self.clock,
+                self.supplier_id,
+                batch,
+                plan,
+                health.reason or "out of routing",
+                until,
+            )
+        if self.metrics is not None:
+            self.metrics.changes_applied(applied)
+            self.metrics.failed_over(self.supplier_id, moved)
+        # Jobs left to wait for the probe are not due again before it: no work done.
+        return moved > 0 or bool(applied)
 
     async def _submit(self, batch: ClaimedBatch, held_back: bool) -> Sequence[SubmitOutcome]:
         if not batch.to_send:
@@ -193,6 +286,7 @@ class DeliveryWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.reports = ReportQueue(sessions, clock, metrics=metrics)
+        self.plans = PlanCache(sessions, clock, ttl=options.cache_ttl)
         # Lanes only run on their own once started; until then (tests) they are stepped by hand.
         self._running = False
 
@@ -241,6 +335,13 @@ class DeliveryWorker:
                 for s in await SupplierRepository(session).list(enabled_only=True)
                 if s.kind not in HLR_SUPPLIER_KINDS  # HLR providers run in the HLR worker
             }
+        async with transaction(self.sessions) as session:
+            await ensure_rows(session, sorted(suppliers), self.clock.now())
+        if self.metrics is not None:
+            plan = await self.plans.get()
+            for supplier_id in self.lanes:
+                up = self.lanes[supplier_id].breaker.view(plan, self.plans.loaded_at).up
+                self.metrics.supplier_routing(supplier_id, up)
         for supplier_id in set(self.lanes) - set(suppliers):
             await self.lanes.pop(supplier_id).stop()
             if self.metrics is not None:
@@ -263,8 +364,16 @@ class DeliveryWorker:
             if self.metrics is not None:
                 self.metrics.supplier_started(supplier_id)
             lane = SupplierLane(
-                supplier, connector, self.sessions, self.clock, self.options, metrics=self.metrics
+                supplier,
+                connector,
+                self.sessions,
+                self.clock,
+                self.options,
+                metrics=self.metrics,
+                plans=self.plans,
             )
+            if self.metrics is not None:
+                self.metrics.supplier_routing(supplier_id, True)
             if self._running:
                 lane.start()
             self.lanes[supplier_id] = lane

@@ -22,6 +22,8 @@ class HlrLookup(Base):
         UniqueConstraint("client_id", "reference", name="uq_hlr_lookups_client_reference"),
         Index("ix_hlr_lookups_due", "due_at"),
         Index("ix_hlr_lookups_client_created", "client_id", "created_at"),
+        # HLR routing: the latest result of a number (docs/routing.md).
+        Index("ix_hlr_lookups_msisdn", "msisdn", "status_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
