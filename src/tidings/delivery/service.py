@@ -169,11 +169,11 @@ class _Failover:
         here, there = self.plan.name(self.supplier_id), self.plan.name(candidate.supplier_id)
         why = f"{what} via {here}: {error}; moved to {there}"
         self.moves.append((message.message_id, candidate.supplier_id, self.now, why, 0))
-        unit = candidate.cost
+        cost, currency = self.plan.message_cost(candidate.cost, message.parts, message.currency)
         self.columns[message.message_id] = {
             "supplier_id": candidate.supplier_id,
-            "cost": None if unit is None else unit.cost * message.parts,
-            "cost_currency": None if unit is None else unit.currency,
+            "cost": cost,
+            "cost_currency": currency,
         }
         self.events.append(
             {

@@ -251,14 +251,17 @@ def prepare_sms(
                 reason="no_route",
             )
         hlr = hlr or decision.hlr_routing
-        routed.append(_with_supplier(item, decision.supplier_id, decision.cost))
+        routed.append(_with_supplier(routes, item, decision.supplier_id, decision.cost))
     routed_quote = Quote(routed, quote.total_price, quote.currency, quote.tariff)
     return PreparedSms(
         caller=caller, request=request, quote=routed_quote, routes=routes if hlr else None
     )
 
 
-def _with_supplier(item: PricedItem, supplier_id: int, unit: UnitCost | None) -> PricedItem:
+def _with_supplier(
+    routes: RouteTable, item: PricedItem, supplier_id: int, unit: UnitCost | None
+) -> PricedItem:
+    cost, cost_currency = routes.message_cost(unit, item.parts, item.currency)
     return PricedItem(
         index=item.index,
         item=item.item,
@@ -268,8 +271,8 @@ def _with_supplier(item: PricedItem, supplier_id: int, unit: UnitCost | None) ->
         price=item.price,
         currency=item.currency,
         supplier_id=supplier_id,
-        cost=None if unit is None else unit.cost * item.parts,
-        cost_currency=None if unit is None else unit.currency,
+        cost=cost,
+        cost_currency=cost_currency,
     )
 
 
@@ -299,7 +302,7 @@ async def _route_by_hlr(
             decision = routes.decide(item.destination, hlr_network=network)
             if decision.supplier_id is not None:
                 rerouted[(i, item.index)] = _with_supplier(
-                    item, decision.supplier_id, decision.cost
+                    routes, item, decision.supplier_id, decision.cost
                 )
     return rerouted
 

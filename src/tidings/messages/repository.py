@@ -74,6 +74,7 @@ class MessageRepository:
                 Message.parts,
                 Message.expires_at,
                 Message.reference,
+                Message.currency,
             )
             .where(Message.id.in_(message_ids))
             .order_by(Message.id)

@@ -303,6 +303,20 @@ class RoutingPlan:
         before = list(candidates[:position]) if draining and position >= 0 else []
         return next((c for c in after + before if c.up and c.supplier_id != current), None)
 
+    def message_cost(
+        self, unit: UnitCost | None, parts: int, currency: str | None
+    ) -> tuple[Decimal | None, str | None]:
+        """What a message of `parts` costs, in the client's price `currency` when a rate
+        converts it (so margins are plain sums), else in the supplier's own currency."""
+        if unit is None:
+            return None, None
+        cost = unit.cost * parts
+        if currency is not None:
+            converted = self.fx.convert(cost, unit.currency, currency)
+            if converted is not None:
+                return converted, currency
+        return cost, unit.currency
+
     def cost_of(self, supplier_id: int, destination: Destination) -> UnitCost | None:
         return self.costs.cost(supplier_id, self.type_, destination.iso, self._network(destination))
 
