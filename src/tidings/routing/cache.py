@@ -26,8 +26,8 @@ async def load_plans(
     networks: NetworkTable | None = None,
     load: LoadMeter | None = None,
 ) -> dict[str, RoutingPlan]:
-    """Each type's plan: routes, costs, exchange rates, breakers, limits (five queries)."""
-    routes = RouteRepository(session)
+    """Each type's plan: routes, costs, exchange rates, breakers, suppliers (five queries)."""
+    active = await RouteRepository(session).active_all()
     costs = await load_costs(session)
     fx = await load_fx(session)
     health = {i: health_view(row) for i, row in (await states(session)).items()}
@@ -38,7 +38,7 @@ async def load_plans(
     load = load or LoadMeter()
     return {
         t: RoutingPlan.of(
-            await routes.active(t),
+            [r for r in active if r.type == t],
             type_=t,
             costs=costs,
             fx=fx,
