@@ -49,3 +49,15 @@ def test_a_prefix_route_is_also_bound_by_its_country() -> None:
     table = RouteTable.of([route(7, country="UA", prefix="3")])
     assert table.choose("380972234567", "UA") == 7
     assert table.choose("33612345678", "FR") is None
+
+
+def test_retryable_codes_make_refusals_temporary() -> None:
+    from tidings.connectors.http import HttpConnector
+    from tidings.connectors.smpp.connector import parse_options
+
+    smpp = parse_options(
+        {"host": "127.0.0.1", "system_id": "x", "password": "y", "retryable": "0x58,0x08"}
+    )
+    assert {0x58, 0x08} <= smpp.retry_errors
+    http = HttpConnector(1, {"url": "http://127.0.0.1:1", "api_key": "k", "retryable": "7"}, None)  # type: ignore[arg-type]
+    assert 7 in http.retry_codes

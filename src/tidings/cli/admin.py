@@ -34,6 +34,7 @@ from tidings.routing.service import (
     create_supplier,
     find_supplier,
     issue_dlr_credentials,
+    update_supplier,
 )
 from tidings.viber.service import list_senders, register_sender, unregister_sender
 from tidings.webhooks.schedules import normalize_schedule, schedule_after_format_change
@@ -423,6 +424,25 @@ def suppliers_create(
     emit(run_in_transaction(work), as_json)
 
 
+@suppliers_app.command("update")
+def suppliers_update(
+    name: str,
+    option: list[str] = typer.Option(
+        [], "--option", help="key=value, repeatable; key= removes it (e.g. retryable=0x58,0x08)."
+    ),
+    throughput: float | None = typer.Option(None, "--throughput", help="Messages/s limit."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Change a supplier's options (merged into its own) or throughput."""
+    options = parse_options(option)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        supplier = await update_supplier(session, name, options=options, throughput=throughput)
+        return supplier_view(supplier)
+
+    emit(run_in_transaction(work), as_json)
+
+
 @suppliers_app.command("list")
 def suppliers_list(as_json: bool = JSON_OPTION) -> None:
     async def work(session: AsyncSession) -> list[dict[str, Any]]:
@@ -471,9 +491,21 @@ def routes_create(
     supplier: str = typer.Option(..., "--supplier", help="Supplier name or id."),
     country: str | None = typer.Option(None, "--country"),
     prefix: str | None = typer.Option(None, "--prefix"),
-    priority: int = typer.Option(0, "--priority"),
+    priority: int = typer.Option(0, "--priority", help="Higher goes first (and fails over last)."),
+    strategy: str = typer.Option(
+        "priority", "--strategy", help="priority, or lcr: the cheapest for the number's network."
+    ),
+    hlr_routing: bool = typer.Option(
+        False, "--hlr-routing", help="The network from a recent HLR result (ported numbers)."
+    ),
+    overflow: bool = typer.Option(
+        False, "--overflow", help="A supplier at its throughput limit passes on to the next."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
+    """Route messages of a type to a supplier; routes of one prefix and country are one
+    group of candidates (docs/routing.md)."""
+
     async def work(session: AsyncSession) -> dict[str, Any]:
         route = await create_route(
             session,
@@ -483,6 +515,9 @@ def routes_create(
             country=country,
             prefix=prefix,
             priority=priority,
+            strategy=strategy,
+            hlr_routing=hlr_routing,
+            overflow=overflow,
         )
         return {"id": route.id}
 
@@ -500,6 +535,9 @@ def routes_list(as_json: bool = JSON_OPTION) -> None:
                 "country": r.country,
                 "prefix": r.prefix,
                 "priority": r.priority,
+                "strategy": r.strategy,
+                "hlr_routing": r.hlr_routing,
+                "overflow": r.overflow,
             }
             for r in await RouteRepository(session).list()
         ]

@@ -20,6 +20,7 @@ from tidings.cli.common import (
     run_service,
 )
 from tidings.cli.operators import operators_app
+from tidings.cli.routing import costs_app, fx_app, report_app, routes_explain
 from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
 from tidings.db.migrate import upgrade, upgrade_sync
@@ -47,6 +48,10 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(prices_app, name="prices")
 app.add_typer(suppliers_app, name="suppliers")
 app.add_typer(routes_app, name="routes")
+routes_app.command("explain")(routes_explain)
+app.add_typer(costs_app, name="costs")
+app.add_typer(fx_app, name="fx")
+app.add_typer(report_app, name="report")
 app.add_typer(operators_app, name="operators")
 
 

@@ -27,6 +27,7 @@ class OutboundMessage:
     parts: int
     expires_at: datetime
     reference: str | None = None
+    currency: str | None = None  # of the client's price (a failover's cost is kept in it)
 
 
 class SubmitResult(StrEnum):

@@ -45,6 +45,15 @@ BATCH_TOO_LARGE = 12
 REFERENCE_USED = 23
 
 
+def _codes(value: Any) -> frozenset[int]:
+    if value in (None, ""):
+        return frozenset()
+    try:
+        return frozenset(int(item.strip(), 0) for item in str(value).split(",") if item.strip())
+    except ValueError:
+        raise ConfigurationError(f"http retryable: {value!r} is not a list of codes") from None
+
+
 class HttpConnector:
     def __init__(self, supplier_id: int, options: dict[str, Any], clock: Clock) -> None:
         self.supplier_id = supplier_id
@@ -61,6 +70,9 @@ class HttpConnector:
         self.timeout = float(options.get("timeout", 30))
         self.connect_timeout = min(self.timeout, float(options.get("connect_timeout", 10)))
         self.max_batch = max(1, int(options.get("max_batch", 500)))
+        # Upstream error codes that mean "try elsewhere or later", not a refusal
+        # (`retryable=...`, docs/routing.md): such answers fail over.
+        self.retry_codes = RETRY_CODES | _codes(options.get("retryable"))
         self._http: httpx.AsyncClient | None = None
 
     async def start(self, reports: ReportSink) -> None:
@@ -121,7 +133,7 @@ class HttpConnector:
                 if isinstance(item, dict)
             }
             return [self._accepted_or_retry(m, by_reference.get(self.reference(m))) for m in batch]
-        if code in RETRY_CODES or code is None:
+        if code in self.retry_codes or code is None:
             return _all(batch, SubmitResult.RETRY, _describe(answer))
         if len(batch) > 1 and code == BATCH_TOO_LARGE:
             half = len(batch) // 2

@@ -38,7 +38,7 @@ from tidings.delivery.models import DispatchJob, Receipt
 from tidings.exports.models import BUILDING, PENDING, Export
 from tidings.messages.models import Message, MessageEvent
 from tidings.messages.repository import MessageRepository
-from tidings.routing.models import Supplier
+from tidings.routing.models import Supplier, SupplierHealth
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.repository import WebhookRepository
 
@@ -289,6 +289,13 @@ class ConsoleRepository:
     async def suppliers(self) -> Sequence[Supplier]:
         result = await self.session.execute(select(Supplier).order_by(Supplier.name))
         return result.scalars().all()
+
+    async def breakers(self) -> dict[int, tuple[str, str | None]]:
+        """Each supplier's circuit breaker: (state, why), docs/routing.md."""
+        result = await self.session.execute(
+            select(SupplierHealth.supplier_id, SupplierHealth.state, SupplierHealth.reason)
+        )
+        return {supplier_id: (state, reason) for supplier_id, state, reason in result}
 
     # Webhooks.
 

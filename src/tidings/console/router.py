@@ -307,6 +307,16 @@ def build_router(settings: Settings) -> APIRouter:
             return page(request, "missing.html", 404, signed=signed, what=f"client {client_id}")
         return page(request, "client.html", signed=signed, view=data)
 
+    @router.get("/margins")
+    async def margins_page(request: Request, period: str = "day") -> Response:
+        signed = await signed_in(request)
+        if signed is None:
+            return to_login(request)
+        state = app_state(request)
+        async with transaction(web.reads()) as db:
+            data = await service.margins(db, state.clock.now(), period)
+        return page(request, "margins.html", signed=signed, view=data)
+
     @router.get("/messages")
     async def search_page(request: Request, q: str = "") -> Response:
         signed = await signed_in(request)

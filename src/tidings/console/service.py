@@ -25,6 +25,7 @@ from tidings.console.repository import (
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.messages.models import Message
 from tidings.messages.status import FINAL_STATUSES, Status
+from tidings.routing.margins import MarginRepository, summarize
 from tidings.routing.models import Supplier
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
@@ -223,7 +224,9 @@ class SupplierHealth:
     due: int
     retrying: int
     last_error: str | None
-    verdict: str  # ok, idle, trouble, disabled
+    verdict: str  # ok, idle, trouble, disabled, out (its circuit breaker is open)
+    breaker: str = "closed"  # closed, half (probing), open (out of routing)
+    breaker_reason: str | None = None
 
     @property
     def refused(self) -> int:
@@ -242,14 +245,18 @@ async def supplier_health(
         if supplier_id is not None:
             counts[supplier_id][status] = counts[supplier_id].get(status, 0) + count
     queues = await repo.supplier_queues(now)
+    breakers = await repo.breakers()
     health = []
     for supplier in suppliers:
         seen = counts.get(supplier.id, {})
         queue = queues.get(supplier.id)
         refused = seen.get("rejected", 0) + seen.get("failed", 0)
         handled = seen.get("sent", 0) + refused
+        breaker, breaker_reason = breakers.get(supplier.id, ("closed", None))
         if not supplier.enabled:
             verdict = "disabled"
+        elif breaker == "open":
+            verdict = "out"
         elif (queue is not None and queue.retrying) or (handled and refused / handled > 0.2):
             verdict = "trouble"
         elif not seen and queue is None:
@@ -265,6 +272,8 @@ async def supplier_health(
                 retrying=queue.retrying if queue else 0,
                 last_error=queue.last_error if queue else None,
                 verdict=verdict,
+                breaker=breaker,
+                breaker_reason=breaker_reason,
             )
         )
     return health
@@ -461,3 +470,29 @@ async def message_history(session: AsyncSession, message_id: int) -> MessageHist
         )
         history.related.append(await _history(repo, relative, relation))
     return history
+
+
+MARGIN_PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
+
+
+@dataclass(frozen=True)
+class Margins:
+    period: str
+    since: datetime
+    until: datetime
+    by_client: list[dict[str, Any]]
+    by_supplier: list[dict[str, Any]]
+    by_country: list[dict[str, Any]]
+
+
+async def margins(session: AsyncSession, now: datetime, period: str) -> Margins:
+    """Margin per client, supplier and country over the last day, week or month (the same
+    numbers as `tidings report margins`, docs/routing.md)."""
+    period = period if period in MARGIN_PERIODS else "day"
+    since = now - MARGIN_PERIODS[period]
+    rows = await MarginRepository(session).totals(since, now)
+
+    def ranked(by: str) -> list[dict[str, Any]]:
+        return sorted(summarize(rows, by), key=lambda r: (-r["margin"], str(r[by])))
+
+    return Margins(period, since, now, ranked("client"), ranked("supplier"), ranked("country"))

@@ -9,7 +9,7 @@ from tidings.exports.models import Export
 from tidings.hlr.models import HlrLookup
 from tidings.messages.models import Message, MessageEvent, Task
 from tidings.operators.models import ConsoleSecret, Operator
-from tidings.routing.models import Route, Supplier
+from tidings.routing.models import FxRate, Route, Supplier, SupplierCost, SupplierHealth
 from tidings.smpp_server.models import SmppInboundPart, SmppReceipt, SmppReceiptRequest
 from tidings.viber.models import ViberContent, ViberSender
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
@@ -21,6 +21,7 @@ __all__ = [
     "ConsoleSecret",
     "DispatchJob",
     "Export",
+    "FxRate",
     "HlrLookup",
     "LedgerEntry",
     "Message",
@@ -34,6 +35,8 @@ __all__ = [
     "SmppReceipt",
     "SmppReceiptRequest",
     "Supplier",
+    "SupplierCost",
+    "SupplierHealth",
     "SupplierRateBucket",
     "Task",
     "ViberContent",

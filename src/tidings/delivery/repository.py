@@ -114,6 +114,29 @@ class DispatchRepository:
             [{"job_id": m, "due": due, "error": error[:200]} for m, due, error in retries],
         )
 
+    async def repoint(self, moves: Sequence[tuple[int, int, datetime, str, int]]) -> None:
+        """Hand leased jobs to another supplier (failover) or back to their own for later:
+        (message_id, supplier_id, due_at, why, attempts to give back). A job moved without
+        being tried (a supplier out of routing) gives its claim's attempt back."""
+        if not moves:
+            return
+        jobs = cast(Table, DispatchJob.__table__)
+        await self.session.execute(
+            update(jobs)
+            .where(jobs.c.message_id == bindparam("job_id"))
+            .values(
+                supplier_id=bindparam("to"),
+                due_at=bindparam("due"),
+                locked_until=None,
+                last_error=bindparam("error"),
+                attempts=jobs.c.attempts - bindparam("refund"),
+            ),
+            [
+                {"job_id": m, "to": s, "due": due, "error": error[:200], "refund": refund}
+                for m, s, due, error, refund in moves
+            ],
+        )
+
 
 class ReceiptRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +23,8 @@ from tidings.messages.changes import AppliedChange, StatusChange
 from tidings.messages.repository import MessageRepository
 from tidings.messages.service import apply_changes
 from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES, Status
+from tidings.numbering import InvalidMsisdn, parse_msisdn
+from tidings.routing.plan import RoutingPlan
 from tidings.viber.repository import ViberRepository
 from tidings.wakeups import dispatch_channel, wake_after_commit_in
 
@@ -74,8 +77,15 @@ async def record_outcomes(
     batch: ClaimedBatch,
     outcomes: Sequence[SubmitOutcome],
     policy: RetryPolicy,
+    *,
+    plan: RoutingPlan | None = None,
 ) -> list[AppliedChange]:
-    """Write the supplier's answers for a claimed batch, in the worker's transaction."""
+    """Write the supplier's answers for a claimed batch, in the worker's transaction.
+
+    With a routing `plan`, a message the supplier could not take (a temporary failure) goes
+    to the next candidate supplier at once, its job re-pointed in this same transaction and
+    the attempt written to its history (docs/routing.md); without one, or with no next
+    candidate, it is retried here later."""
     now = clock.now()
     changes: list[StatusChange] = [
         StatusChange(mid, Status.EXPIRED, now, detail="validity ended before sending")
@@ -92,6 +102,8 @@ async def record_outcomes(
         if m.message_id not in answered
     ]
     expires = {m.message_id: m.expires_at for m in batch.to_send}
+    sending = {m.message_id: m for m in batch.to_send}
+    failover = _Failover(plan, supplier_id, now)
     for outcome in [*outcomes, *missing]:
         mid = outcome.message_id
         if mid not in expires:
@@ -119,12 +131,13 @@ async def record_outcomes(
             if attempts >= policy.max_attempts or due >= expires[mid]:
                 changes.append(StatusChange(mid, Status.FAILED, now, detail=f"gave up: {error}"))
                 done.append(mid)
-            else:
+            elif not failover.move(sending[mid], f"attempt {attempts}", error):
                 retries.append((mid, due, error))
     applied = await apply_changes(session, clock, changes)
     jobs = DispatchRepository(session)
     await jobs.complete(done)
     await jobs.retry_later(retries)
+    await failover.write(session)
     if retries:
         soonest = min(due for _, due, _ in retries)
         wake_after_commit_in(
@@ -133,6 +146,92 @@ async def record_outcomes(
     if long:
         await PartRepository(session).add(supplier_id, long)
     return applied
+
+
+class _Failover:
+    """Messages of one batch moving to another supplier: their jobs, their supplier and
+    cost, and a line in their history each; written with three statements per batch."""
+
+    def __init__(self, plan: RoutingPlan | None, supplier_id: int, now: datetime) -> None:
+        self.plan = plan
+        self.supplier_id = supplier_id
+        self.now = now
+        self.moves: list[tuple[int, int, datetime, str, int]] = []
+        self.columns: dict[int, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+
+    def move(
+        self, message: OutboundMessage, what: str, error: str, *, draining: bool = False
+    ) -> bool:
+        """Move one message to its next candidate; False when there is none."""
+        if self.plan is None:
+            return False
+        try:
+            destination = parse_msisdn(message.msisdn)
+        except InvalidMsisdn:
+            return False
+        candidate = self.plan.failover(destination, self.supplier_id, draining=draining)
+        if candidate is None:
+            return False
+        here, there = self.plan.name(self.supplier_id), self.plan.name(candidate.supplier_id)
+        why = f"{what} via {here}: {error}; moved to {there}"
+        self.moves.append((message.message_id, candidate.supplier_id, self.now, why, 0))
+        cost, currency = self.plan.message_cost(candidate.cost, message.parts, message.currency)
+        self.columns[message.message_id] = {
+            "supplier_id": candidate.supplier_id,
+            "cost": cost,
+            "cost_currency": currency,
+        }
+        self.events.append(
+            {
+                "message_id": message.message_id,
+                "status": Status.QUEUED.value,
+                "detail": why[:200],
+                "at": self.now,
+            }
+        )
+        return True
+
+    def stay(self, message_id: int, until: datetime, why: str) -> None:
+        """Leave an untried message with its supplier until `until` (its probe)."""
+        self.moves.append((message_id, self.supplier_id, until, why, 1))
+
+    async def write(self, session: AsyncSession) -> None:
+        if not self.moves:
+            return
+        # Untried moves give their attempt back (the last field); tried ones keep it.
+        await DispatchRepository(session).repoint(self.moves)
+        messages = MessageRepository(session)
+        await messages.update_columns(self.columns)
+        await messages.add_events(self.events)
+
+
+async def drain_batch(
+    session: AsyncSession,
+    clock: Clock,
+    supplier_id: int,
+    batch: ClaimedBatch,
+    plan: RoutingPlan,
+    reason: str,
+    until: datetime,
+) -> tuple[list[AppliedChange], int]:
+    """Hand the claimed jobs of a supplier out of routing to their next candidates, untried;
+    those with none wait for the probe (`until`). Expired ones expire."""
+    now = clock.now()
+    failover = _Failover(plan, supplier_id, now)
+    for message in batch.to_send:
+        if not failover.move(message, "out of routing", reason, draining=True):
+            failover.stay(message.message_id, until, f"out of routing: {reason}")
+    # A move of an untried message gives its attempt back too.
+    failover.moves = [(m, s, d, w, 1) for m, s, d, w, _ in failover.moves]
+    changes = [
+        StatusChange(mid, Status.EXPIRED, now, detail="validity ended before sending")
+        for mid in batch.expired
+    ]
+    applied = await apply_changes(session, clock, changes)
+    await DispatchRepository(session).complete(batch.expired)
+    await failover.write(session)
+    return applied, sum(1 for _, s, _, _, _ in failover.moves if s != supplier_id)
 
 
 async def apply_early_receipts(

@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,6 +33,7 @@ from tidings.connectors.registry import build_connector
 from tidings.db.engine import transaction
 from tidings.db.outage import Backoff, describe, is_connection_error, retry_while_unavailable
 from tidings.delivery.answers import AnswerRecorder
+from tidings.delivery.breaker import LaneBreaker
 from tidings.delivery.ratelimit import SharedThroughputLimit
 from tidings.delivery.reports import ReportQueue
 from tidings.delivery.service import (
@@ -39,12 +41,23 @@ from tidings.delivery.service import (
     RetryPolicy,
     apply_early_receipts,
     claim_batch,
+    drain_batch,
     record_outcomes,
     sweep_expired,
 )
 from tidings.messages.changes import AppliedChange
 from tidings.observability.metrics import Metrics
+from tidings.routing.cache import PlanCache
+from tidings.routing.health import (
+    HALF,
+    OPEN,
+    BreakerPolicy,
+    claim_probe,
+    ensure_rows,
+    record_results,
+)
 from tidings.routing.models import Supplier
+from tidings.routing.plan import Health, RoutingPlan
 from tidings.routing.repository import SupplierRepository
 from tidings.routing.service import HLR_SUPPLIER_KINDS, VIBER_SUPPLIER_KINDS
 from tidings.viber.dispatch import viber_lane_connector
@@ -62,6 +75,7 @@ class WorkerOptions:
     sweep_interval: float = 5.0
     report_grace_seconds: int = 3600
     supplier_refresh_interval: float = 5.0
+    cache_ttl: float = 2.0  # the routing plan's age at most (failover, breakers)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     gather_interval: float = 0.005  # a woken lane waits this long for more jobs to join
 
@@ -75,6 +89,7 @@ class WorkerOptions:
             sweep_interval=settings.sweep_interval,
             report_grace_seconds=settings.report_grace_seconds,
             supplier_refresh_interval=settings.supplier_refresh_interval,
+            cache_ttl=settings.cache_ttl,
         )
 
 
@@ -88,9 +103,15 @@ class SupplierLane:
         options: WorkerOptions,
         *,
         metrics: Metrics | None = None,
+        plans: PlanCache | None = None,
     ) -> None:
         self.supplier_id = supplier.id
         self.name = supplier.name
+        # Failover and the circuit breaker need the routing plan; a lane without one
+        # retries its own messages only (the old behaviour, kept for focused tests).
+        self.plans = plans
+        self.breaker_policy = BreakerPolicy.of(supplier.options or {})
+        self.breaker = LaneBreaker(supplier.id, supplier.name, metrics)
         self.connector = connector
         self.sessions = sessions
         self.clock = clock
@@ -162,7 +183,17 @@ class SupplierLane:
 
     async def step(self) -> bool:
         """Claim, submit and record one batch. Returns whether there was anything to do."""
-        size = self.options.batch_size
+        plan = await self.plans.get() if self.plans is not None else None
+        health = Health()
+        if plan is not None and self.breaker_policy.enabled:
+            assert self.plans is not None
+            health = self.breaker.view(plan, self.plans.loaded_at)
+            if health.state == OPEN:
+                health = await self._probe_when_due(health)
+            if health.state == OPEN:
+                return await self._drain(plan, health)
+        # Half-open: one message at a time until one answer settles the breaker.
+        size = self.options.batch_size if health.state != HALF else 1
         limit = size if self.bucket is None else self.bucket.batch_limit(size)
         started = time.perf_counter()
         async with transaction(self.sessions) as session:
@@ -206,7 +237,9 @@ class SupplierLane:
             # meanwhile.
             recorder: AnswerRecorder | None = None
             if getattr(self.connector, "reports_each_answer", False) and len(batch.to_send) > 1:
-                recorder = AnswerRecorder(batch, self._record)
+                recorder = AnswerRecorder(
+                    batch, lambda part, answers: self._record(part, answers, plan)
+                )
             try:
                 outcomes = await self._submit(batch, held_back, recorder)
             finally:
@@ -214,23 +247,53 @@ class SupplierLane:
                     await recorder.close()
             if recorder is not None:
                 batch, outcomes = recorder.rest(outcomes)
-        await self._record(batch, outcomes)
+        await self._record(batch, outcomes, plan)
         if self.bucket is not None:
             self.bucket.busy_for(time.perf_counter() - started - waited)
         return True
 
-    async def _record(self, batch: ClaimedBatch, outcomes: Sequence[SubmitOutcome]) -> None:
+    async def _record(
+        self,
+        batch: ClaimedBatch,
+        outcomes: Sequence[SubmitOutcome],
+        plan: RoutingPlan | None = None,
+    ) -> None:
+        now = self.clock.now()
+        transition = None
+
         async def record() -> list[AppliedChange]:
+            nonlocal transition
             async with transaction(self.sessions) as session:
-                return await record_outcomes(
-                    session, self.clock, self.supplier_id, batch, outcomes, self.options.retry
+                applied = await record_outcomes(
+                    session,
+                    self.clock,
+                    self.supplier_id,
+                    batch,
+                    outcomes,
+                    self.options.retry,
+                    plan=plan,
                 )
+                if plan is not None and self.breaker_policy.enabled:
+                    failed = [o for o in outcomes if o.result is SubmitResult.RETRY]
+                    transition = await record_results(
+                        session,
+                        self.supplier_id,
+                        self.breaker_policy,
+                        now,
+                        answered=len(outcomes) - len(failed),
+                        failed=len(failed),
+                        last_error=failed[-1].error if failed else None,
+                    )
+                return applied
 
         # The supplier has the batch now: its answers are kept until the database takes
         # them, or the messages would be sent again when the lease ends.
         applied = await retry_while_unavailable(
             record, what=f"lane {self.name}: recording answers", stopping=self._stopping
         )
+        if transition is not None:
+            probe_at = now + timedelta(seconds=self.breaker_policy.cooldown)
+            self.breaker.learned(transition, now, probe_at if transition.after == OPEN else None)
         # Counted after each commit that made it true (a scrape may come in between).
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
@@ -238,6 +301,46 @@ class SupplierLane:
             early = await apply_early_receipts(session, self.clock, outcomes)
         if self.metrics is not None:
             self.metrics.changes_applied(early)
+
+    async def _probe_when_due(self, health: Health) -> Health:
+        """Half-open the breaker once its cool-down is over, if this process wins the probe."""
+        now = self.clock.now()
+        if health.probe_at is None or health.probe_at > now:
+            return health
+        async with transaction(self.sessions) as session:
+            transition = await claim_probe(session, self.supplier_id, self.breaker_policy, now)
+        if transition is None:  # another process probes; wait for the snapshot to tell
+            return health
+        self.breaker.learned(transition, now, None)
+        return Health(HALF, health.success_rate, None, transition.reason)
+
+    async def _drain(self, plan: RoutingPlan, health: Health) -> bool:
+        """Out of routing: hand queued messages to their next candidates, untried."""
+        async with transaction(self.sessions) as session:
+            batch = await claim_batch(
+                session,
+                self.clock,
+                self.supplier_id,
+                self.options.batch_size,
+                self.options.lease_seconds,
+            )
+            if not batch.to_send and not batch.expired:
+                return False
+            until = health.probe_at or self.clock.now()
+            applied, moved = await drain_batch(
+                session,
+                self.clock,
+                self.supplier_id,
+                batch,
+                plan,
+                health.reason or "out of routing",
+                until,
+            )
+        if self.metrics is not None:
+            self.metrics.changes_applied(applied)
+            self.metrics.failed_over(self.supplier_id, moved)
+        # Jobs left to wait for the probe are not due again before it: no work done.
+        return moved > 0 or bool(applied)
 
     async def _submit(
         self, batch: ClaimedBatch, held_back: bool, recorder: AnswerRecorder | None = None
@@ -288,6 +391,7 @@ class DeliveryWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.reports = ReportQueue(sessions, clock, metrics=metrics)
+        self.plans = PlanCache(sessions, clock, ttl=options.cache_ttl)
         # Lanes only run on their own once started; until then (tests) they are stepped by hand.
         self._running = False
 
@@ -336,6 +440,13 @@ class DeliveryWorker:
                 for s in await SupplierRepository(session).list(enabled_only=True)
                 if s.kind not in HLR_SUPPLIER_KINDS  # HLR providers run in the HLR worker
             }
+        async with transaction(self.sessions) as session:
+            await ensure_rows(session, sorted(suppliers), self.clock.now())
+        if self.metrics is not None:
+            plan = await self.plans.get()
+            for supplier_id in self.lanes:
+                up = self.lanes[supplier_id].breaker.view(plan, self.plans.loaded_at).up
+                self.metrics.supplier_routing(supplier_id, up)
         for supplier_id in set(self.lanes) - set(suppliers):
             await self.lanes.pop(supplier_id).stop()
             if self.metrics is not None:
@@ -358,8 +469,16 @@ class DeliveryWorker:
             if self.metrics is not None:
                 self.metrics.supplier_started(supplier_id)
             lane = SupplierLane(
-                supplier, connector, self.sessions, self.clock, self.options, metrics=self.metrics
+                supplier,
+                connector,
+                self.sessions,
+                self.clock,
+                self.options,
+                metrics=self.metrics,
+                plans=self.plans,
             )
+            if self.metrics is not None:
+                self.metrics.supplier_routing(supplier_id, True)
             if self._running:
                 lane.start()
             self.lanes[supplier_id] = lane

@@ -31,6 +31,8 @@ class HlrLookup(Base):
             postgresql_where=text("due_at IS NOT NULL"),
         ),
         Index("ix_hlr_lookups_client_created", "client_id", "created_at"),
+        # HLR routing: the latest result of a number (docs/routing.md).
+        Index("ix_hlr_lookups_msisdn", "msisdn", "status_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -48,6 +48,22 @@ class HlrRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def recent_networks(self, msisdns: Collection[str], since: datetime) -> dict[str, str]:
+        """The network (MCCMNC) of each number's latest HLR result since `since` that had
+        one, whoever asked for it (HLR routing: docs/routing.md)."""
+        if not msisdns:
+            return {}
+        result = await self.session.execute(
+            select(HlrLookup.msisdn, HlrLookup.network)
+            .where(
+                HlrLookup.msisdn.in_(list(msisdns)),
+                HlrLookup.status_at >= since,
+                HlrLookup.network.is_not(None),
+            )
+            .order_by(HlrLookup.status_at, HlrLookup.id)
+        )
+        return {msisdn: network for msisdn, network in result}  # the latest wins
+
     async def references_taken(self, client_id: int, references: Collection[str]) -> dict[str, int]:
         """Those of `references` this client has used already, with their lookups' ids."""
         if not references:

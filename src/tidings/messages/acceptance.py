@@ -33,11 +33,17 @@ from tidings.errors import (
     RoutingError,
     TidingsError,
 )
+from tidings.hlr.repository import HlrRepository
 from tidings.messages.catalog import Catalog, load_catalog
 from tidings.messages.encoding import segment
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import Status
 from tidings.numbering import Destination, InvalidMsisdn, parse_msisdn
+from tidings.routing.plan import UnitCost
+from tidings.routing.service import RouteTable
+
+# How long an HLR result decides the network of its number for HLR routing.
+HLR_ROUTING_TTL = timedelta(days=7)
 
 SMS = "sms"
 
@@ -87,6 +93,8 @@ class PricedItem:
     price: Decimal
     currency: str
     supplier_id: int | None = None
+    cost: Decimal | None = None  # what the supplier charges for all parts, in cost_currency
+    cost_currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,9 @@ class PreparedSms:
     caller: Caller
     request: SmsRequest
     quote: Quote
+    # The routing snapshot that chose the suppliers: items of a route that asks for HLR
+    # routing are chosen again at write time, by the number's cached HLR network.
+    routes: RouteTable | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,19 +242,26 @@ def prepare_sms(
     quote = quote_sms(catalog, caller, request, limits)
     routes = catalog.route_table(SMS)
     routed: list[PricedItem] = []
+    hlr = False
     for item in quote.items:
-        supplier_id = routes.choose(item.destination.msisdn, item.destination.iso)
-        if supplier_id is None:
+        decision = routes.decide(item.destination)
+        if decision.supplier_id is None:
             raise RoutingError(
                 _fail_at(item.index, request, f"no SMS route to {item.destination.iso}"),
                 reason="no_route",
             )
-        routed.append(_with_supplier(item, supplier_id))
+        hlr = hlr or decision.hlr_routing
+        routed.append(_with_supplier(routes, item, decision.supplier_id, decision.cost))
     routed_quote = Quote(routed, quote.total_price, quote.currency, quote.tariff)
-    return PreparedSms(caller=caller, request=request, quote=routed_quote)
+    return PreparedSms(
+        caller=caller, request=request, quote=routed_quote, routes=routes if hlr else None
+    )
 
 
-def _with_supplier(item: PricedItem, supplier_id: int) -> PricedItem:
+def _with_supplier(
+    routes: RouteTable, item: PricedItem, supplier_id: int, unit: UnitCost | None
+) -> PricedItem:
+    cost, cost_currency = routes.message_cost(unit, item.parts, item.currency)
     return PricedItem(
         index=item.index,
         item=item.item,
@@ -253,7 +271,40 @@ def _with_supplier(item: PricedItem, supplier_id: int) -> PricedItem:
         price=item.price,
         currency=item.currency,
         supplier_id=supplier_id,
+        cost=cost,
+        cost_currency=cost_currency,
     )
+
+
+async def _route_by_hlr(
+    session: AsyncSession, clock: Clock, prepared: Sequence[PreparedSms], admitted: list[int]
+) -> dict[tuple[int, int], PricedItem]:
+    """Items whose route asks for HLR routing, chosen again by their numbers' latest HLR
+    network (one query for the whole write; nothing when no route asks for it)."""
+    wanted: dict[str, list[tuple[int, PricedItem]]] = defaultdict(list)
+    for i in admitted:
+        routes = prepared[i].routes
+        if routes is None:
+            continue
+        for item in prepared[i].quote.items:
+            if routes.wants_hlr(item.destination.msisdn, item.destination.iso):
+                wanted[item.destination.msisdn].append((i, item))
+    if not wanted:
+        return {}
+    networks = await HlrRepository(session).recent_networks(
+        list(wanted), clock.now() - HLR_ROUTING_TTL
+    )
+    rerouted: dict[tuple[int, int], PricedItem] = {}
+    for msisdn, network in networks.items():
+        for i, item in wanted[msisdn]:
+            routes = prepared[i].routes
+            assert routes is not None
+            decision = routes.decide(item.destination, hlr_network=network)
+            if decision.supplier_id is not None:
+                rerouted[(i, item.index)] = _with_supplier(
+                    routes, item, decision.supplier_id, decision.cost
+                )
+    return rerouted
 
 
 def fake_acceptance(prepared: PreparedSms) -> Acceptance:
@@ -315,10 +366,12 @@ async def write_accepted(
     rows: list[dict[str, object]] = []
     owners: list[tuple[int, PricedItem]] = []
     task_of: dict[int, int | None] = {}
+    rerouted = await _route_by_hlr(session, clock, prepared, admitted)
     for i in admitted:
         request = prepared[i].request
         task_of[i] = next(next_task) if request.is_batch else None
         for item in prepared[i].quote.items:
+            item = rerouted.get((i, item.index), item)
             rows.append(_message_row(prepared[i], item, task_of[i], now))
             owners.append((i, item))
     ids = await messages.insert_many(rows)
@@ -446,6 +499,8 @@ def _message_row(
         "status": (Status.SCHEDULED if send_at else Status.QUEUED).value,
         "callback_url": request.callback_url,
         "supplier_id": item.supplier_id,
+        "cost": item.cost,
+        "cost_currency": item.cost_currency,
         "send_at": send_at,
         "expires_at": request.expires_at
         or (send_at or now) + timedelta(hours=request.validity_hours),

@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidings.billing.models import Price
 from tidings.billing.repository import PriceRepository
-from tidings.routing.repository import RouteRepository
+from tidings.connectors.hlr.networks import NetworkTable
+from tidings.routing.cache import default_networks, load_plans
+from tidings.routing.plan import LoadMeter
 from tidings.routing.service import RouteTable
 
 
@@ -46,13 +48,19 @@ class Catalog:
         return self.prices.get((type_, tariff), {})
 
     def route_table(self, type_: str) -> RouteTable:
-        return self.routes.get(type_, RouteTable(()))
+        return self.routes.get(type_) or RouteTable.of((), type_=type_)
 
 
-async def load_catalog(session: AsyncSession, types: Sequence[str] = ("sms", "viber")) -> Catalog:
+async def load_catalog(
+    session: AsyncSession,
+    types: Sequence[str] = ("sms", "viber"),
+    *,
+    networks: NetworkTable | None = None,
+    load: LoadMeter | None = None,
+) -> Catalog:
+    """Prices and routing plans (routes, costs, rates, breakers, limits): six queries."""
     prices = await PriceRepository(session).all()
-    routes = RouteRepository(session)
-    return Catalog.of(prices, {t: RouteTable.of(await routes.active(t)) for t in types})
+    return Catalog.of(prices, await load_plans(session, types, networks=networks, load=load))
 
 
 class CatalogCache:
@@ -62,6 +70,9 @@ class CatalogCache:
         self._catalog: Catalog | None = None
         self._loaded = 0.0
         self._lock = asyncio.Lock()
+        # Kept across reloads: the carrier index is built once, the load counts go on.
+        self._networks = default_networks()
+        self._load = LoadMeter()
 
     def fresh(self) -> Catalog | None:
         """The catalog when it needs no reload (the hot path's synchronous look), else None."""
@@ -76,7 +87,9 @@ class CatalogCache:
         async with self._lock:  # one reload, however many requests noticed it is stale
             if self._catalog is None or time.monotonic() - self._loaded >= self.ttl:
                 async with self.sessions() as session:
-                    self._catalog = await load_catalog(session)
+                    self._catalog = await load_catalog(
+                        session, networks=self._networks, load=self._load
+                    )
                 self._loaded = time.monotonic()
             return self._catalog
 

@@ -54,6 +54,8 @@ class MessageRecord:
     callback_url: str | None = None
     supplier_id: int | None = None
     supplier_message_id: str | None = None
+    cost: Decimal | None = None
+    cost_currency: str | None = None
     send_at: datetime | None = None
     time_sent: datetime | None = None
     time_dr: datetime | None = None

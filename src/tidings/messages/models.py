@@ -81,6 +81,9 @@ class Message(Base):
     callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id"), nullable=True)
     supplier_message_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # What the supplier charges us for it (all parts), in cost_currency; None: no cost known.
+    cost: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    cost_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     time_in: Mapped[datetime] = mapped_column(UTCDateTime)

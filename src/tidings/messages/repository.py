@@ -81,6 +81,7 @@ class MessageRepository:
                 Message.parts,
                 Message.expires_at,
                 Message.reference,
+                Message.currency,
             )
             .where(one_of(self.session, Message.id, message_ids))
             .order_by(Message.id)

@@ -17,7 +17,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tidings import __version__
@@ -47,7 +55,7 @@ SUBMIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 # validity (72 h by default) plus the report grace.
 FINAL_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600, 7 * 86400)
 
-M = TypeVar("M", Counter, Histogram, Enum)
+M = TypeVar("M", Counter, Histogram, Enum, Gauge)
 
 
 class _Children(Generic[M]):
@@ -129,6 +137,30 @@ class Metrics:
                 "A supplier connector's state, as its last submit showed it.",
                 ("supplier_id",),
                 states=list(SUPPLIER_STATES),
+                registry=registry,
+            )
+        )
+        self.supplier_up = _Children(
+            Gauge(
+                "tidings_supplier_up",
+                "1 while a supplier is in routing, 0 while its circuit breaker has it out.",
+                ("supplier_id",),
+                registry=registry,
+            )
+        )
+        self.breaker_transitions = _Children(
+            Counter(
+                "tidings_supplier_breaker_transitions",
+                "Circuit breaker state changes this process made, by the new state.",
+                ("supplier_id", "state"),
+                registry=registry,
+            )
+        )
+        self.failovers = _Children(
+            Counter(
+                "tidings_supplier_failovers",
+                "Messages handed from a supplier to the next candidate.",
+                ("supplier_id",),
                 registry=registry,
             )
         )
@@ -220,6 +252,19 @@ class Metrics:
 
     def supplier_removed(self, supplier_id: int) -> None:
         self.supplier_state.remove(supplier_id)
+        self.supplier_up.remove(supplier_id)
+
+    def supplier_routing(self, supplier_id: int, up: bool) -> None:
+        """Whether the supplier is in routing, as this process last saw its breaker."""
+        self.supplier_up(supplier_id).set(1 if up else 0)
+
+    def breaker_changed(self, supplier_id: int, state: str) -> None:
+        self.breaker_transitions(supplier_id, state).inc()
+        self.supplier_routing(supplier_id, state != "open")
+
+    def failed_over(self, supplier_id: int, count: int) -> None:
+        if count:
+            self.failovers(supplier_id).inc(count)
 
     def submitted(
         self,

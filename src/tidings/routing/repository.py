@@ -57,6 +57,15 @@ class RouteRepository:
         )
         return result.scalars().all()
 
+    async def active_all(self) -> Sequence[Route]:
+        """The routes of every type whose supplier is enabled (one query for the catalog)."""
+        result = await self.session.execute(
+            select(Route)
+            .join(Supplier, Supplier.id == Route.supplier_id)
+            .where(Supplier.enabled.is_(True))
+        )
+        return result.scalars().all()
+
     async def delete(self, route_id: int) -> bool:
         route = await self.session.get(Route, route_id)
         if route is None:

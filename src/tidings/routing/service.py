@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +11,7 @@ from tidings.billing.service import MESSAGE_TYPES
 from tidings.clock import Clock
 from tidings.errors import AuthError, InvalidRequest, NotFound
 from tidings.routing.models import Route, Supplier
+from tidings.routing.plan import STRATEGIES, RoutingPlan
 from tidings.routing.repository import RouteRepository, SupplierRepository
 
 SUPPLIER_KINDS = ("simulator", "http", "smpp", "viber_simulator", "hlr_simulator", "hlr_http")
@@ -22,32 +21,12 @@ VIBER_SUPPLIER_KINDS = ("viber_simulator",)
 HLR_SUPPLIER_KINDS = ("hlr_simulator", "hlr_http")
 
 
-@dataclass(frozen=True, slots=True)
-class RouteTable:
-    """The active routes of one message type, ordered most specific first."""
-
-    routes: tuple[Route, ...]
-
-    @classmethod
-    def of(cls, routes: Sequence[Route]) -> RouteTable:
-        def specificity(route: Route) -> tuple[int, int, int]:
-            prefix_len = len(route.prefix or "")
-            return (-prefix_len, 0 if route.country else 1, -route.priority)
-
-        return cls(tuple(sorted(routes, key=specificity)))
-
-    def choose(self, msisdn: str, country: str) -> int | None:
-        for route in self.routes:
-            if route.prefix and not msisdn.startswith(route.prefix):
-                continue
-            if route.country and route.country != country:
-                continue
-            return route.supplier_id
-        return None
+# The routes of one message type, with what orders their candidates (plan.py).
+RouteTable = RoutingPlan
 
 
 async def load_route_table(session: AsyncSession, type_: str) -> RouteTable:
-    return RouteTable.of(await RouteRepository(session).active(type_))
+    return RouteTable.of(await RouteRepository(session).active(type_), type_=type_)
 
 
 async def create_supplier(
@@ -95,9 +74,14 @@ async def create_route(
     country: str | None = None,
     prefix: str | None = None,
     priority: int = 0,
+    strategy: str = "priority",
+    hlr_routing: bool = False,
+    overflow: bool = False,
 ) -> Route:
     if type_ not in MESSAGE_TYPES:
         raise InvalidRequest(f"type must be one of {', '.join(MESSAGE_TYPES)}")
+    if strategy not in STRATEGIES:
+        raise InvalidRequest(f"strategy must be one of {', '.join(STRATEGIES)}")
     if prefix is not None and not (prefix.isdigit() and 1 <= len(prefix) <= 15):
         raise InvalidRequest("prefix must be 1 to 15 digits")
     if country is not None and not (len(country) == 2 and country.isalpha()):
@@ -119,8 +103,61 @@ async def create_route(
             prefix=prefix,
             priority=priority,
             created_at=clock.now(),
+            strategy=strategy,
+            hlr_routing=hlr_routing,
+            overflow=overflow,
         )
     )
+
+
+async def update_supplier(
+    session: AsyncSession,
+    name_or_id: str,
+    *,
+    options: dict[str, Any] | None = None,
+    throughput: float | None = None,
+) -> Supplier:
+    """Merge options into the supplier's (an empty value removes one); set its throughput.
+
+    Running workers pick the change up when they next refresh their suppliers' connectors
+    (a restart of the lane: docs/routing.md)."""
+    supplier = await find_supplier(session, name_or_id)
+    if options:
+        merged = dict(supplier.options or {})
+        for key, value in options.items():
+            if value in ("", None):
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        if "retryable" in merged:
+            merged["retryable"] = ",".join(sorted(parse_codes(str(merged["retryable"]))))
+        supplier.options = merged
+    if throughput is not None:
+        if throughput <= 0:
+            raise InvalidRequest("throughput must be above 0")
+        supplier.throughput = throughput
+    await session.flush()
+    return supplier
+
+
+def parse_codes(text: str) -> frozenset[str]:
+    """`retryable=0x58,0x08`: refusal codes (hex, decimal, or an SMPP status name such as
+    ESME_RTHROTTLED) that fail over rather than fail the message."""
+    codes: set[str] = set()
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            int(item, 0)
+        except ValueError:
+            if not (item.replace("_", "").isalnum() and item.upper().startswith("ESME_")):
+                raise InvalidRequest(
+                    f"retryable code {item!r} is not a number (0x58, 88) or an ESME_ name",
+                    reason="bad_option",
+                ) from None
+        codes.add(item)
+    return frozenset(codes)
 
 
 # --- Credentials suppliers post delivery receipts with (seeds 001/002) ------------------

@@ -20,6 +20,7 @@ Options (``tidings suppliers create --kind smpp --option key=value``; docs/smpp.
     validity              true (default): send the message's validity as validity_period
     receipt_id_format     as_is (default) | hex_to_dec | dec_to_hex | auto
     retry_errors          extra command_status names/numbers answered with RETRY, not rejection
+    retryable             the same (the routing name): e.g. 0x58,0x08; RETRY fails over
     tls                   false (default); tls_verify (default true), tls_ca (a CA file)
     enquire_link          seconds between keep-alives (default 30)
     response_timeout      seconds to wait for a response (default 10)
@@ -243,7 +244,8 @@ def parse_options(options: dict[str, Any]) -> SmppOptions:
         receipt_id_format=IdFormat(
             _choice(options, "receipt_id_format", "as_is", [f.value for f in IdFormat])
         ),
-        retry_errors=_statuses(options.get("retry_errors")),
+        # `retryable` (docs/routing.md) is the same list: such refusals fail over.
+        retry_errors=_statuses(options.get("retry_errors")) | _statuses(options.get("retryable")),
         tls=_bool(options, "tls", False),
         tls_verify=_bool(options, "tls_verify", True),
         tls_ca=str(options["tls_ca"]) if options.get("tls_ca") else None,

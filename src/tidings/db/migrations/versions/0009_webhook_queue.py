@@ -1,7 +1,7 @@
 """webhooks: the claim's queue is a partial index of pending deliveries
 
 Revision ID: 0009_webhook_queue
-Revises: 0007_smpp_parts
+Revises: 0008_routing
 Create Date: 2026-12-04 12:40:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_webhook_queue"
-down_revision: str | None = "0007_smpp_parts"
+down_revision: str | None = "0008_routing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
