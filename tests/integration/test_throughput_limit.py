@@ -11,7 +11,7 @@ import asyncio
 import random
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -21,7 +21,7 @@ from tests.support import World, accept_messages, build_world
 from tidings.clock import FrozenClock, SystemClock
 from tidings.connectors.base import OutboundMessage, ReportSink, SubmitOutcome, SubmitResult
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
-from tidings.delivery.models import SupplierRateBucket
+from tidings.delivery.models import DispatchJob, SupplierRateBucket
 from tidings.delivery.ratelimit import SharedThroughputLimit, micros
 from tidings.delivery.worker import SupplierLane, WorkerOptions
 from tidings.messages.models import Message
@@ -234,3 +234,38 @@ async def test_lanes_of_several_processes_share_one_rate(
     assert elapsed >= (count - largest) / rate - 0.05
     # A scheduling hiccup may make a batch late, never early: allow one extra burst.
     assert_within_rate(arrivals, rate, largest + burst, windows=[0.5, 1.0])
+
+
+async def test_a_wait_longer_than_half_the_lease_puts_the_batch_back_unsent(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    world = await build_world(sessions, clock)
+    async with transaction(sessions) as session:
+        supplier = await session.get(Supplier, world.supplier_id)
+        assert supplier is not None
+        supplier.throughput = 1.0
+    [message_id] = await accept_messages(sessions, clock, world, 1)
+    # Other processes have booked the next ten seconds of this supplier.
+    others = SharedThroughputLimit(world.supplier_id, 1.0, sessions, clock)
+    await others.book(10)
+    async with sessions() as session:
+        supplier = await session.get(Supplier, world.supplier_id)
+        before = await session.get(SupplierRateBucket, world.supplier_id)
+    assert supplier is not None and before is not None
+    booked_before = before.booked_until_us
+
+    arrivals: list[tuple[float, int]] = []
+    lane = SupplierLane(
+        supplier, RecordingConnector(arrivals), sessions, clock, WorkerOptions(lease_seconds=4)
+    )
+    assert await lane.step()
+    assert arrivals == []  # not sent: its turn is 10 s away, the lease lasts 4
+    async with sessions() as session:
+        job = await session.get(DispatchJob, message_id)
+        bucket = await session.get(SupplierRateBucket, world.supplier_id)
+        stored = await session.get(Message, message_id)
+    assert stored is not None and stored.status == "queued"
+    assert job is not None and job.locked_until is None
+    assert job.due_at == clock.now() + timedelta(seconds=10)  # when its turn would have come
+    assert job.last_error == "held back by the supplier's throughput limit"
+    assert bucket is not None and bucket.booked_until_us == booked_before  # given back
