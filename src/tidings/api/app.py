@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -35,6 +36,7 @@ from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
 from tidings.numbering import CountryTable
+from tidings.observability.group import ProcessGroupMetrics
 from tidings.observability.metrics import build_metrics
 from tidings.smpp_server.server import ServerOptions, SmppServer
 from tidings.ttlcache import TtlCache
@@ -69,6 +71,7 @@ def create_app(
     *,
     with_workers: bool = True,
     roles: Roles | None = None,
+    process_group: tuple[Path, int] | None = None,
     clock: Clock | None = None,
     worker_options: WorkerOptions | None = None,
 ) -> FastAPI:
@@ -100,6 +103,9 @@ def create_app(
             metrics=metrics,
         )
         app.state.tidings = state
+        if metrics is not None and process_group is not None:
+            state.metrics_group = ProcessGroupMetrics(metrics, *process_group)
+            await state.metrics_group.start()
         app.state.exports = stat.StatContext(LocalStorage(default_directory(settings)))
         state.accepts.start()
         state.reports.start()
@@ -165,6 +171,8 @@ def create_app(
                 await exports.reader.dispose()
             await state.accepts.stop()
             await state.reports.stop()
+            if state.metrics_group is not None:
+                await state.metrics_group.stop()
             if metrics is not None:
                 await metrics.close()
             await wakeups.stop()

@@ -16,4 +16,6 @@ async def metrics(request: Request) -> Response:
     state = app_state(request)
     if state.metrics is None:  # TIDINGS_METRICS=0
         return Response("metrics are off (TIDINGS_METRICS=0)\n", 404, media_type="text/plain")
+    if state.metrics_group is not None:  # every process of `tidings serve --processes N`
+        return Response(await state.metrics_group.scrape(), media_type=CONTENT_TYPE)
     return Response(await scrape(state.metrics), media_type=CONTENT_TYPE)

@@ -16,6 +16,7 @@ from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
 from tidings.numbering import CountryTable
+from tidings.observability.group import ProcessGroupMetrics
 from tidings.observability.metrics import Metrics
 from tidings.ttlcache import TtlCache
 
@@ -36,6 +37,8 @@ class AppState:
     dlr_logins: TtlCache[tuple[str, str], int]
     worker: DeliveryWorker | None = None
     metrics: Metrics | None = None  # None: TIDINGS_METRICS=0
+    # `tidings serve --processes N`: /metrics gathers every process's (observability/group.py).
+    metrics_group: ProcessGroupMetrics | None = None
     ready: bool = field(default=False)
 
 

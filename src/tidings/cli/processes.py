@@ -28,12 +28,15 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -109,6 +112,8 @@ class QuietServer(uvicorn.Server):
 def serve_processes(settings: Settings, count: int, *, with_workers: bool = True) -> None:
     """Bind the socket, run `count` children until SIGINT/SIGTERM, restarting any that die."""
     listener = uvicorn_config(settings, None).bind_socket()
+    # Where each child announces its own metrics port (observability/group.py).
+    group_folder = Path(tempfile.mkdtemp(prefix="tidings-serve-"))
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     context: Any = multiprocessing.get_context(method)
     children: dict[int, BaseProcess] = {}
@@ -117,7 +122,7 @@ def serve_processes(settings: Settings, count: int, *, with_workers: bool = True
     def start(index: int) -> None:
         child = context.Process(
             target=_child_main,
-            args=(index, count, with_workers, listener),
+            args=(index, count, with_workers, listener, group_folder),
             name=f"tidings-serve-{index}",
         )
         child.start()
@@ -169,6 +174,7 @@ def serve_processes(settings: Settings, count: int, *, with_workers: bool = True
                 child.kill()
                 child.join(2)
         listener.close()
+        shutil.rmtree(group_folder, ignore_errors=True)
         signal.set_wakeup_fd(previous_wakeup)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -187,7 +193,9 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _child_main(index: int, count: int, with_workers: bool, listener: socket.socket) -> None:
+def _child_main(
+    index: int, count: int, with_workers: bool, listener: socket.socket, group_folder: Path
+) -> None:
     _die_with_parent()
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)  # the parent's pipe, inherited by the fork: not ours
@@ -197,7 +205,11 @@ def _child_main(index: int, count: int, with_workers: bool, listener: socket.soc
 
     settings = Settings()
     configure_logging(settings.log_level)
-    app = create_app(settings, roles=roles_for(index, count, with_workers=with_workers))
+    app = create_app(
+        settings,
+        roles=roles_for(index, count, with_workers=with_workers),
+        process_group=(group_folder, index),
+    )
     server = QuietServer(uvicorn_config(settings, app))
     tune_gc_for_service()
     server.run(sockets=[listener])
