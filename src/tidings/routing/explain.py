@@ -40,7 +40,7 @@ async def explain_route(
             [destination.msisdn], clock.now() - HLR_ROUTING_TTL
         )
         hlr_network = found.get(destination.msisdn)
-    decision = plan.decide(destination, hlr_network=hlr_network)
+    decision = plan.decide(destination, hlr_network=hlr_network, explain=True)
     prices = await PriceRepository(session).for_tariff(type_, client.tariff)
     price = next((p for p in prices if p.country == destination.iso), None)
     return {

@@ -10,7 +10,7 @@ preview cannot disagree with what happens (docs/routing.md).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -26,11 +26,20 @@ STRATEGIES = (PRIORITY, LCR)
 
 
 class RouteLike(Protocol):
-    id: int
-    supplier_id: int
-    country: str | None
-    prefix: str | None
-    priority: int
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def supplier_id(self) -> int: ...
+
+    @property
+    def country(self) -> str | None: ...
+
+    @property
+    def prefix(self) -> str | None: ...
+
+    @property
+    def priority(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +153,13 @@ class LoadMeter:
     passes the next message to the next candidate instead of queueing it behind them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
         self._second = 0
         self._counts: dict[int, int] = {}
 
     def _roll(self) -> None:
-        second = int(time.monotonic())
+        second = int(self._now())
         if second != self._second:
             self._second = second
             self._counts = {}
@@ -165,7 +175,7 @@ class LoadMeter:
         self._counts[supplier_id] = self._counts.get(supplier_id, 0) + count
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     supplier_id: int
     route_id: int
@@ -179,7 +189,7 @@ class Candidate:
     success_rate: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """The supplier chosen (None: no route), with every candidate in order, and why."""
 
@@ -205,6 +215,18 @@ class RoutingPlan:
     load: LoadMeter = field(default_factory=LoadMeter)
     networks: NetworkTable | None = None  # MCCMNC of a number's carrier; None: no networks
     names: dict[int, str] = field(default_factory=dict)
+    # Nothing to weigh (set by `of`): acceptance takes the first matching route, as before.
+    simple: bool = False
+    # Candidate orders by (matching routes, country, network): the snapshot does not change,
+    # so each distinct destination shape is ordered once (the acceptance hot path).
+    _orders: dict[tuple[object, ...], tuple[Candidate, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    # Matching routes (by position) -> their groups, and whether the first asks for HLR
+    # routing or overflow.
+    _shapes: dict[tuple[int, ...], tuple[list[list[RouteRow]], bool, bool]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def name(self, supplier_id: int) -> str:
         return self.names.get(supplier_id, f"#{supplier_id}")
@@ -234,16 +256,26 @@ class RoutingPlan:
                 route.id,
             )
 
+        rows = tuple(sorted((RouteRow.of(r) for r in routes), key=specificity))
+        health = health or {}
+        simple = not costs and all(
+            r.strategy == PRIORITY
+            and not r.hlr_routing
+            and not r.overflow
+            and health.get(r.supplier_id, Health()).up
+            for r in rows
+        )
         return cls(
-            tuple(sorted((RouteRow.of(r) for r in routes), key=specificity)),
+            rows,
             type_,
             costs or CostTable(),
             fx or FxTable(),
-            health or {},
+            health,
             throughput or {},
             load or LoadMeter(),
             networks,
             names or {},
+            simple,
         )
 
     # --- The answers ------------------------------------------------------------------
@@ -260,18 +292,48 @@ class RoutingPlan:
         first = self._groups(msisdn, country)
         return bool(first) and any(r.hlr_routing for r in first[0])
 
-    def decide(self, destination: Destination, hlr_network: str | None = None) -> Decision:
+    def decide(
+        self, destination: Destination, hlr_network: str | None = None, *, explain: bool = False
+    ) -> Decision:
         """Every candidate in order and the one chosen: the first in routing, not at its
         limit when the route overflows. With every candidate out of routing the first is
-        still chosen: the message waits for its breaker's probe rather than failing."""
-        groups = self._groups(destination.msisdn, destination.iso)
-        if not groups:
+        still chosen: the message waits for its breaker's probe rather than failing.
+        `explain` fills in each candidate's current limit (the preview)."""
+        msisdn, country = destination.msisdn, destination.iso
+        if self.simple and not explain:
+            # No costs, no strategies, every supplier in routing: the first matching route.
+            supplier_id = self.choose(msisdn, country)
+            if supplier_id is None:
+                return Decision(None, None, (), None, "no route")
+            return Decision(supplier_id, None, (), None, "first in routing")
+        matched = self._match(msisdn, country)
+        if not matched:
             return Decision(None, None, (), None, "no route")
-        hlr = any(r.hlr_routing for r in groups[0])
+        shape = self._shapes.get(matched)
+        if shape is None:
+            if len(self._shapes) >= 100_000:
+                self._shapes.clear()
+            groups = self._groups(msisdn, country)
+            shape = self._shapes[matched] = (
+                groups,
+                any(r.hlr_routing for r in groups[0]),
+                any(r.overflow for r in groups[0]),
+            )
+        groups, hlr, overflow = shape
         network = hlr_network if hlr and hlr_network else self._network(destination)
-        candidates = self._candidates(groups, destination.iso, network)
-        overflow = any(r.overflow for r in groups[0])
-        chosen = next((c for c in candidates if c.up and not (overflow and c.at_limit)), None)
+        candidates = self._candidates(groups, country, network, matched)
+        if explain:
+            candidates = tuple(
+                _limited(c, overflow and self.load.at_limit(c.supplier_id, c.throughput))
+                for c in candidates
+            )
+        chosen = None
+        for candidate in candidates:
+            if candidate.up and not (
+                overflow and self.load.at_limit(candidate.supplier_id, candidate.throughput)
+            ):
+                chosen = candidate
+                break
         reason = "first in routing"
         if chosen is None:
             chosen = next((c for c in candidates if c.up), None)
@@ -281,7 +343,7 @@ class RoutingPlan:
             reason = "every candidate out of routing: the first waits for its probe"
         if chosen.strategy == LCR:
             reason = "cheapest in routing" if reason == "first in routing" else reason
-        if overflow and chosen.throughput is not None:
+        if overflow and chosen.throughput is not None and not explain:
             self.load.add(chosen.supplier_id)
         return Decision(chosen.supplier_id, chosen.cost, candidates, network, reason, hlr)
 
@@ -296,7 +358,12 @@ class RoutingPlan:
         groups = self._groups(destination.msisdn, destination.iso)
         if not groups:
             return None
-        candidates = self._candidates(groups, destination.iso, self._network(destination))
+        candidates = self._candidates(
+            groups,
+            destination.iso,
+            self._network(destination),
+            self._match(destination.msisdn, destination.iso),
+        )
         ids = [c.supplier_id for c in candidates]
         position = ids.index(current) if current in ids else -1
         after = list(candidates[position + 1 :])
@@ -345,7 +412,31 @@ class RoutingPlan:
             return None
         return self.networks.mccmnc(destination.iso, destination.country_code, destination.carrier)
 
+    def _match(self, msisdn: str, country: str) -> tuple[int, ...]:
+        """The positions of the routes that match: the key of a destination's shape."""
+        return tuple(
+            i
+            for i, r in enumerate(self.routes)
+            if (not r.prefix or msisdn.startswith(r.prefix))
+            and (not r.country or r.country == country)
+        )
+
     def _candidates(
+        self,
+        groups: list[list[RouteRow]],
+        country: str,
+        network: str | None,
+        matched: tuple[int, ...],
+    ) -> tuple[Candidate, ...]:
+        key = (matched, country, network)
+        found = self._orders.get(key)
+        if found is None:
+            if len(self._orders) >= 100_000:  # bounded: a new snapshot starts afresh anyway
+                self._orders.clear()
+            found = self._orders[key] = self._order(groups, country, network)
+        return found
+
+    def _order(
         self, groups: list[list[RouteRow]], country: str, network: str | None
     ) -> tuple[Candidate, ...]:
         ordered: list[Candidate] = []
@@ -372,7 +463,7 @@ class RoutingPlan:
             comparable_cost=None,
             up=health.up,
             throughput=throughput,
-            at_limit=route.overflow and self.load.at_limit(route.supplier_id, throughput),
+            at_limit=False,  # filled in by decide(explain=True): it changes by the second
             success_rate=health.success_rate,
         )
 
@@ -396,6 +487,21 @@ class RoutingPlan:
                 c.route_id,
             ),
         )
+
+
+def _limited(candidate: Candidate, at_limit: bool) -> Candidate:
+    return Candidate(
+        candidate.supplier_id,
+        candidate.route_id,
+        candidate.priority,
+        candidate.strategy,
+        candidate.cost,
+        candidate.comparable_cost,
+        candidate.up,
+        candidate.throughput,
+        at_limit,
+        candidate.success_rate,
+    )
 
 
 def _with_comparable(candidate: Candidate, comparable: Decimal | None) -> Candidate:
