@@ -32,6 +32,7 @@ from tidings import __version__
 from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.db.engine import transaction
+from tidings.db.outage import Backoff, describe, is_connection_error
 from tidings.errors import ConfigurationError
 from tidings.observability.metrics import Metrics
 from tidings.wakeups import WEBHOOKS, sleep_until_woken, wakeups_of
@@ -186,6 +187,7 @@ class WebhookWorker:
     async def _claim_loop(self) -> None:
         # Claimed but not yet recorded, at most: every slot busy plus one batch waiting.
         capacity = self.options.concurrency + self.options.batch_size
+        backoff = Backoff()
         while not self._stopping.is_set():
             self._room.clear()  # before looking: a wake-up during the claim is kept
             wanted = min(capacity - len(self._held), self.options.batch_size)
@@ -193,9 +195,22 @@ class WebhookWorker:
             if wanted > 0:
                 try:
                     claimed = await self._claim(wanted)
-                except Exception:
-                    # The database hiccuped; nothing was leased, so just try again.
-                    log.exception("claiming webhook deliveries failed")
+                    backoff.reset()
+                except Exception as error:
+                    # Nothing was leased, so just try again, a little later each time (the
+                    # database may be away for a while).
+                    pause = backoff.next_delay()
+                    if is_connection_error(error):
+                        log.warning(
+                            "webhooks: the database is unavailable (%s); retrying in %.1f s",
+                            describe(error),
+                            pause,
+                        )
+                    else:
+                        log.exception("claiming webhook deliveries failed")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), pause)
+                    continue
             for delivery in claimed:
                 task = asyncio.get_running_loop().create_task(self._deliver(delivery))
                 self._sending.add(task)
@@ -208,6 +223,7 @@ class WebhookWorker:
                     await asyncio.sleep(self.options.gather_interval)
 
     async def _record_loop(self) -> None:
+        backoff = Backoff()
         while True:
             await self._results_ready.wait()
             self._results_ready.clear()
@@ -216,11 +232,21 @@ class WebhookWorker:
                 await asyncio.sleep(self.options.record_interval)
             try:
                 await self._flush()
-            except Exception:
+                backoff.reset()
+            except Exception as error:
                 # Kept for the next round; if the database stays away the leases run out
                 # and the deliveries are sent again (at-least-once).
-                log.exception("recording webhook attempts failed")
-                await asyncio.sleep(self.options.poll_interval)
+                pause = backoff.next_delay()
+                if is_connection_error(error):
+                    log.warning(
+                        "webhooks: recording attempts waits for the database (%s); "
+                        "retrying in %.1f s",
+                        describe(error),
+                        pause,
+                    )
+                else:
+                    log.exception("recording webhook attempts failed")
+                await asyncio.sleep(pause)
                 self._results_ready.set()
             if self._stopping.is_set() and not self._sending and not self._results:
                 return
