@@ -106,7 +106,11 @@ def _processes_option(default: int | None) -> Any:
         "-p",
         min=1,
         help="Processes, each with its own event loop, sharing the HTTP port"
-        + (" (default: TIDINGS_PROCESSES, else one per core)." if default is None else "."),
+        + (
+            " (default: TIDINGS_PROCESSES, else one per core on PostgreSQL, one on SQLite)."
+            if default is None
+            else "."
+        ),
     )
 
 
@@ -125,7 +129,7 @@ def serve(
         asyncio.run(upgrade(settings.database_url))
     print_banner(settings, _demo_keys() if demo else None)
     if processes is None:
-        processes = settings.processes or default_process_count()
+        processes = settings.processes or default_process_count(settings)
     _run_http(settings, with_workers=True, processes=processes)
 
 
