@@ -154,9 +154,16 @@ async def breaker(database_url: str, supplier_id: int) -> str:
 
 def metric(node: Gateway, supplier_id: int) -> str | None:
     text = httpx.get(f"{node.base_url}/metrics", timeout=10).text
-    prefix = f'tidings_supplier_up{{supplier_id="{supplier_id}"}} '
+    # With several serve processes each sample also names its process; the lanes (which set
+    # this gauge) run in one of them.
+    label = f'supplier_id="{supplier_id}"'
     return next(
-        (line[len(prefix) :] for line in text.splitlines() if line.startswith(prefix)), None
+        (
+            line.rsplit(" ", 1)[1]
+            for line in text.splitlines()
+            if line.startswith("tidings_supplier_up{") and label in line
+        ),
+        None,
     )
 
 

@@ -375,8 +375,8 @@ def test_any_valid_reference_is_kept(text: str) -> None:
 
 
 @given(st.text(min_size=1))
-def test_reference_is_ascii_alphanumerics_up_to_32(text: str) -> None:
-    valid = len(text) <= 32 and all(c.isascii() and c.isalnum() for c in text)
+def test_reference_is_ascii_alphanumerics_and_separators_up_to_32(text: str) -> None:
+    valid = len(text) <= 32 and all((c.isascii() and c.isalnum()) or c in "-_.:/" for c in text)
     if valid:
         assert parse_reference(text, None) == text
     else:
