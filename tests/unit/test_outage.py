@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import errno
+import logging
 
 import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from tidings.db.outage import Backoff, is_connection_error
+from tidings.db.outage import Backoff, is_connection_error, pause_after_failure
 
 
 class FakeAsyncpgError(Exception):
@@ -69,3 +70,26 @@ def test_backoff_grows_to_its_cap_and_resets() -> None:
     assert max(delays[:2]) <= 0.2
     backoff.reset()
     assert backoff.next_delay() <= 0.1
+
+
+def test_a_loop_waits_longer_while_the_database_is_away_and_as_usual_after_a_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = logging.getLogger("tidings.test-outage")
+    backoff = Backoff(initial=1.0, maximum=4.0)
+    away = ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed")
+    with caplog.at_level(logging.WARNING, logger="tidings.test-outage"):
+        pauses = [
+            pause_after_failure(away, backoff, what="lane sim", usual=0.05, logger=log)
+            for _ in range(4)
+        ]
+        bug = pause_after_failure(
+            ValueError("bad"), backoff, what="lane sim", usual=0.05, logger=log
+        )
+    assert pauses[0] < pauses[1] < pauses[2] <= 4.0 and pauses[3] <= 4.0
+    assert bug == 0.05
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 4 and all(r.exc_info is None for r in warnings)
+    assert "lane sim: the database is unavailable" in warnings[0].getMessage()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["lane sim failed"] and errors[0].exc_info

@@ -102,6 +102,25 @@ class Backoff:
         self.failures = 0
 
 
+def pause_after_failure(
+    error: Exception, backoff: Backoff, *, what: str, usual: float, logger: logging.Logger
+) -> float:
+    """How long a background loop waits after a failed round, logged once: longer each
+    time while the database is away (a warning, no traceback), else its usual wait (the
+    error with its traceback: that is a bug, not weather)."""
+    if is_connection_error(error):
+        pause = backoff.next_delay()
+        logger.warning(
+            "%s: the database is unavailable (%s); retrying in %.1f s",
+            what,
+            describe(error),
+            pause,
+        )
+        return pause
+    logger.exception("%s failed", what)
+    return usual
+
+
 def describe(error: BaseException) -> str:
     """One short line for a log: the first line of the error's text."""
     text = str(error).strip().splitlines()

@@ -31,7 +31,13 @@ from tidings.connectors.base import (
 )
 from tidings.connectors.registry import build_connector
 from tidings.db.engine import transaction
-from tidings.db.outage import Backoff, describe, is_connection_error, retry_while_unavailable
+from tidings.db.outage import (
+    Backoff,
+    describe,
+    is_connection_error,
+    pause_after_failure,
+    retry_while_unavailable,
+)
 from tidings.delivery.answers import AnswerRecorder
 from tidings.delivery.breaker import LaneBreaker
 from tidings.delivery.ratelimit import SharedThroughputLimit
@@ -163,16 +169,9 @@ class SupplierLane:
             except Exception as error:
                 # The database or the connector hiccuped; leases make retrying safe. While
                 # the database is away, wait longer each time rather than spin on it.
-                if is_connection_error(error):
-                    pause = backoff.next_delay()
-                    log.warning(
-                        "lane %s: the database is unavailable (%s); retrying in %.1f s",
-                        self.name,
-                        describe(error),
-                        pause,
-                    )
-                else:
-                    log.exception("lane %s failed a step", self.name)
+                pause = pause_after_failure(
+                    error, backoff, what=f"lane {self.name}", usual=pause, logger=log
+                )
                 worked = False
             if not worked:
                 await sleep_until_woken(self._wake, pause)

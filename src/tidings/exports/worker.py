@@ -26,7 +26,13 @@ from tidings.api.client.render import format_time
 from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.db.engine import transaction
-from tidings.db.outage import Backoff, describe, is_connection_error, retry_while_unavailable
+from tidings.db.outage import (
+    Backoff,
+    describe,
+    is_connection_error,
+    pause_after_failure,
+    retry_while_unavailable,
+)
 from tidings.exports.filters import ExportFilter
 from tidings.exports.repository import ClaimedExport, ExportRepository
 from tidings.exports.service import BuildResult, LeaseLost, build_files
@@ -132,15 +138,9 @@ class ExportWorker:
                 worked = await self.run_once()
                 backoff.reset()
             except Exception as error:
-                if is_connection_error(error):  # wait longer each time the database is away
-                    pause = backoff.next_delay()
-                    log.warning(
-                        "exports: the database is unavailable (%s); retrying in %.1f s",
-                        describe(error),
-                        pause,
-                    )
-                else:
-                    log.exception("export build step failed")
+                pause = pause_after_failure(
+                    error, backoff, what="export build step", usual=pause, logger=log
+                )
                 worked = False
             if not worked:
                 await sleep_until_woken(self._wake, pause)

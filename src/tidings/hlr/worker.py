@@ -25,7 +25,7 @@ from tidings.config import Settings
 from tidings.connectors.hlr.base import HlrAnswer, HlrProvider, HlrQuery, Outcome
 from tidings.connectors.hlr.registry import HLR_KINDS, build_hlr_provider
 from tidings.db.engine import transaction
-from tidings.db.outage import Backoff, describe, is_connection_error, retry_while_unavailable
+from tidings.db.outage import Backoff, pause_after_failure, retry_while_unavailable
 from tidings.hlr.repository import ClaimedLookup, HlrRepository
 from tidings.hlr.results import Recorded, RetryPolicy, record_answers
 from tidings.numbering import CountryTable
@@ -168,15 +168,9 @@ class HlrWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                if is_connection_error(error):  # wait longer each time the database is away
-                    pause = backoff.next_delay()
-                    log.warning(
-                        "HLR: the database is unavailable (%s); retrying in %.1f s",
-                        describe(error),
-                        pause,
-                    )
-                else:
-                    log.exception("HLR round failed")
+                pause = pause_after_failure(
+                    error, backoff, what="HLR round", usual=pause, logger=log
+                )
                 recorded = Recorded(0, 0, 0)
             if recorded.finished + recorded.pending + recorded.retried == 0:
                 await sleep_until_woken(self._wake, pause)

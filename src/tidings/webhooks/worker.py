@@ -32,7 +32,7 @@ from tidings import __version__
 from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.db.engine import transaction
-from tidings.db.outage import Backoff, describe, is_connection_error
+from tidings.db.outage import Backoff, describe, is_connection_error, pause_after_failure
 from tidings.errors import ConfigurationError
 from tidings.observability.metrics import Metrics
 from tidings.wakeups import WEBHOOKS, sleep_until_woken, wakeups_of
@@ -199,15 +199,13 @@ class WebhookWorker:
                 except Exception as error:
                     # Nothing was leased, so just try again, a little later each time (the
                     # database may be away for a while).
-                    pause = backoff.next_delay()
-                    if is_connection_error(error):
-                        log.warning(
-                            "webhooks: the database is unavailable (%s); retrying in %.1f s",
-                            describe(error),
-                            pause,
-                        )
-                    else:
-                        log.exception("claiming webhook deliveries failed")
+                    pause = pause_after_failure(
+                        error,
+                        backoff,
+                        what="claiming webhook deliveries",
+                        usual=backoff.next_delay(),
+                        logger=log,
+                    )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), pause)
                     continue
