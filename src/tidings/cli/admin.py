@@ -24,9 +24,16 @@ from tidings.accounts.service import (
 )
 from tidings.billing.repository import PriceRepository
 from tidings.billing.service import MESSAGE_TYPES, import_prices
-from tidings.cli.common import JSON_OPTION, clock, emit, fail, parse_options, run_in_transaction
+from tidings.cli.common import (
+    JSON_OPTION,
+    clock,
+    emit,
+    fail,
+    import_csv_file,
+    parse_options,
+    run_in_transaction,
+)
 from tidings.errors import NotFound
-from tidings.numbering import CountryTable
 from tidings.routing.models import Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
 from tidings.routing.service import (
@@ -349,16 +356,7 @@ def clients_viber_senders(client_id: int, as_json: bool = JSON_OPTION) -> None:
 @prices_app.command("import")
 def prices_import(file: Path, as_json: bool = JSON_OPTION) -> None:
     """Import `type,tariff,country,price,currency` rows; existing rows for a key are replaced."""
-    try:
-        text = file.read_text("utf-8-sig")
-    except OSError as error:
-        fail(str(error))
-    countries = CountryTable.load()
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        return {"imported": await import_prices(session, countries, text)}
-
-    emit(run_in_transaction(work), as_json)
+    import_csv_file(file, import_prices, as_json)
 
 
 @prices_app.command("list")

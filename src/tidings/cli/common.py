@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -22,6 +23,7 @@ from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.outage import is_connection_error
 from tidings.db.readiness import DatabaseNotReady, check_exists, check_migrated
 from tidings.errors import TidingsError
+from tidings.numbering import CountryTable
 from tidings.runtime import tune_gc_for_service
 
 T = TypeVar("T")
@@ -92,6 +94,25 @@ def fail(message: str) -> Any:
     # soft_wrap: one line however narrow the terminal, so scripts can grep it
     Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(1)
+
+
+def import_csv_file(
+    file: Path,
+    importer: Callable[[AsyncSession, CountryTable, str], Awaitable[int]],
+    as_json: bool,
+) -> None:
+    """Read a CSV file (a BOM is fine) and hand it to `importer` in one transaction; print
+    how many rows it imported. A file that can't be read is one line and exit 1."""
+    try:
+        text = file.read_text("utf-8-sig")
+    except OSError as error:
+        fail(str(error))
+    countries = CountryTable.load()
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return {"imported": await importer(session, countries, text)}
+
+    emit(run_in_transaction(work), as_json)
 
 
 def emit(data: Any, as_json: bool, *, title: str | None = None) -> None:

@@ -10,8 +10,7 @@ from typing import Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.cli.common import JSON_OPTION, clock, emit, fail, run_in_transaction
-from tidings.numbering import CountryTable
+from tidings.cli.common import JSON_OPTION, clock, emit, fail, import_csv_file, run_in_transaction
 from tidings.routing.costs import import_costs, list_costs, list_rates, set_rate
 from tidings.routing.explain import explain_route
 from tidings.routing.margins import MarginRepository, summarize
@@ -27,16 +26,7 @@ report_app = typer.Typer(help="Operators' reports: margins.", no_args_is_help=Tr
 def costs_import(file: Path, as_json: bool = JSON_OPTION) -> None:
     """Import `supplier,type,country,mcc,mnc,cost,currency` rows (mnc optional); each named
     supplier's costs are replaced by the file's."""
-    try:
-        text = file.read_text("utf-8-sig")
-    except OSError as error:
-        fail(str(error))
-    countries = CountryTable.load()
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        return {"imported": await import_costs(session, countries, text)}
-
-    emit(run_in_transaction(work), as_json)
+    import_csv_file(file, import_costs, as_json)
 
 
 @costs_app.command("list")
