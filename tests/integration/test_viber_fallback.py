@@ -20,8 +20,12 @@ from tests.integration.test_viber_api import (
 from tests.support import api_client, issue_dr_login
 from tidings.billing.models import LedgerEntry
 from tidings.clock import FrozenClock
+from tidings.db.engine import transaction
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
+from tidings.messages.changes import StatusChange
 from tidings.messages.models import Message, MessageEvent
+from tidings.messages.service import apply_changes
+from tidings.messages.status import Status
 from tidings.webhooks.models import WebhookDelivery
 
 PHONE = "380972000001"
@@ -333,3 +337,36 @@ async def test_a_viber_message_the_provider_refuses_falls_back(
     assert [m.status for m in found["sms"]] == ["delivered"]
     # The refused Viber message is refunded; the SMS that went is paid for.
     assert await balance_of(sessions, vw.world.client_id) == Decimal("9.98")
+
+
+async def test_a_read_report_on_a_sent_message_implies_delivered(
+    database_url: str, sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """`read` means delivered: a message still at `sent` (its delivery report lost or racing
+    behind) goes through `delivered`, so the client hears both, in order."""
+    vw = await build_viber_world(sessions, clock)
+    viber_id = int(await send_one(database_url, vw, clock))
+    async with transaction(sessions) as session:
+        await apply_changes(
+            session, clock, [StatusChange(viber_id, Status.SENT, clock.now(), sent=True)]
+        )
+    async with transaction(sessions) as session:
+        applied = await apply_changes(
+            session, clock, [StatusChange(viber_id, Status.READ, clock.now(), "seen")]
+        )
+        late = await apply_changes(
+            session, clock, [StatusChange(viber_id, Status.DELIVERED, clock.now())]
+        )
+    assert [a.change.status for a in applied] == [Status.DELIVERED, Status.READ]
+    assert late == []  # the delivery report that comes after changes nothing more
+    async with sessions() as session:
+        events = (
+            await session.scalars(
+                select(MessageEvent.status)
+                .where(MessageEvent.message_id == viber_id)
+                .order_by(MessageEvent.id)
+            )
+        ).all()
+        message = await session.get(Message, viber_id)
+    assert list(events) == ["sent", "delivered", "read"]
+    assert message is not None and message.status == "read"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,30 @@ class _Refunds:
     entries: list[tuple[int, Decimal, str, str | None]] = field(default_factory=list)
 
 
+def _with_implied_deliveries(changes: Sequence[StatusChange]) -> list[StatusChange]:
+    """A read receipt means the message was delivered: before each `read`, a `delivered`.
+
+    It applies only where the message is not delivered yet (its delivery report was lost,
+    or is racing behind: a receipt that beat the recording of its submit answer waits
+    unmatched, and a later `read` would otherwise take the message straight from `sent` to
+    `read`, so the client would never hear `delivered`). Elsewhere it changes nothing.
+    """
+    expanded: list[StatusChange] = []
+    for change in changes:
+        if change.status is Status.READ:
+            expanded.append(
+                replace(
+                    change,
+                    status=Status.DELIVERED,
+                    detail="delivered (implied by read)",
+                    supplier_message_id=None,
+                    sent=False,
+                )
+            )
+        expanded.append(change)
+    return expanded
+
+
 async def apply_changes(
     session: AsyncSession, clock: Clock, changes: Sequence[StatusChange]
 ) -> list[AppliedChange]:
@@ -52,7 +76,7 @@ async def apply_changes(
     applied: list[AppliedChange] = []
     events: list[dict[str, object]] = []
     refunds = _Refunds()
-    for change in sorted(changes, key=lambda c: c.at):
+    for change in sorted(_with_implied_deliveries(changes), key=lambda c: c.at):
         message = by_id.get(change.message_id)
         if message is None:
             continue
