@@ -8,7 +8,7 @@ import resource
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,26 @@ class SingleResult:
         return (self.requests - self.non_2xx - self.socket_errors) / self.seconds
 
 
+def wrk_command(
+    script: Path, url: str, args: Sequence[str], seconds: int, connections: int, threads: int
+) -> list[str]:
+    """wrk with a Lua script that prints a `WRK_RESULT {json}` line; `args` go to the script."""
+    return [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+        "--",
+        *args,
+    ]
+
+
 def run_wrk(
     base_url: str,
     key: str,
@@ -92,21 +112,9 @@ def run_wrk(
 ) -> SingleResult:
     script = workdir / "single.lua"
     script.write_text(WRK_SCRIPT, "utf-8")
-    command = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "10s",
-        "--latency",
-        "-s",
-        str(script),
-        base_url + CREATE_PATH,
-        "--",
-        key,
-        prefix,
-    ]
+    command = wrk_command(
+        script, base_url + CREATE_PATH, (key, prefix), seconds, connections, threads
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.load import wrk_command
+
 # Shared by both scripts: per-thread counters, the result line. `tid` numbers the threads.
 COMMON = r"""
 local threads = {}
@@ -143,20 +145,7 @@ def run_wrk(
 ) -> LoadResult:
     path = workdir / "load.lua"
     path.write_text(script, "utf-8")
-    command = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "10s",
-        "--latency",
-        "-s",
-        str(path),
-        base_url,
-        "--",
-        *args,
-    ]
+    command = wrk_command(path, base_url, args, seconds, connections, threads)
     # wrk is the only child reaped during this call: RUSAGE_CHILDREN's growth is its CPU.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()

@@ -40,11 +40,8 @@ def none_of(
     column: ColumnElement[Any] | InstrumentedAttribute[Any],
     values: Iterable[Any],
 ) -> ColumnElement[bool]:
-    """``NOT (column = ANY(:array))`` on PostgreSQL, ``column NOT IN (…)`` elsewhere."""
-    wanted = list(values)
-    if is_postgres(session):
-        return ~(column == any_(literal(wanted, ARRAY(column.type))))
-    return column.not_in(wanted)
+    """``NOT (column = ANY(:array))`` on PostgreSQL, ``NOT (column IN (…))`` elsewhere."""
+    return ~one_of(session, column, values)
 
 
 def one_of_selected(
