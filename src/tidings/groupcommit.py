@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from tidings.db.engine import inline_statements
 from tidings.db.outage import describe, is_connection_error
 from tidings.errors import TidingsError
 
@@ -78,6 +79,10 @@ class GroupCommit(Generic[T, R]):
         return done
 
     async def _run(self) -> None:
+        with inline_statements():  # short transactions, the hottest there are
+            await self._rounds()
+
+    async def _rounds(self) -> None:
         while True:
             round_ = [await self._queue.get()]
             weight = self._weight(round_[0].item)

@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from tidings.config import normalize_database_url
-from tidings.db.sqlite_driver import one_trip_dbapi
+from tidings.db.sqlite_driver import inline_statements, one_trip_dbapi
+
+__all__ = ["create_engine", "create_sessionmaker", "inline_statements", "transaction"]
 from tidings.wakeups import Wakeups, waking_sessionmaker_options
 
 
@@ -50,7 +52,7 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
         for pragma in (
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL mode
-            "PRAGMA busy_timeout=10000",
+            "PRAGMA busy_timeout=10000",  # as sqlite_driver restores it after an inline BEGIN
             "PRAGMA foreign_keys=ON",
         ):
             cursor.execute(pragma)

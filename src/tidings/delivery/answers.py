@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from tidings.connectors.base import SubmitOutcome, SubmitResult
+from tidings.db.engine import inline_statements
 from tidings.delivery.service import ClaimedBatch
 
 log = logging.getLogger("tidings.delivery")
@@ -40,6 +41,10 @@ class AnswerRecorder:
             self._task = asyncio.get_running_loop().create_task(self._write())
 
     async def _write(self) -> None:
+        with inline_statements():
+            await self._write_groups()
+
+    async def _write_groups(self) -> None:
         try:
             while self._pending:
                 await asyncio.sleep(self.group_delay)  # let the answers of this moment join

@@ -30,7 +30,7 @@ from tidings.connectors.base import (
     SupplierReport,
 )
 from tidings.connectors.registry import build_connector
-from tidings.db.engine import transaction
+from tidings.db.engine import inline_statements, transaction
 from tidings.db.outage import (
     Backoff,
     describe,
@@ -159,6 +159,10 @@ class SupplierLane:
         await self.connector.stop()
 
     async def _run(self) -> None:
+        with inline_statements():
+            await self._steps()
+
+    async def _steps(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
             self._wake.clear()  # before looking: a wake-up during the step is kept

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tidings import __version__
 from tidings.clock import Clock
 from tidings.config import Settings
-from tidings.db.engine import transaction
+from tidings.db.engine import inline_statements, transaction
 from tidings.db.outage import Backoff, describe, is_connection_error, pause_after_failure
 from tidings.errors import ConfigurationError
 from tidings.observability.metrics import Metrics
@@ -185,6 +185,10 @@ class WebhookWorker:
     # --- The running pipeline -----------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        with inline_statements():
+            await self._claim_rounds()
+
+    async def _claim_rounds(self) -> None:
         # Claimed but not yet recorded, at most: every slot busy plus one batch waiting.
         capacity = self.options.concurrency + self.options.batch_size
         backoff = Backoff()
@@ -221,6 +225,10 @@ class WebhookWorker:
                     await asyncio.sleep(self.options.gather_interval)
 
     async def _record_loop(self) -> None:
+        with inline_statements():
+            await self._record_rounds()
+
+    async def _record_rounds(self) -> None:
         backoff = Backoff()
         while True:
             await self._results_ready.wait()
