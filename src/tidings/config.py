@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tidings.optouts.keywords import DEFAULT_OPTIN_KEYWORDS, DEFAULT_OPTOUT_KEYWORDS
+
 
 def normalize_database_url(url: str) -> str:
     """Accept the URLs operators type and turn them into the async drivers' forms."""
@@ -120,6 +122,11 @@ class Settings(BaseSettings):
     export_purge_interval: float = Field(300.0, gt=0)
     # A finished export's callback carries its rows when the JSON file is at most this big.
     export_callback_inline_bytes: int = Field(262_144, ge=0)
+
+    # Opt-outs (docs/optouts.md): an inbound text that is one of these words, comma-separated,
+    # puts its sender on the client's opt-out list (optout) or takes it off (optin).
+    optout_keywords: str = DEFAULT_OPTOUT_KEYWORDS
+    optin_keywords: str = DEFAULT_OPTIN_KEYWORDS
 
     # The operator console (docs/console.md). Session cookies are signed with this secret;
     # unset, one is generated and kept in the database (shared by every API process).
