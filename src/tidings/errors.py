@@ -94,8 +94,8 @@ class OptedOut(TidingsError):
 
     reason = "opted_out"
 
-    def __init__(self, msisdn: str, *, where: str = "") -> None:
-        super().__init__(f"{where}{msisdn} has opted out of this client's messages")
+    def __init__(self, msisdn: str, *, where: str = "", message: str | None = None) -> None:
+        super().__init__(message or f"{where}{msisdn} has opted out of this client's messages")
         self.msisdn = msisdn
 
 
