@@ -100,6 +100,12 @@ class OptOutRepository:
         result = await self.session.execute(query.order_by(OptOut.msisdn).limit(limit))
         return list(result.scalars())
 
+    async def find(self, client_id: int, msisdn: str) -> OptOut | None:
+        result = await self.session.execute(
+            select(OptOut).where(OptOut.client_id == client_id, OptOut.msisdn == msisdn)
+        )
+        return result.scalar_one_or_none()
+
     async def count(self, client_id: int) -> int:
         result = await self.session.execute(
             select(func.count()).select_from(OptOut).where(OptOut.client_id == client_id)

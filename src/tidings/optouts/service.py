@@ -158,6 +158,10 @@ async def list_numbers(
     return await OptOutRepository(session).page(client_id, after=after, limit=limit)
 
 
+async def find_number(session: AsyncSession, client_id: int, msisdn: str) -> OptOut | None:
+    return await OptOutRepository(session).find(client_id, msisdn)
+
+
 async def count_numbers(session: AsyncSession, client_id: int) -> int:
     return await OptOutRepository(session).count(client_id)
 
