@@ -130,6 +130,8 @@ class OptOutRepository:
     ) -> Confirmations:
         """Set either reply ('' clears it, None leaves it); the replies after the change."""
         found = await self.session.get(OptOutSettings, client_id)
+        if optout is None and optin is None:
+            return await self.confirmations(client_id)
         if found is None:
             found = OptOutSettings(client_id=client_id)
             self.session.add(found)

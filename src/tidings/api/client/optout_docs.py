@@ -28,7 +28,12 @@ _BODY = {
     ]
 }
 _FORM = json_object({}, {"msisdn": TEXT, "msisdns": TEXT, "payload": TEXT})
-_BODIES: dict[str, type[BaseModel] | dict[str, Any]] = {JSON: _BODY, TEXT_JSON: _BODY, FORM: _FORM, MULTIPART: _FORM}
+_BODIES: dict[str, type[BaseModel] | dict[str, Any]] = {
+    JSON: _BODY,
+    TEXT_JSON: _BODY,
+    FORM: _FORM,
+    MULTIPART: _FORM,
+}
 
 
 def _changed(statuses: list[str]) -> dict[str, Any]:
