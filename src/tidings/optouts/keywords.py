@@ -39,18 +39,25 @@ def _edge(char: str) -> bool:
     return char.isspace() or unicodedata.category(char)[0] in "PSZ"
 
 
-def normalize(text: str) -> str:
-    """The form texts and keywords are compared in."""
-    text = unicodedata.normalize("NFKC", text)
-    # Format characters (Cf: zero-width space/joiner, BOM, bidi marks) are invisible: a
-    # handset or a copy-paste can put them anywhere, and they never make a word different.
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+def _strip(text: str) -> str:
     start, end = 0, len(text)
     while start < end and _edge(text[start]):
         start += 1
     while end > start and _edge(text[end - 1]):
         end -= 1
-    return text[start:end].casefold()
+    return text[start:end]
+
+
+def normalize(text: str) -> str:
+    """The form texts and keywords are compared in."""
+    # Format characters (Cf: zero-width space/joiner, BOM, bidi marks) are invisible: a
+    # handset or a copy-paste can put them anywhere, and they never make a word different.
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    # Edges go before NFKC as well as after it: NFKC spells some symbols out in letters
+    # ("㈀" is "(ᄀ)"), which would turn a symbol after a keyword into a word.
+    text = _strip(unicodedata.normalize("NFKC", _strip(text)))
+    # Case folding can leave text NFKC would still change: normalise once more.
+    return unicodedata.normalize("NFKC", text.casefold())
 
 
 @dataclass(frozen=True, slots=True)
