@@ -72,7 +72,7 @@ def test_start_opts_back_in(text: str) -> None:
 
 
 @given(
-    st.sampled_from(OPT_OUT_WORDS + ["START"]),
+    st.sampled_from([*OPT_OUT_WORDS, "START"]),
     st.text(alphabet=st.characters(categories=["Lu", "Ll", "Nd"]), min_size=1, max_size=8),
     st.booleans(),
 )
