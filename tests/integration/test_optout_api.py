@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.integration.test_viber_api import balance_of, build_viber_world, viber_request
+from tests.integration.test_viber_fallback import messages_by_channel, run_worker, send_one
 from tests.support import api_client, build_world
 from tidings.clock import FrozenClock
 from tidings.db.engine import transaction
@@ -172,3 +173,21 @@ async def test_viber_to_opted_out_numbers(
     assert "messages[0].to[1]" in body["messages"][1]["errorDescription"]
     assert await _count(sessions) == 2
     assert await balance_of(sessions, vw.world.client_id) == Decimal("9.98")
+
+
+async def test_a_viber_fallback_to_a_number_that_opted_out_meanwhile_is_not_sent(
+    database_url: str, sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    vw = await build_viber_world(sessions, clock, viber_options={"non_users": A})
+    alternative = {"sms": {"text": "Hello over SMS", "originator": "MyShop", "validity": 300}}
+    viber_id = await send_one(database_url, vw, clock, options=alternative)
+    async with transaction(sessions) as session:  # STOP arrives after the Viber message went
+        await add_numbers(session, vw.world.client_id, [A], source="keyword", now=clock.now())
+    await run_worker(sessions, clock)
+    found = await messages_by_channel(sessions)
+    [sms] = found["sms"]
+    assert (sms.status, sms.price, sms.parent_id) == ("failed", Decimal(0), viber_id)
+    assert sms.status_detail == (
+        "fallback SMS not sent: the number opted out of this client's messages"
+    )
+    assert await balance_of(sessions, vw.world.client_id) == Decimal("9.99")  # Viber only
