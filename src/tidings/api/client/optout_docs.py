@@ -58,6 +58,24 @@ _ENTRY = json_object(
 
 OPTOUT_LIST: dict[str, Any] = {
     "summary": "The numbers that opted out of this client's messages, in msisdn order",
+    "openapi_extra": {
+        "parameters": [
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "description": "Numbers per page, 1 to 10,000 (default 1,000); else error 7.",
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            },
+            {
+                "name": "after",
+                "in": "query",
+                "required": False,
+                "description": "Start after this msisdn: the `next` of the previous page.",
+                "schema": {"type": "string"},
+            },
+        ]
+    },
     "responses": {
         200: answer(
             "A page of the list; `next` is the `after` of the next page (null: the last).",
