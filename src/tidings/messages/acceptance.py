@@ -2,9 +2,10 @@
 
 Acceptance has two halves. `prepare_sms` checks and prices a request against a `Catalog`
 snapshot without touching the database. `write_accepted` stores any number of prepared
-requests in the caller's one transaction: references checked, balances debited, messages,
-tasks, dispatch jobs and ledger entries inserted in bulk. Each request succeeds or fails on
-its own (a request is all or nothing; its neighbours in the transaction are not affected).
+requests in the caller's one transaction: numbers on their client's opt-out list taken out
+(docs/optouts.md), references checked, balances debited, messages, tasks, dispatch jobs and
+ledger entries inserted in bulk. Each request succeeds or fails on its own (a request is all
+or nothing but for its opted-out numbers; its neighbours in the transaction are not affected).
 The `AcceptQueue` (writer.py) uses that to commit many concurrent API requests at once.
 """
 
@@ -360,8 +361,9 @@ async def write_accepted(
 ) -> list[Acceptance | TidingsError]:
     """Charge and store prepared requests in the caller's transaction, in bulk.
 
-    Returns one result per request, in order: its Acceptance, or the error that refused it
-    (a reference in use, a balance that does not cover it). Raises only for faults of the
+    Returns one result per request, in order: its Acceptance (with the numbers refused one
+    by one, `refused`), or the error that refused it (a reference in use, a balance that does
+    not cover it, no number left that has not opted out). Raises only for faults of the
     whole write (the database); a concurrent writer taking a reference between the check and
     the insert surfaces as IntegrityError, and the caller retries the requests one by one.
     """
