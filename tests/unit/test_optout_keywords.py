@@ -4,9 +4,11 @@ punctuation, symbols and white space around it, compatibility forms and invisibl
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tidings.config import Settings
 from tidings.errors import ConfigurationError
 from tidings.optouts.keywords import Keyword, KeywordSet, normalize
 
@@ -120,3 +122,11 @@ def test_keywords_come_from_the_settings() -> None:
 def test_unusable_keyword_settings_fail_at_start(optout: str, optin: str) -> None:
     with pytest.raises(ConfigurationError):
         KeywordSet.parse(optout, optin)
+
+
+def test_settings_refuse_unusable_keywords_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDINGS_OPTOUT_KEYWORDS", "STOP,HALT")
+    assert Settings().keywords().classify("halt!") is Keyword.OPT_OUT
+    monkeypatch.setenv("TIDINGS_OPTIN_KEYWORDS", "Halt")
+    with pytest.raises(ValidationError, match="both an opt-out and an opt-in keyword"):
+        Settings()
