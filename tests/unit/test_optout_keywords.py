@@ -4,9 +4,9 @@ punctuation, symbols and white space around it, compatibility forms and invisibl
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from tidings.config import Settings
 from tidings.errors import ConfigurationError
