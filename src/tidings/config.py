@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tidings.errors import ConfigurationError
+from tidings.optouts.keywords import DEFAULT_OPTIN_KEYWORDS, DEFAULT_OPTOUT_KEYWORDS, KeywordSet
 
 
 def normalize_database_url(url: str) -> str:
@@ -121,6 +124,11 @@ class Settings(BaseSettings):
     # A finished export's callback carries its rows when the JSON file is at most this big.
     export_callback_inline_bytes: int = Field(262_144, ge=0)
 
+    # Opt-outs (docs/optouts.md): an inbound text that is one of these words, comma-separated,
+    # puts its sender on the client's opt-out list (optout) or takes it off (optin).
+    optout_keywords: str = DEFAULT_OPTOUT_KEYWORDS
+    optin_keywords: str = DEFAULT_OPTIN_KEYWORDS
+
     # The operator console (docs/console.md). Session cookies are signed with this secret;
     # unset, one is generated and kept in the database (shared by every API process).
     console_secret: str | None = Field(None, min_length=32)
@@ -138,6 +146,18 @@ class Settings(BaseSettings):
 
         parse_level(value)  # a typo fails at start, not silently as the default
         return value.strip().upper()
+
+    @model_validator(mode="after")
+    def _usable_keywords(self) -> Settings:
+        self.keywords()  # a word in both lists, or no opt-out word, fails at start
+        return self
+
+    def keywords(self) -> KeywordSet:
+        """The STOP / START keywords (docs/optouts.md)."""
+        try:
+            return KeywordSet.parse(self.optout_keywords, self.optin_keywords)
+        except ConfigurationError as error:
+            raise ValueError(f"TIDINGS_OPTOUT_KEYWORDS / TIDINGS_OPTIN_KEYWORDS: {error}") from None
 
     @property
     def is_sqlite(self) -> bool:

@@ -14,6 +14,7 @@ wire format (seed 004 error codes, JSON:API errors, HTTP statuses) in one place 
     ├── RateLimited               the caller's request rate limit is spent for now
     ├── PricingError              no price for a destination, unknown or inactive tariff
     ├── RoutingError              no supplier route for a destination
+    ├── OptedOut                  the number asked this client to stop (docs/optouts.md)
     ├── ConnectorError            an upstream supplier failed a submit
     │   ├── TemporaryConnectorError   worth retrying later (timeout, throttling, 5xx)
     │   └── PermanentConnectorError   the upstream refused the message for good
@@ -86,6 +87,16 @@ class PricingError(TidingsError):
 
 class RoutingError(TidingsError):
     reason = "no_route"
+
+
+class OptedOut(TidingsError):
+    """The recipient is on the client's opt-out list: refused per number, never charged."""
+
+    reason = "opted_out"
+
+    def __init__(self, msisdn: str, *, where: str = "", message: str | None = None) -> None:
+        super().__init__(message or f"{where}{msisdn} has opted out of this client's messages")
+        self.msisdn = msisdn
 
 
 class ConnectorError(TidingsError):

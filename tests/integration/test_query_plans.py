@@ -57,6 +57,7 @@ from tidings.delivery.service import sweep_expired
 from tidings.hlr.repository import HlrRepository
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES
+from tidings.optouts.repository import OptOutRepository
 from tidings.smpp_server import store as smpp_store
 from tidings.webhooks.repository import Outcome, WebhookRepository
 
@@ -86,6 +87,7 @@ BIG_TABLES = {
     "webhook_deliveries",
     "smpp_receipts",
     "hlr_lookups",
+    "optouts",
 }
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # A plan estimated to cost more than this reads far more of a table than a look-up of
@@ -126,6 +128,7 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
     smids = [f"sm-{i}" for i in delivered_ids]
     refs = [f"ref-{i}" for i in delivered_ids]
     part_ids = [f"pt-{i}" for i in _ids(1, LOOKUPS)]
+    optout_numbers = [f"38050{i:07d}" for i in delivered_ids]
     outcome = Outcome(
         delivery_id=ROWS,
         lease=lease,
@@ -214,6 +217,11 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
             lambda s: MessageRepository(s).references_in_use(CLIENT, refs),
         ),
         ("messages.events", lambda s: MessageRepository(s).events(ROWS // 2)),
+        # The opt-out check of a write round: a bulk request's numbers, two clients.
+        (
+            "optouts.listed",
+            lambda s: OptOutRepository(s).listed([CLIENT, CLIENT + 1], optout_numbers),
+        ),
     ]
 
 
@@ -271,6 +279,10 @@ FILL = [
     f" SELECT i, {CLIENT}, i * 2, 'delivered', :now, :now, 1,"
     " CASE WHEN i > :rows / 2 - :pending THEN NULL ELSE :now END"
     " FROM generate_series(1, :rows / 2) AS i",
+    # Opt-outs: a quarter as many numbers as messages, on the first client's list.
+    "INSERT INTO optouts (id, client_id, msisdn, source, created_at)"
+    f" SELECT i, {CLIENT}, '38050' || lpad((i * 4)::text, 7, '0'), 'keyword', :now"
+    " FROM generate_series(1, :rows / 4) AS i",
     # HLR lookups: half as many, finished but for a few due.
     "INSERT INTO hlr_lookups (id, client_id, msisdn, country, reference, tariff, price,"
     " currency, source, status, ported, roaming, provider_id, created_at, status_at, due_at,"

@@ -15,7 +15,7 @@ from tidings import __version__
 from tidings.accounts.cache import CallerCache
 from tidings.api import health
 from tidings.api import metrics as metrics_api
-from tidings.api.client import fallback, hlr, sms, stat, viber
+from tidings.api.client import fallback, hlr, optout, sms, stat, viber
 from tidings.api.dlr import router as dlr_api
 from tidings.api.dr import router as dr_api
 from tidings.api.edges import install_edges
@@ -203,6 +203,8 @@ def create_app(
     app.include_router(hlr.build_router(""))
     app.include_router(viber.build_router("/rest"))
     app.include_router(viber.build_router(""))
+    app.include_router(optout.build_router("/rest"))
+    app.include_router(optout.build_router(""))
     app.include_router(dr_api.router)
     app.include_router(console.build_router(settings))
     app.include_router(fallback.router)

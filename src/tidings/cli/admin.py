@@ -34,6 +34,7 @@ from tidings.cli.common import (
     run_in_transaction,
 )
 from tidings.errors import NotFound
+from tidings.optouts.service import set_confirmations
 from tidings.routing.models import Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
 from tidings.routing.service import (
@@ -176,6 +177,16 @@ def clients_update(
     webhook_password: Annotated[
         str | None, typer.Option("--webhook-password", help="'' clears it.")
     ] = None,
+    optout_confirmation: Annotated[
+        str | None,
+        typer.Option(
+            "--optout-confirmation", help="Reply to a STOP keyword (docs/optouts.md); '' clears it."
+        ),
+    ] = None,
+    optin_confirmation: Annotated[
+        str | None,
+        typer.Option("--optin-confirmation", help="Reply to a START keyword; '' clears it."),
+    ] = None,
 ) -> None:
     async def work(session: AsyncSession) -> dict[str, Any]:
         client = await require_client(session, client_id)
@@ -199,11 +210,16 @@ def clients_update(
         if webhook_password is not None:
             client.webhook_password = webhook_password or None
         await session.flush()
+        replies = await set_confirmations(
+            session, client_id, optout=optout_confirmation, optin=optin_confirmation
+        )
         return {
             **client_view(client),
             "webhook_format": client.webhook_format,
             "retry_schedule": client.retry_schedule,
             "webhook_login": client.webhook_login,
+            "optout_confirmation": replies.optout,
+            "optin_confirmation": replies.optin,
         }
 
     emit(run_in_transaction(work), as_json)

@@ -20,6 +20,7 @@ from tidings.cli.common import (
     run_service,
 )
 from tidings.cli.operators import operators_app
+from tidings.cli.optouts import optout_app
 from tidings.cli.routing import costs_app, fx_app, report_app, routes_explain
 from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
@@ -53,6 +54,7 @@ app.add_typer(costs_app, name="costs")
 app.add_typer(fx_app, name="fx")
 app.add_typer(report_app, name="report")
 app.add_typer(operators_app, name="operators")
+app.add_typer(optout_app, name="optout")
 
 
 def _print_version(value: bool) -> None:

@@ -290,7 +290,8 @@ def build_router(settings: Settings) -> APIRouter:
         state = app_state(request)
         async with transaction(web.reads()) as db:
             clients = await service.client_list(db, state.clock.now())
-        return page(request, "clients.html", signed=signed, clients=clients)
+            optouts = await service.optout_counts(db)
+        return page(request, "clients.html", signed=signed, clients=clients, optouts=optouts)
 
     @router.get("/clients/{client_id}")
     async def client_page(request: Request, client_id: str) -> Response:

@@ -25,6 +25,8 @@ from tidings.console.repository import (
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.messages.models import Message
 from tidings.messages.status import FINAL_STATUSES, Status
+from tidings.optouts.models import OptOut
+from tidings.optouts.repository import OptOutRepository
 from tidings.routing.margins import MarginRepository, summarize
 from tidings.routing.models import Supplier
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
@@ -50,6 +52,7 @@ SUCCESSES = frozenset({"delivered", "read"})
 FINALS = sorted(s.value for s in FINAL_STATUSES if s.value != "read")
 FAILURES = sorted(s.value for s in FINAL_STATUSES if s.value not in SUCCESSES)
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
+OPTOUTS_SHOWN = 50
 
 
 @dataclass(frozen=True)
@@ -337,6 +340,11 @@ async def client_list(session: AsyncSession, now: datetime) -> list[ClientLine]:
     return await ConsoleRepository(session).clients(now - timedelta(hours=24))
 
 
+async def optout_counts(session: AsyncSession) -> dict[int, int]:
+    """Numbers on each client's opt-out list (one GROUP BY over its index)."""
+    return await OptOutRepository(session).counts()
+
+
 @dataclass(frozen=True)
 class ClientPage:
     client: Client
@@ -344,10 +352,13 @@ class ClientPage:
     totals: dict[str, int]
     messages: Sequence[Message]
     webhooks: list[tuple[WebhookDelivery, list[WebhookAttempt]]]
+    optout_count: int = 0
+    optouts: Sequence[OptOut] = ()  # the first OPTOUTS_SHOWN, in msisdn order
 
 
 async def client_page(session: AsyncSession, now: datetime, client_id: int) -> ClientPage | None:
     repo = ConsoleRepository(session)
+    optouts = OptOutRepository(session)
     client = await repo.client(client_id)
     if client is None:
         return None
@@ -375,6 +386,8 @@ async def client_page(session: AsyncSession, now: datetime, client_id: int) -> C
         totals=dict(totals),
         messages=await repo.client_messages(client_id, 50),
         webhooks=await repo.deliveries_of_client(client_id, 30),
+        optout_count=await optouts.count(client_id),
+        optouts=await optouts.page(client_id, after=None, limit=OPTOUTS_SHOWN),
     )
 
 

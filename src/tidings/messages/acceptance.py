@@ -2,9 +2,10 @@
 
 Acceptance has two halves. `prepare_sms` checks and prices a request against a `Catalog`
 snapshot without touching the database. `write_accepted` stores any number of prepared
-requests in the caller's one transaction: references checked, balances debited, messages,
-tasks, dispatch jobs and ledger entries inserted in bulk. Each request succeeds or fails on
-its own (a request is all or nothing; its neighbours in the transaction are not affected).
+requests in the caller's one transaction: numbers on their client's opt-out list taken out
+(docs/optouts.md), references checked, balances debited, messages, tasks, dispatch jobs and
+ledger entries inserted in bulk. Each request succeeds or fails on its own (a request is all
+or nothing but for its opted-out numbers; its neighbours in the transaction are not affected).
 The `AcceptQueue` (writer.py) uses that to commit many concurrent API requests at once.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -29,6 +30,7 @@ from tidings.errors import (
     Conflict,
     InsufficientFunds,
     InvalidRequest,
+    OptedOut,
     PricingError,
     RoutingError,
     TidingsError,
@@ -39,6 +41,7 @@ from tidings.messages.encoding import segment
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import Status
 from tidings.numbering import Destination, InvalidMsisdn, parse_msisdn
+from tidings.optouts.repository import OptOutRepository
 from tidings.routing.plan import UnitCost
 from tidings.routing.service import RouteTable
 
@@ -127,11 +130,23 @@ class AcceptedItem:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedItem:
+    """A number of a batch refused on its own while the rest went on (docs/optouts.md)."""
+
+    index: int  # its place in the request
+    msisdn: str
+    reference: str | None
+    error: TidingsError
+
+
+@dataclass(frozen=True, slots=True)
 class Acceptance:
     items: list[AcceptedItem]
     total_price: Decimal
     currency: str
     task_id: int | None
+    # Numbers of the request refused one by one (opted out): not stored, not charged.
+    refused: list[RefusedItem] = field(default_factory=list)
 
 
 class RecipientChecks:
@@ -330,8 +345,9 @@ def fake_acceptance(prepared: PreparedSms) -> Acceptance:
 class _Admission:
     """The requests of one write, and what became of each."""
 
-    prepared: Sequence[PreparedSms]
+    prepared: list[PreparedSms]
     outcome: list[Acceptance | TidingsError | None] = field(default_factory=list)
+    refused: dict[int, list[RefusedItem]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.outcome = [None] * len(self.prepared)
@@ -345,12 +361,15 @@ async def write_accepted(
 ) -> list[Acceptance | TidingsError]:
     """Charge and store prepared requests in the caller's transaction, in bulk.
 
-    Returns one result per request, in order: its Acceptance, or the error that refused it
-    (a reference in use, a balance that does not cover it). Raises only for faults of the
+    Returns one result per request, in order: its Acceptance (with the numbers refused one
+    by one, `refused`), or the error that refused it (a reference in use, a balance that does
+    not cover it, no number left that has not opted out). Raises only for faults of the
     whole write (the database); a concurrent writer taking a reference between the check and
     the insert surfaces as IntegrityError, and the caller retries the requests one by one.
     """
-    admission = _Admission(prepared)
+    admission = _Admission(list(prepared))
+    await _refuse_opted_out(session, admission)
+    prepared = admission.prepared  # without the numbers that opted out
     await _refuse_used_references(session, admission)
     await _refuse_uncovered(session, admission)
     admitted = admission.open()
@@ -394,7 +413,7 @@ async def write_accepted(
         reference = f"task:{task_of[i]}" if task_of[i] else f"message:{accepted[i][0].id}"
         ledger.append((prepared[i].caller.client_id, -quote.total_price, "charge", reference))
         admission.outcome[i] = Acceptance(
-            accepted[i], quote.total_price, quote.currency, task_of[i]
+            accepted[i], quote.total_price, quote.currency, task_of[i], admission.refused.get(i, [])
         )
     await LedgerRepository(session).add_many(ledger, now)
     await _debit(session, admission, admitted)
@@ -405,12 +424,65 @@ async def write_accepted(
     return [r for r in admission.outcome if r is not None]
 
 
+async def _refuse_opted_out(session: AsyncSession, admission: _Admission) -> None:
+    """Take the numbers on their client's opt-out list out of each request (one query for
+    the whole write). A batch goes on without them, priced without them; a request left
+    with no number is refused whole."""
+    open_ = admission.open()
+    listed = await OptOutRepository(session).listed(
+        {admission.prepared[i].caller.client_id for i in open_},
+        {item.destination.msisdn for i in open_ for item in admission.prepared[i].quote.items},
+    )
+    if not listed:
+        return
+    for i in open_:
+        prepared = admission.prepared[i]
+        client_id, request = prepared.caller.client_id, prepared.request
+        refused = [
+            RefusedItem(
+                item.index,
+                item.destination.msisdn,
+                item.item.reference,
+                OptedOut(item.destination.msisdn, where=_fail_at(item.index, request, "")),
+            )
+            for item in prepared.quote.items
+            if (client_id, item.destination.msisdn) in listed
+        ]
+        if not refused:
+            continue
+        if len(refused) == len(prepared.quote.items):
+            first = refused[0]
+            admission.outcome[i] = (
+                OptedOut(
+                    first.msisdn,
+                    message=f"every phone of the request has opted out "
+                    f"(phones[{first.index}]: {first.msisdn}, …)",
+                )
+                if request.is_batch and len(refused) > 1
+                else first.error
+            )
+            continue
+        admission.prepared[i] = without_refused(prepared, refused)
+        admission.refused[i] = refused
+
+
+def without_refused(prepared: PreparedSms, refused: Sequence[RefusedItem]) -> PreparedSms:
+    """The request as stored: without its refused numbers, its total without their prices."""
+    if not refused:
+        return prepared
+    gone = {r.index for r in refused}
+    quote = prepared.quote
+    kept = [item for item in quote.items if item.index not in gone]
+    total = sum((item.price for item in kept), Decimal(0))
+    return replace(prepared, quote=Quote(kept, total, quote.currency, quote.tariff))
+
+
 async def _refuse_used_references(session: AsyncSession, admission: _Admission) -> None:
     wanted: dict[int, set[str]] = defaultdict(set)
     for request in admission.prepared:
-        for item in request.request.items:
-            if item.reference is not None:
-                wanted[request.caller.client_id].add(item.reference)
+        for priced in request.quote.items:
+            if priced.item.reference is not None:
+                wanted[request.caller.client_id].add(priced.item.reference)
     used: dict[int, set[str]] = {}
     messages = MessageRepository(session)
     for client_id, references in wanted.items():
@@ -419,7 +491,7 @@ async def _refuse_used_references(session: AsyncSession, admission: _Admission) 
     for i in admission.open():
         request = admission.prepared[i]
         taken = used.setdefault(request.caller.client_id, set())
-        refs = [it.reference for it in request.request.items if it.reference is not None]
+        refs = [p.item.reference for p in request.quote.items if p.item.reference is not None]
         clash = next((ref for ref in refs if ref in taken), None)
         if clash is not None:
             admission.outcome[i] = Conflict(

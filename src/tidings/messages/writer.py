@@ -11,9 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidings.clock import Clock
 from tidings.db.engine import transaction
-from tidings.errors import Conflict, InsufficientFunds, TidingsError
+from tidings.errors import Conflict, InsufficientFunds, OptedOut, TidingsError
 from tidings.groupcommit import GroupCommit
-from tidings.messages.acceptance import SMS, Acceptance, BalanceRace, PreparedSms, write_accepted
+from tidings.messages.acceptance import (
+    SMS,
+    Acceptance,
+    BalanceRace,
+    PreparedSms,
+    without_refused,
+    write_accepted,
+)
 from tidings.observability.logging import log_accepted
 from tidings.observability.metrics import Metrics
 
@@ -55,11 +62,20 @@ class AcceptQueue:
         return done
 
     def _accepted(self, prepared: PreparedSms, done: asyncio.Future[Acceptance]) -> None:
-        if done.cancelled() or done.exception() is not None:
+        if done.cancelled():
             return
+        error = done.exception()
+        if error is not None:
+            if isinstance(error, OptedOut) and self.metrics is not None:
+                count = len(prepared.quote.items)
+                self.metrics.optout_refused(prepared.caller.client_id, SMS, count)
+            return
+        acceptance = done.result()
+        stored = without_refused(prepared, acceptance.refused)
         if self.metrics is not None:
-            self.metrics.messages_accepted(prepared, SMS)
-        log_accepted(prepared, done.result(), SMS)
+            self.metrics.messages_accepted(stored, SMS)
+            self.metrics.optout_refused(prepared.caller.client_id, SMS, len(acceptance.refused))
+        log_accepted(stored, acceptance, SMS)
 
     async def _write(self, batch: Sequence[PreparedSms]) -> list[Acceptance | TidingsError]:
         try:

@@ -38,6 +38,7 @@ from tidings.messages.changes import AppliedChange
 from tidings.messages.status import FINAL_STATUSES, Status
 from tidings.observability.depths import QueueDepths
 from tidings.observability.histogram import BatchHistogram
+from tidings.observability.optouts import OptOutCounts
 from tidings.webhooks.repository import DELIVERED, FAILED, Outcome
 
 if TYPE_CHECKING:
@@ -82,7 +83,11 @@ class _Children(Generic[M]):
 
 class Metrics:
     def __init__(
-        self, depths: QueueDepths | None = None, *, engine: AsyncEngine | None = None
+        self,
+        depths: QueueDepths | None = None,
+        *,
+        engine: AsyncEngine | None = None,
+        optouts: OptOutCounts | None = None,
     ) -> None:
         self.engine = engine  # the depths' own engine, when they have one
         self.registry = CollectorRegistry()
@@ -193,9 +198,20 @@ class Metrics:
             "Binds to the SMPP server refused (wrong credentials, blocked client).",
             registry=registry,
         )
+        self.optout_refusals = _Children(
+            Counter(
+                "tidings_optout_refusals",
+                "Messages refused because their number opted out of the client's messages.",
+                ("client_id", "channel"),
+                registry=registry,
+            )
+        )
         self.depths = depths
         if depths is not None:
             registry.register(depths)
+        self.optouts = optouts
+        if optouts is not None:
+            registry.register(optouts)
 
     # --- Messages -------------------------------------------------------------------------
 
@@ -212,6 +228,10 @@ class Metrics:
         """Messages of one client stored together: (supplier id, country) of each."""
         for (supplier_id, country), count in Tally(destinations).items():
             self.accepted(client_id, supplier_id, country, channel).inc(count)
+
+    def optout_refused(self, client_id: int, channel: str, count: int) -> None:
+        if count:
+            self.optout_refusals(client_id, channel).inc(count)
 
     def changes_applied(self, applied: Iterable[AppliedChange]) -> None:
         # Each ORM attribute read is a descriptor call: every one is read once. A Status goes
@@ -323,6 +343,8 @@ class Metrics:
         """Bring the queue depths up to date (at most once a second); call before `render`."""
         if self.depths is not None:
             await self.depths.refresh()
+        if self.optouts is not None:
+            await self.optouts.refresh()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -352,4 +374,5 @@ def build_metrics(settings: Settings, clock: Clock) -> Metrics | None:
     if not settings.metrics:
         return None
     engine = create_reader_engine(settings.database_url)
-    return Metrics(QueueDepths(create_sessionmaker(engine), clock), engine=engine)
+    sessions = create_sessionmaker(engine)
+    return Metrics(QueueDepths(sessions, clock), engine=engine, optouts=OptOutCounts(sessions))

@@ -9,12 +9,20 @@ from tidings.connectors.smpp.smpptime import SmppTimeError, parse_smpp_time
 from tidings.errors import (
     InsufficientFunds,
     InvalidRequest,
+    OptedOut,
     PricingError,
     RoutingError,
     TidingsError,
 )
 
 MAX_VALIDITY = timedelta(days=7)  # a longer validity_period is cut to this
+
+# The destination opted out of this client's messages (docs/smpp-server.md, docs/optouts.md).
+# SMPP 3.4 and 5.0 have no status for it; 0x400-0x4FF is the range both reserve for an SMSC's
+# own errors. A status of its own lets the client tell "this number asked you to stop" from
+# "this number is wrong" (ESME_RINVDSTADR), and being no throttling or queue status, no
+# client retries it.
+ESME_ROPTEDOUT = 0x00000400
 
 
 class BadTime(TidingsError):
@@ -57,6 +65,8 @@ def status_of(error: TidingsError) -> int:
     """The closest command_status for a refusal of the acceptance pipeline."""
     if isinstance(error, BadTime):
         return error.status
+    if isinstance(error, OptedOut):
+        return ESME_ROPTEDOUT
     if isinstance(error, InvalidRequest):
         if error.reason == "bad_msisdn":
             return CommandStatus.ESME_RINVDSTADR

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -26,13 +26,21 @@ from tidings.accounts.service import Caller
 from tidings.billing.repository import LedgerRepository
 from tidings.clock import Clock
 from tidings.delivery.repository import DispatchRepository
-from tidings.errors import Conflict, InsufficientFunds, InvalidRequest, PricingError, RoutingError
-from tidings.messages.acceptance import Limits, RecipientChecks
+from tidings.errors import (
+    Conflict,
+    InsufficientFunds,
+    InvalidRequest,
+    OptedOut,
+    PricingError,
+    RoutingError,
+)
+from tidings.messages.acceptance import Limits, RecipientChecks, RefusedItem
 from tidings.messages.catalog import Catalog
 from tidings.messages.encoding import segment
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import Status
 from tidings.numbering import Destination
+from tidings.optouts.repository import OptOutRepository
 from tidings.viber.repository import VIBER, SenderRepository, ViberRepository
 
 SMS = "sms"
@@ -115,6 +123,8 @@ class ViberAcceptance:
     items: list[AcceptedViber]
     total_price: Decimal
     currency: str
+    # Recipients refused one by one (opted out; `index` counts over every `to` in order).
+    refused: list[RefusedItem] = field(default_factory=list)
 
 
 def _at(index: int, to: int, what: str) -> str:
@@ -231,8 +241,9 @@ async def write_viber(
     session: AsyncSession, clock: Clock, prepared: PreparedViber
 ) -> ViberAcceptance:
     """Charge and store a prepared request in the caller's transaction (all or nothing)."""
-    caller, request, quote = prepared.caller, prepared.request, prepared.quote
+    caller, request = prepared.caller, prepared.request
     await check_senders(session, caller, request)
+    quote, refused = await _without_opted_out(session, prepared)
     messages = MessageRepository(session)
     references = [p.recipient.external_id for p in quote.items if p.recipient.external_id]
     if references:
@@ -268,7 +279,38 @@ async def write_viber(
         ],
         quote.total_price,
         quote.currency,
+        refused,
     )
+
+
+async def _without_opted_out(
+    session: AsyncSession, prepared: PreparedViber
+) -> tuple[ViberQuote, list[RefusedItem]]:
+    """The quote without the recipients on the client's opt-out list (one query), and those
+    recipients; OptedOut when no recipient is left."""
+    quote, client_id = prepared.quote, prepared.caller.client_id
+    listed = await OptOutRepository(session).listed(
+        [client_id], {p.destination.msisdn for p in quote.items}
+    )
+    if not listed:
+        return quote, []
+    # quote_viber priced the recipients in this order: their places, for the error text.
+    places = [
+        (i, j) for i, m in enumerate(prepared.request.messages) for j in range(len(m.recipients))
+    ]
+    kept: list[PricedViber] = []
+    refused: list[RefusedItem] = []
+    for index, (p, (i, j)) in enumerate(zip(quote.items, places, strict=True)):
+        msisdn = p.destination.msisdn
+        if (client_id, msisdn) in listed:
+            error = OptedOut(msisdn, where=_at(i, j, ""))
+            refused.append(RefusedItem(index, msisdn, p.recipient.external_id, error))
+        else:
+            kept.append(p)
+    if not kept:
+        raise refused[0].error
+    total = sum((p.price for p in kept), Decimal(0))
+    return ViberQuote(kept, total, quote.currency, quote.tariff), refused
 
 
 def _send_at(item: ViberItem, now: datetime) -> datetime | None:

@@ -34,6 +34,7 @@ from tidings.messages.changes import AppliedChange, MessageRecord, StatusChange
 from tidings.messages.encoding import segment
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import DELIVERED_STATUSES, FINAL_STATUSES, Status
+from tidings.optouts.repository import OptOutRepository
 from tidings.viber.models import ViberContent
 from tidings.viber.repository import VIBER, ViberRepository
 from tidings.webhooks.service import enqueue_reports
@@ -68,6 +69,7 @@ async def start_fallbacks(
     now = clock.now()
     catalog = await load_catalog(session, (SMS,))
     legs = [_leg(catalog, failed[c.message_id], c, now) for c in contents]
+    await _refuse_opted_out(session, legs, now)
     await _charge(session, legs)
     messages = MessageRepository(session)
     ids = await messages.insert_many([leg.row for leg in legs])
@@ -159,6 +161,18 @@ def _fail(leg: _Leg, reason: str, now: datetime) -> None:
         price=Decimal(0),
         supplier_id=None,
     )
+
+
+async def _refuse_opted_out(session: AsyncSession, legs: list[_Leg], now: datetime) -> None:
+    """A number that opted out after its Viber message was accepted gets no SMS either
+    (docs/optouts.md): the leg is stored failed, not charged. One query for the round."""
+    open_legs = [leg for leg in legs if leg.error is None]
+    listed = await OptOutRepository(session).listed(
+        {leg.viber.client_id for leg in open_legs}, {leg.viber.msisdn for leg in open_legs}
+    )
+    for leg in open_legs:
+        if (leg.viber.client_id, leg.viber.msisdn) in listed:
+            _fail(leg, "the number opted out of this client's messages", now)
 
 
 async def _charge(session: AsyncSession, legs: list[_Leg]) -> None:

@@ -45,6 +45,8 @@ DESCRIPTIONS: dict[int, str] = {
     30: "Task not found",
     31: "Phone is already in the batch",
     32: "Sender not allowed",
+    # Ours, beside Appendix 1's (docs/optouts.md): the SMS and Viber codes of an opt-out.
+    33: "Recipient has opted out",
     40: "Viber message not found",
     41: "Incorrect msisdn",
     43: "Viber message with this ID already exists",
@@ -55,6 +57,7 @@ DESCRIPTIONS: dict[int, str] = {
     48: "Invalid Viber message validity",
     49: "Invalid Viber message options",
     51: "Phone is already in the batch",
+    53: "Recipient has opted out",
     60: "HLR not found",
     61: "Incorrect msisdn",
     62: "Missing HLR reference",
@@ -106,6 +109,7 @@ SMS_CODES: dict[str, int] = {
     "bad_task_id": 29,
     "task_not_found": 30,
     "duplicate_phone": 31,
+    "opted_out": 33,
 }
 
 # HLR requests (docs/hlr.md): Appendix 1's 60-66, the general codes for the rest.
@@ -120,7 +124,8 @@ HLR_CODES: dict[str, int] = {
     "duplicate_phone": 66,
 }
 
-# Viber (seed 004, "Ошибки Viber"; docs/viber.md). 42 and 50 are not published.
+# Viber (seed 004, "Ошибки Viber"; docs/viber.md). 42 and 50 are not published; 53 is ours
+# (an opt-out, as 33 for SMS: the Viber codes mirror the SMS ones 20 apart).
 VIBER_CODES: dict[str, int] = {
     **_GENERAL_CODES,
     "bad_send_time": 10,
@@ -137,6 +142,7 @@ VIBER_CODES: dict[str, int] = {
     "bad_validity": 48,
     "bad_options": 49,
     "duplicate_phone": 51,
+    "opted_out": 53,
 }
 
 # Statistics exports (docs/exports.md): the codes for their filters and files.

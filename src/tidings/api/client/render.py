@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tidings.api.client.errors import DESCRIPTIONS, code_for
 from tidings.api.client.statuses import SEED_004_STATUS
 from tidings.billing.service import format_money
+from tidings.messages.acceptance import Acceptance
 from tidings.messages.changes import MessageData
 from tidings.messages.models import Message
 from tidings.messages.queries import TaskSummary
@@ -17,6 +19,34 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 def format_time(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime(TIME_FORMAT)
+
+
+def batch_result(accepted: Acceptance) -> list[dict[str, Any]]:
+    """A batch's `result`, in the request's order: the seed's entry for each stored message,
+    and, in the form the seed gives HLR's per-item errors, one for each number refused on
+    its own (an opt-out, error 33), which has no id and is not charged."""
+    entries: list[dict[str, Any]] = [
+        {
+            "reference": item.reference,
+            "id": str(item.id),
+            "error": "0",
+            "price": format_money(item.price),
+            "currency": item.currency,
+        }
+        for item in accepted.items
+    ]
+    for refused in sorted(accepted.refused, key=lambda r: r.index):
+        code = code_for(refused.error)
+        entries.insert(
+            refused.index,
+            {
+                "reference": refused.reference,
+                "msisdn": refused.msisdn,
+                "error": str(code),
+                "errorDescription": f"{DESCRIPTIONS[code]}: {refused.error.message}",
+            },
+        )
+    return entries
 
 
 def status_body(message: MessageData) -> dict[str, Any]:

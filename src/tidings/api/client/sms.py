@@ -19,7 +19,7 @@ from tidings.api.client.common import (
     read_then_authenticate,
 )
 from tidings.api.client.parsing import REFERENCE, parse_id, parse_sms_request
-from tidings.api.client.render import status_body, task_body
+from tidings.api.client.render import batch_result, status_body, task_body
 from tidings.api.client.wire import ClientApiRoute, json_response
 from tidings.api.openapi import routes as doc
 from tidings.api.state import AppState, app_state
@@ -59,16 +59,7 @@ def build_router(prefix: str) -> APIRouter:
             )
         return json_response(
             {
-                "result": [
-                    {
-                        "reference": item.reference,
-                        "id": str(item.id),
-                        "error": "0",
-                        "price": format_money(item.price),
-                        "currency": item.currency,
-                    }
-                    for item in accepted.items
-                ],
+                "result": batch_result(accepted),
                 "error": "0",
                 "totalprice": format_money(accepted.total_price),
                 "currency": accepted.currency,

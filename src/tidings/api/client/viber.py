@@ -26,7 +26,7 @@ from tidings.api.client.common import (
     quote_response,
     read_then_authenticate,
 )
-from tidings.api.client.errors import VIBER_CODES
+from tidings.api.client.errors import DESCRIPTIONS, VIBER_CODES, code_for
 from tidings.api.client.parsing import parse_id
 from tidings.api.client.render import viber_status_body
 from tidings.api.client.viber_parsing import EXTERNAL_ID, parse_viber_request
@@ -60,7 +60,7 @@ def _viber_parser(state: AppState) -> Callable[[Any], ViberRequest]:
 
 def _created(accepted: ViberAcceptance) -> list[dict[str, Any]]:
     """The seed's answer: an array holding one object; `reference` only where one was given."""
-    messages = []
+    messages: list[dict[str, str]] = []
     for item in accepted.items:
         entry = {"id": str(item.id)}
         if item.reference is not None:
@@ -68,6 +68,16 @@ def _created(accepted: ViberAcceptance) -> list[dict[str, Any]]:
         entry["price"] = format_money(item.price)
         entry["currency"] = item.currency
         messages.append(entry)
+    # A recipient refused on its own (opted out) keeps its place, with its error instead of
+    # an id and a price (docs/optouts.md).
+    for refused in sorted(accepted.refused, key=lambda r: r.index):
+        code = code_for(refused.error, VIBER_CODES)
+        entry = {"msisdn": refused.msisdn}
+        if refused.reference is not None:
+            entry["reference"] = refused.reference
+        entry["error"] = str(code)
+        entry["errorDescription"] = f"{DESCRIPTIONS[code]}: {refused.error.message}"
+        messages.insert(refused.index, entry)
     return [
         {
             "error": "0",
@@ -97,11 +107,17 @@ def build_router(prefix: str) -> APIRouter:
         except IntegrityError:  # a concurrent request took an external_id after our check
             raise Conflict("an external_id is used already", reason="duplicate_reference") from None
         if state.metrics is not None:
+            gone = {r.index for r in accepted.refused}
             state.metrics.count_accepted(
                 caller.client_id,
                 "viber",
-                ((p.supplier_id, p.destination.iso) for p in prepared.quote.items),
+                (
+                    (p.supplier_id, p.destination.iso)
+                    for index, p in enumerate(prepared.quote.items)
+                    if index not in gone
+                ),
             )
+            state.metrics.optout_refused(caller.client_id, "viber", len(gone))
         return json_response(_created(accepted))
 
     @router.put("/viber/price", **doc.VIBER_PRICE)

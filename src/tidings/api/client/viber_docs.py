@@ -126,10 +126,19 @@ CREATED: dict[str, Any] = {
             "error": {"const": "0"},
             "messages": {
                 "type": "array",
-                "items": json_object(
-                    {"id": DIGITS, "price": MONEY, "currency": TEXT},
-                    {"reference": TEXT},
-                ),
+                "items": {
+                    "anyOf": [
+                        json_object(
+                            {"id": DIGITS, "price": MONEY, "currency": TEXT},
+                            {"reference": TEXT},
+                        ),
+                        # A recipient refused on its own: 53, it opted out (docs/optouts.md).
+                        json_object(
+                            {"msisdn": DIGITS, "error": {"const": "53"}, "errorDescription": TEXT},
+                            {"reference": TEXT},
+                        ),
+                    ]
+                },
             },
             "total_price": MONEY,
             "currency": TEXT,

@@ -153,8 +153,17 @@ class SmsBatchItem(BaseModel):
     currency: str
 
 
+class SmsBatchRefused(BaseModel):
+    """A number of the batch refused on its own (33: it opted out); nothing charged for it."""
+
+    reference: str | None
+    msisdn: Digits
+    error: Literal["33"]
+    errorDescription: str
+
+
 class SmsBatchCreated(BaseModel):
-    result: list[SmsBatchItem]
+    result: list[SmsBatchItem | SmsBatchRefused]
     error: Literal["0"]
     totalprice: Money
     currency: str

@@ -110,7 +110,8 @@ def answer(
 
 
 _SEED_STATUS_TEXT = {
-    400: "A field breaks a rule (codes 2, 6, 7, 9, 10, 12, 21, 22, 24–29, 31, 80–86).",
+    400: "A field breaks a rule (codes 2, 6, 7, 9, 10, 12, 21, 22, 24–29, 31, 80–86), or the "
+    "number opted out (33; Viber 53).",
     401: "Error 1: no API key, or not a key of an active client.",
     402: "Error 8: the balance does not cover the request.",
     403: "Error 3: the client is blocked.",
