@@ -72,9 +72,11 @@ class ConsoleWeb:
     _reads: async_sessionmaker[AsyncSession] | None = None
 
     def reads(self) -> async_sessionmaker[AsyncSession]:
-        """Sessions for the pages' reads, beside the gateway's own connections."""
+        """Sessions for the pages' reads, beside the gateway's own connections: on the read
+        replica when there is one (TIDINGS_DATABASE_REPLICA_URL, docs/scale-out.md)."""
         if self._reads is None:
-            self._reads = create_sessionmaker(create_reader_engine(self.settings.database_url))
+            url = self.settings.database_replica_url or self.settings.database_url
+            self._reads = create_sessionmaker(create_reader_engine(url))
         return self._reads
 
     async def signer(self, state: AppState) -> Signer:
