@@ -1,0 +1,135 @@
+"""Many hosts, one PostgreSQL: processes that share nothing but the database URL.
+
+Three "hosts": `tidings api` A, `tidings worker` B and `tidings api` C, each with its own
+working directory, XDG_DATA_HOME, TMPDIR and port. `tidings api` runs no export worker, so
+only B can build. An export asked through A is built by B
+and downloaded through C (and A), then deleted through C; no host's disk ever holds a file of
+it (docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from bench.exports import seed_messages
+
+from tests.e2e.gateway import TIDINGS, Gateway
+
+ROWS = 5_000  # about 1.7 MB of JSON: more than one 1 MiB chunk
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+WINDOW = {
+    "time_in_from": f"{START:%Y-%m-%d %H:%M:%S}",
+    "time_in_to": f"{START + timedelta(hours=1):%Y-%m-%d %H:%M:%S}",
+    "message_type": "sms",
+}
+
+
+def host_env(home: Path) -> dict[str, str]:
+    """What one host has of its own: its folders. Nothing of the test's environment that
+    could point at a shared place (an export directory) goes through."""
+    for folder in ("data", "tmp"):
+        (home / folder).mkdir(parents=True, exist_ok=True)
+    return {"XDG_DATA_HOME": str(home / "data"), "TMPDIR": str(home / "tmp"), "HOME": str(home)}
+
+
+def make_host(database_url: str, home: Path, **settings: str) -> Gateway:
+    node = Gateway(database_url, home, **settings)
+    node.env = {k: v for k, v in node.env.items() if not k.startswith("TIDINGS_EXPORT_")}
+    node.env.update(host_env(home))
+    node.env.update({f"TIDINGS_{k.upper()}": v for k, v in settings.items()})
+    return node
+
+
+@pytest.fixture
+def hosts(database_url: str, tmp_path: Path) -> Iterator[tuple[Gateway, Gateway, Path]]:
+    if database_url.startswith("sqlite"):
+        pytest.skip("many hosts means one PostgreSQL")
+    a = make_host(database_url, tmp_path / "a")
+    c = make_host(database_url, tmp_path / "c")
+    try:
+        yield a, c, tmp_path / "b"
+    finally:
+        a.stop()
+        c.stop()
+
+
+def start_worker(database_url: str, home: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    env.update(host_env(home))
+    env.update(
+        {
+            "TIDINGS_DATABASE_URL": database_url,
+            "TIDINGS_EXPORT_POLL_INTERVAL": "0.2",
+            "TIDINGS_LOG_LEVEL": "WARNING",
+        }
+    )
+    with (home / "worker.log").open("ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [TIDINGS, "worker"], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def files_named(root: Path, key: str) -> list[Path]:
+    return list(root.rglob(f"*{key}*"))
+
+
+async def listing(http: httpx.AsyncClient, api_key: str) -> list[dict[str, Any]]:
+    answer = await http.get("/rest/stat/list", headers={"X-API-KEY": api_key})
+    files: list[dict[str, Any]] = answer.json()["files"]
+    return files
+
+
+async def test_an_export_asked_on_one_host_is_built_on_another_and_served_by_a_third(
+    hosts: tuple[Gateway, Gateway, Path], database_url: str, tmp_path: Path
+) -> None:
+    a, c, b_home = hosts
+    a.start(command="api")
+    c.start(command="api")
+    client = a.cli("clients", "create", "--name", "acme", "--balance", "0")
+    api_key = str(client["live_key"])
+    headers = {"X-API-KEY": api_key}
+    await seed_messages(database_url, int(client["id"]), ROWS, start=START)
+    worker = start_worker(database_url, b_home)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=a.base_url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=c.base_url, timeout=30) as on_c,
+        ):
+            key = (await on_a.post("/rest/stat/create", headers=headers, json=WINDOW)).json()["key"]
+            deadline = time.monotonic() + 60
+            while (entry := (await listing(on_c, api_key))[0])["state"] != "ready":
+                assert worker.poll() is None, (b_home / "worker.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, f"still {entry['state']}"
+                await asyncio.sleep(0.1)
+            assert entry["rows"] == ROWS
+
+            from_c = await on_c.get(f"/rest/stat/file/id/{key}/format/json", headers=headers)
+            assert from_c.status_code == 200
+            assert len(from_c.content) == entry["sizes"]["json"] > 1024 * 1024
+            rows = orjson.loads(from_c.content)["message_data"]
+            assert len(rows) == ROWS
+            from_a = await on_a.get(f"/rest/stat/file/id/{key}/format/json", headers=headers)
+            assert from_a.content == from_c.content
+            csv = await on_c.get(f"/rest/stat/file/id/{key}/format/csv", headers=headers)
+            assert csv.content.count(b"\r\n") == ROWS + 1
+
+            # No host's disk holds the export, not even a temporary part.
+            assert files_named(tmp_path, key) == []
+
+            gone = await on_c.delete(f"/rest/message/list/{key}", headers=headers)
+            assert gone.json() == {"error": 0}
+            again = await on_a.get(f"/rest/stat/file/id/{key}/format/json", headers=headers)
+            assert again.status_code == 404 and again.json()["error"] == "90"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
