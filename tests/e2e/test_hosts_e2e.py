@@ -2,15 +2,16 @@
 
 Three "hosts": `tidings api` A, `tidings worker` B and `tidings api` C, each with its own
 working directory, XDG_DATA_HOME, TMPDIR and port. `tidings api` runs no export worker, so
-only B can build. An export asked through A is built by B
-and downloaded through C (and A), then deleted through C; no host's disk ever holds a file of
-it (docs/scale-out.md).
+only B can build. An export asked through A is built by B and downloaded through C (and A),
+then deleted through C; no host's disk ever holds a file of it; an operator signed in to the
+console on A is signed in on C (docs/scale-out.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from bench.exports import seed_messages
 
 from tests.e2e.gateway import TIDINGS, Gateway
 
+PASSWORD = "correct horse battery staple"
 ROWS = 5_000  # about 1.7 MB of JSON: more than one 1 MiB chunk
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 WINDOW = {
@@ -79,6 +81,12 @@ def start_worker(database_url: str, home: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert found, f"no hidden {name} field"
+    return found.group(1)
+
+
 def files_named(root: Path, key: str) -> list[Path]:
     return list(root.rglob(f"*{key}*"))
 
@@ -125,6 +133,23 @@ async def test_an_export_asked_on_one_host_is_built_on_another_and_served_by_a_t
 
             # No host's disk holds the export, not even a temporary part.
             assert files_named(tmp_path, key) == []
+
+            # An operator signed in on A is signed in on C: one secret, in the database.
+            a.cli("operators", "create", "--name", "olga", "--password", PASSWORD)
+            async with httpx.AsyncClient(timeout=30) as browser:  # cookies: host, not port
+                form = await browser.get(f"{a.base_url}/console/login")
+                signed = await browser.post(
+                    f"{a.base_url}/console/login",
+                    data={
+                        "csrf": hidden(form.text, "csrf"),
+                        "next": "/console",
+                        "name": "olga",
+                        "password": PASSWORD,
+                    },
+                )
+                assert signed.status_code == 303, signed.text
+                page = await browser.get(f"{c.base_url}/console")
+                assert page.status_code == 200 and "olga" in page.text
 
             gone = await on_c.delete(f"/rest/message/list/{key}", headers=headers)
             assert gone.json() == {"error": 0}
