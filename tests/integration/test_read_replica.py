@@ -23,13 +23,17 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.conftest import POSTGRES_SERVER
+from tests.integration.test_console import PASSWORD
+from tests.integration.test_console import _sign_in as sign_in
 from tests.integration.test_dr_api import basic
 from tests.support import accept_messages, build_world, issue_dr_login
 from tidings.api.app import create_app
 from tidings.api.state import AppState
 from tidings.clock import FrozenClock
 from tidings.config import Settings
+from tidings.db.engine import transaction
 from tidings.db.migrate import upgrade
+from tidings.operators.service import create_operator
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -109,6 +113,16 @@ async def test_reads_go_to_the_replica_and_writes_to_the_primary(
         assert created.json()["error"] == "0", created.text
         assert any(s.startswith("insert into messages") for s in recorder.statements["primary"])
         assert recorder.statements["replica"] == []
+
+        # The console's pages read the replica too.
+        async with transaction(sessions) as session:
+            await create_operator(session, clock, name="olga", password=PASSWORD)
+        assert (await sign_in(http, "olga", PASSWORD)).status_code == 303
+        recorder.clear()
+        page = await http.get(f"/console/messages/{message_id}")
+        assert page.status_code == 200 and "accepted" in page.text
+        assert recorder.reading("replica", "from messages")
+        assert recorder.reading("primary", "from messages") == []
 
 
 @pytest.fixture
