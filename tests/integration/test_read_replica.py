@@ -1,8 +1,10 @@
 """TIDINGS_DATABASE_REPLICA_URL on each database: which engine serves which query.
 
-The "replica" is a second URL of the same database (so it is never behind), or, for
-read-your-writes, an empty migrated database: a replica that has replayed nothing yet.
-Every statement is recorded per engine with SQLAlchemy's cursor events.
+The "replica" is a second URL of the same database (so it is never behind) that can only
+read, as a hot standby: on PostgreSQL a role with SELECT rights whose transactions are read
+only, on SQLite the read-only engine. For read-your-writes, it is an empty migrated
+database: a replica that has replayed nothing yet. Every statement is recorded per engine
+with SQLAlchemy's cursor events.
 """
 
 from __future__ import annotations
@@ -78,14 +80,45 @@ async def gateway(
             yield http, recorder
 
 
+READER_ROLE = "tidings_replica_reader"
+
+
+async def _admin(url: str, *statements: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def read_only_url(database_url: str) -> str:
+    """The same database, through a login that can only read it."""
+    if database_url.startswith("sqlite"):
+        return database_url  # the replica engine on SQLite is query_only already
+    exists = f"SELECT 1 FROM pg_roles WHERE rolname = '{READER_ROLE}'"
+    asyncio.run(
+        _admin(
+            database_url,
+            f"DO $$ BEGIN IF NOT EXISTS ({exists}) THEN CREATE ROLE {READER_ROLE} LOGIN; "
+            "END IF; END $$",
+            f"ALTER ROLE {READER_ROLE} SET default_transaction_read_only = on",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER_ROLE}",
+        )
+    )
+    return database_url.replace("postgres@", f"{READER_ROLE}@", 1)
+
+
 async def test_reads_go_to_the_replica_and_writes_to_the_primary(
-    database_url: str, sessions: Sessions, clock: FrozenClock
+    database_url: str, read_only_url: str, sessions: Sessions, clock: FrozenClock
 ) -> None:
     world = await build_world(sessions, clock)
     login, password = await issue_dr_login(sessions, clock, world.client_id)
     [message_id] = await accept_messages(sessions, clock, world)
     headers = {"X-API-KEY": world.live_key}
-    async with gateway(database_url, database_url, clock) as (http, recorder):
+    assert read_only_url != database_url or database_url.startswith("sqlite")
+    async with gateway(database_url, read_only_url, clock) as (http, recorder):
         recorder.clear()
         for path in (f"/rest/sms/{message_id}", "/rest/sms/reference/ref0", f"/sms/{message_id}"):
             answer = await http.get(path, headers=headers)
@@ -134,21 +167,13 @@ def empty_replica(database_url: str, tmp_path: Path, sqlite_template: Path) -> I
         yield f"sqlite:///{path}"
         return
     name = f"tidings_replica_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_SERVER)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(_admin(POSTGRES_SERVER, f'CREATE DATABASE "{name}"'))
     url = f"{POSTGRES_SERVER.rpartition('/')[0]}/{name}"
     try:
         asyncio.run(upgrade(url))
         yield url
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_admin(POSTGRES_SERVER, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def test_a_status_read_the_replica_has_not_caught_up_with_comes_from_the_primary(
