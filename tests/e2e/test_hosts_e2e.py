@@ -4,7 +4,8 @@ Three "hosts": `tidings api` A, `tidings worker` B and `tidings api` C, each wit
 working directory, XDG_DATA_HOME, TMPDIR and port. `tidings api` runs no export worker, so
 only B can build. An export asked through A is built by B and downloaded through C (and A),
 then deleted through C; no host's disk ever holds a file of it; an operator signed in to the
-console on A is signed in on C (docs/scale-out.md).
+console on A is signed in on C. B and C also have a read replica: a read-only login to the
+same database, which B's export stream and C's console pages read (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
 from bench.exports import seed_messages
 
 from tests.e2e.gateway import TIDINGS, Gateway
+from tests.integration.test_read_replica import READER_ROLE, read_only_login
 
 PASSWORD = "correct horse battery staple"
 ROWS = 5_000  # about 1.7 MB of JSON: more than one 1 MiB chunk
@@ -53,11 +56,19 @@ def make_host(database_url: str, home: Path, **settings: str) -> Gateway:
 
 
 @pytest.fixture
-def hosts(database_url: str, tmp_path: Path) -> Iterator[tuple[Gateway, Gateway, Path]]:
+def replica_url(database_url: str) -> str:
+    return read_only_login(database_url)
+
+
+@pytest.fixture
+def hosts(
+    database_url: str, replica_url: str, tmp_path: Path
+) -> Iterator[tuple[Gateway, Gateway, Path]]:
     if database_url.startswith("sqlite"):
         pytest.skip("many hosts means one PostgreSQL")
     a = make_host(database_url, tmp_path / "a")
-    c = make_host(database_url, tmp_path / "c")
+    # C reads its console pages through a read-only "replica" login to the same database.
+    c = make_host(database_url, tmp_path / "c", database_replica_url=replica_url)
     try:
         yield a, c, tmp_path / "b"
     finally:
@@ -65,12 +76,14 @@ def hosts(database_url: str, tmp_path: Path) -> Iterator[tuple[Gateway, Gateway,
         c.stop()
 
 
-def start_worker(database_url: str, home: Path) -> subprocess.Popen[bytes]:
+def start_worker(database_url: str, replica_url: str, home: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
     env.update(host_env(home))
     env.update(
         {
             "TIDINGS_DATABASE_URL": database_url,
+            # The build streams the messages from the "replica" (a read-only login).
+            "TIDINGS_DATABASE_REPLICA_URL": replica_url,
             "TIDINGS_EXPORT_POLL_INTERVAL": "0.2",
             "TIDINGS_LOG_LEVEL": "WARNING",
         }
@@ -87,6 +100,20 @@ def hidden(page: str, name: str) -> str:
     return found.group(1)
 
 
+async def logins_of(database_url: str, role: str) -> int:
+    """Connections of `role` to the database now (pg_stat_activity)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        count = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE usename = $1 AND datname = current_database()",
+            role,
+        )
+    finally:
+        await connection.close()
+    return int(count)
+
+
 def files_named(root: Path, key: str) -> list[Path]:
     return list(root.rglob(f"*{key}*"))
 
@@ -98,7 +125,7 @@ async def listing(http: httpx.AsyncClient, api_key: str) -> list[dict[str, Any]]
 
 
 async def test_an_export_asked_on_one_host_is_built_on_another_and_served_by_a_third(
-    hosts: tuple[Gateway, Gateway, Path], database_url: str, tmp_path: Path
+    hosts: tuple[Gateway, Gateway, Path], database_url: str, replica_url: str, tmp_path: Path
 ) -> None:
     a, c, b_home = hosts
     a.start(command="api")
@@ -107,7 +134,7 @@ async def test_an_export_asked_on_one_host_is_built_on_another_and_served_by_a_t
     api_key = str(client["live_key"])
     headers = {"X-API-KEY": api_key}
     await seed_messages(database_url, int(client["id"]), ROWS, start=START)
-    worker = start_worker(database_url, b_home)
+    worker = start_worker(database_url, replica_url, b_home)
     try:
         async with (
             httpx.AsyncClient(base_url=a.base_url, timeout=30) as on_a,
@@ -120,6 +147,8 @@ async def test_an_export_asked_on_one_host_is_built_on_another_and_served_by_a_t
                 assert time.monotonic() < deadline, f"still {entry['state']}"
                 await asyncio.sleep(0.1)
             assert entry["rows"] == ROWS
+            # Only B has used its replica login so far: its build read the messages there.
+            assert await logins_of(database_url, READER_ROLE) >= 1
 
             from_c = await on_c.get(f"/rest/stat/file/id/{key}/format/json", headers=headers)
             assert from_c.status_code == 200

@@ -94,6 +94,10 @@ async def _admin(url: str, *statements: str) -> None:
 
 @pytest.fixture
 def read_only_url(database_url: str) -> str:
+    return read_only_login(database_url)
+
+
+def read_only_login(database_url: str) -> str:
     """The same database, through a login that can only read it."""
     if database_url.startswith("sqlite"):
         return database_url  # the replica engine on SQLite is query_only already
