@@ -11,6 +11,7 @@ each number stands alone. Target on SQLite: under 60 s and under 200 MB per form
     .venv/bin/python -m bench.exports                     # 1,000,000 rows, SQLite
     .venv/bin/python -m bench.exports --rows 100000 --check
     .venv/bin/python -m bench.exports --database-url postgresql://postgres@127.0.0.1/bench
+    .venv/bin/python -m bench.exports --storage database   # files into the database
 
 The messages: 90% Ukrainian numbers over eight operator prefixes, 10% Swedish, about one
 number in five repeated; statuses, originators, sources and bodies (some Cyrillic) vary.
@@ -39,6 +40,7 @@ TARGET_RSS_MB = 200.0
 FORMATS = ("json", "xml", "csv", "all")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = 50_000
+IN_DATABASE = ":database:"  # the child's "directory" when the files go into the database
 
 COLUMNS = (
     "id",
@@ -218,11 +220,14 @@ def _rss_mb() -> float:
 
 
 async def _child(database_url: str, client_id: int, fmt: str, directory: str, batch: int) -> None:
+    from tidings.clock import SystemClock
+    from tidings.db.engine import create_engine, create_sessionmaker
+    from tidings.exports.dbstorage import DatabaseStorage
     from tidings.exports.filters import ExportFilter
     from tidings.exports.formats import ALL_FORMATS
     from tidings.exports.repository import create_reader_engine
     from tidings.exports.service import build_files
-    from tidings.exports.storage import LocalStorage
+    from tidings.exports.storage import ExportStorage, LocalStorage
     from tidings.numbering import CountryTable
 
     countries = CountryTable.load()
@@ -230,12 +235,18 @@ async def _child(database_url: str, client_id: int, fmt: str, directory: str, ba
         time_in_from=START, time_in_until=START + timedelta(days=3650), message_type="sms"
     )
     reader = create_reader_engine(database_url)
+    engine = create_engine(database_url)
+    storage: ExportStorage = (
+        DatabaseStorage(create_sessionmaker(engine), SystemClock())
+        if directory == IN_DATABASE
+        else LocalStorage(Path(directory))
+    )
     baseline = _rss_mb()
     started = time.perf_counter()
     try:
         result = await build_files(
             reader,
-            LocalStorage(Path(directory)),
+            storage,
             countries,
             client_id=client_id,
             key="0" * 32,
@@ -246,6 +257,7 @@ async def _child(database_url: str, client_id: int, fmt: str, directory: str, ba
     finally:
         await reader.dispose()
     seconds = time.perf_counter() - started
+    await engine.dispose()
     print(
         json.dumps(
             {
@@ -261,7 +273,7 @@ async def _child(database_url: str, client_id: int, fmt: str, directory: str, ba
 
 
 def run_child(
-    database_url: str, client_id: int, fmt: str, directory: Path, batch: int
+    database_url: str, client_id: int, fmt: str, directory: Path | str, batch: int
 ) -> dict[str, Any]:
     done = subprocess.run(
         [
@@ -342,6 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--database-url", help="an empty PostgreSQL database (default: a temp SQLite)"
     )
+    parser.add_argument(
+        "--storage",
+        choices=("directory", "database"),
+        default="directory",
+        help="where the files go (TIDINGS_EXPORT_STORAGE)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument("--json", dest="json_file", help="save the results here")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -358,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = []
         for fmt in formats:
             out = workdir / f"out-{fmt}"
-            results.append(run_child(database_url, client_id, fmt, out, options.batch_size))
+            target = IN_DATABASE if options.storage == "database" else out
+            results.append(run_child(database_url, client_id, fmt, target, options.batch_size))
             print(json.dumps(results[-1]), flush=True)
             if not options.keep:
                 shutil.rmtree(out, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
 
     # Read when Settings() is built (never at import time); TIDINGS_DATABASE_URL overrides.
     database_url: str = Field(default_factory=default_database_url)
+    # A read replica of the same database (docs/scale-out.md): read-only queries that may be
+    # a moment behind (DR queries, status reads, console pages, export builds) go there.
+    database_replica_url: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Logs are JSON lines on stderr (docs/operations.md); INFO adds one per status change.
@@ -112,9 +116,14 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(200, ge=1)
     webhook_per_host: int = Field(16, ge=1)
 
-    # Statistics exports (docs/exports.md). The directory defaults to `<db>-exports/` beside
-    # the SQLite file, or `./tidings-exports` for PostgreSQL. A build holds a lease that it
-    # renews while it runs; a worker that dies leaves it to run out, then another rebuilds.
+    # Statistics exports (docs/exports.md). A directory (TIDINGS_EXPORT_STORAGE=directory)
+    # defaults to `<db>-exports/` beside the SQLite file, or `./tidings-exports` for
+    # PostgreSQL. A build holds a lease that it renews while it runs; a worker that dies
+    # leaves it to run out, then another rebuilds.
+    # Where the files live: `database` (every api process on every host serves them), or
+    # `directory` (TIDINGS_EXPORT_DIR, which all hosts must share); unset: `directory` when
+    # TIDINGS_EXPORT_DIR is set, else `database` (docs/scale-out.md).
+    export_storage: Literal["database", "directory"] | None = None
     export_dir: str | None = None
     export_batch_size: int = Field(2000, ge=1)
     export_poll_interval: float = Field(1.0, gt=0)
@@ -138,6 +147,17 @@ class Settings(BaseSettings):
     @classmethod
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("database_replica_url")
+    @classmethod
+    def _replica_driver(cls, value: str | None) -> str | None:
+        return normalize_database_url(value) if value else None
+
+    @property
+    def export_storage_kind(self) -> str:
+        if self.export_storage is not None:
+            return self.export_storage
+        return "directory" if self.export_dir else "database"
 
     @field_validator("log_level")
     @classmethod

@@ -3,6 +3,7 @@
 The export must not stay "not ready" for ever: after the restart, once the dead build's lease
 runs out, the export is built again from scratch; the files are complete, the dead build's
 unfinished files are gone, and the client's callback URL gets the export once it is ready.
+The files are in the database (the default storage, exports/dbstorage.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from tests.e2e.gateway import Gateway
 from tests.support import Receiver
 from tidings.db.engine import create_engine, create_sessionmaker
-from tidings.exports.models import Export
+from tidings.exports.models import Export, ExportFile
 
 ROWS = 150_000
 # Recent messages, still valid: the sweeper of the gateway under test leaves them alone.
@@ -40,7 +41,6 @@ def gateway(database_url: str, tmp_path: Path) -> Iterator[Gateway]:
     node = Gateway(
         database_url,
         tmp_path,
-        export_dir=str(tmp_path / "exports"),
         export_lease_seconds="3",
         export_poll_interval="0.2",
         export_batch_size="500",
@@ -70,14 +70,31 @@ async def wait_for(
         await asyncio.sleep(poll)
 
 
-def parts(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.part")) if directory.exists() else []
+def files_named(root: Path, key: str) -> list[Path]:
+    return list(root.rglob(f"*{key}*"))
+
+
+async def stored_files(database_url: str) -> list[tuple[str, bool, int]]:
+    """(format, complete, size) of every export file in the database."""
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            rows = await session.execute(
+                select(ExportFile.format, ExportFile.complete, ExportFile.size)
+            )
+            return [(fmt, complete, size) for fmt, complete, size in rows]
+    finally:
+        await engine.dispose()
+
+
+async def parts(database_url: str) -> list[str]:
+    """The unfinished files."""
+    return [fmt for fmt, complete, _ in await stored_files(database_url) if not complete]
 
 
 async def test_kill_9_during_an_export_then_it_is_rebuilt(
     gateway: Gateway, database_url: str, tmp_path: Path
 ) -> None:
-    exports = tmp_path / "exports"
     async with Receiver() as receiver:
         gateway.start()
         client = gateway.cli("clients", "create", "--name", "acme", "--balance", "0")
@@ -92,17 +109,19 @@ async def test_kill_9_during_an_export_then_it_is_rebuilt(
             key = created.json()["key"]
             # Kill it once the build is under way: the state says so and files are growing.
             deadline = time.monotonic() + 30
-            while not ((await listing(http, api_key))["state"] == "building" and parts(exports)):
+            while not (
+                (await listing(http, api_key))["state"] == "building" and await parts(database_url)
+            ):
                 assert time.monotonic() < deadline, "the build never started"
                 await asyncio.sleep(0.02)
             gateway.kill()
-            dead_parts = parts(exports)
-            assert dead_parts and not list(exports.glob(f"{key}.json"))
+            assert await parts(database_url)
+            assert not [f for f in await stored_files(database_url) if f[1]]  # none complete
 
             gateway.start()
             entry = await wait_for(http, api_key, "ready", within=120)
             assert entry["rows"] == ROWS
-            assert not parts(exports)  # the dead build's leftovers are gone
+            assert not await parts(database_url)  # the dead build's leftovers are gone
 
             answer = await http.get(
                 f"/rest/stat/file/id/{key}/format/json", headers={"X-API-KEY": api_key}
@@ -117,7 +136,9 @@ async def test_kill_9_during_an_export_then_it_is_rebuilt(
                 f"/rest/stat/file/id/{key}/format/xml", headers={"X-API-KEY": api_key}
             )
             assert len(ET.fromstring(answer.content).find("message_data") or []) == ROWS
-            assert entry["sizes"]["json"] == (exports / f"{key}.json").stat().st_size
+            complete = {fmt: size for fmt, done, size in await stored_files(database_url) if done}
+            assert complete == entry["sizes"]
+            assert files_named(tmp_path, key) == []  # nothing on disk
 
             # The callback: the export, announced once it is ready.
             deadline = time.monotonic() + 30

@@ -12,7 +12,6 @@ import asyncio
 import csv
 import io
 import os
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -791,7 +790,7 @@ async def test_an_export_whose_builds_keep_dying_fails_instead_of_waiting_foreve
 
 
 class FailingStorage(LocalStorage):
-    def stage(self, key: str, fmt: str) -> Any:
+    async def stage(self, key: str, fmt: str) -> Any:
         raise OSError("disk full")
 
 
@@ -851,13 +850,13 @@ async def test_an_export_deleted_while_it_builds_leaves_no_file(env: Env) -> Non
     class DeletingStorage(LocalStorage):
         """Deletes the export (as DELETE would) once the first file is written."""
 
-        def stage(self, key_: str, fmt: str) -> Any:
-            staged = super().stage(key_, fmt)
+        async def stage(self, key_: str, fmt: str) -> Any:
+            staged = await super().stage(key_, fmt)
             commit = staged.commit
 
-            def commit_then_delete() -> int:
-                size = commit()
-                asyncio.run_coroutine_threadsafe(forget(), loop).result()
+            async def commit_then_delete() -> int:
+                size = await commit()
+                await forget()
                 return size
 
             staged.commit = commit_then_delete  # type: ignore[method-assign]
@@ -867,7 +866,6 @@ async def test_an_export_deleted_while_it_builds_leaves_no_file(env: Env) -> Non
         async with transaction(env.sessions) as session:
             await session.execute(delete(Export))
 
-    loop = asyncio.get_running_loop()
     worker = ExportWorker(
         env.sessions,
         env.worker.reader,
@@ -931,13 +929,13 @@ async def test_test_keys_get_made_up_data_and_store_nothing(env: Env) -> None:
 class SlowStorage(LocalStorage):
     """Each write takes a while: a build that is still running when the worker stops."""
 
-    def stage(self, key: str, fmt: str) -> Any:
-        staged = super().stage(key, fmt)
+    async def stage(self, key: str, fmt: str) -> Any:
+        staged = await super().stage(key, fmt)
         write = staged.write
 
-        def slow_write(data: bytes) -> None:
-            time.sleep(0.05)
-            write(data)
+        async def slow_write(data: bytes) -> None:
+            await asyncio.sleep(0.05)
+            await write(data)
 
         staged.write = slow_write  # type: ignore[method-assign]
         return staged

@@ -18,11 +18,11 @@ def names(directory: Path) -> list[str]:
 
 async def test_a_staged_file_is_invisible_until_committed(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "exports")
-    staged = storage.stage(KEY, "json")
-    staged.write(b"hello ")
-    staged.write(b"world")
+    staged = await storage.stage(KEY, "json")
+    await staged.write(b"hello ")
+    await staged.write(b"world")
     assert await storage.open(KEY, "json") is None
-    assert staged.commit() == 11
+    assert await staged.commit() == 11
     stored = await storage.open(KEY, "json")
     assert stored is not None and stored.size == 11
     assert b"".join([chunk async for chunk in stored.chunks()]) == b"hello world"
@@ -31,13 +31,13 @@ async def test_a_staged_file_is_invisible_until_committed(tmp_path: Path) -> Non
 
 async def test_a_new_build_replaces_the_old_file_atomically(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    first = storage.stage(KEY, "csv")
-    first.write(b"old")
-    first.commit()
+    first = await storage.stage(KEY, "csv")
+    await first.write(b"old")
+    await first.commit()
     reader = await storage.open(KEY, "csv")  # a download in progress
-    second = storage.stage(KEY, "csv")
-    second.write(b"new!")
-    second.commit()
+    second = await storage.stage(KEY, "csv")
+    await second.write(b"new!")
+    await second.commit()
     assert reader is not None
     assert b"".join([c async for c in reader.chunks()]) == b"old"  # kept its file
     again = await storage.open(KEY, "csv")
@@ -47,19 +47,19 @@ async def test_a_new_build_replaces_the_old_file_atomically(tmp_path: Path) -> N
 
 async def test_discard_and_delete(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    staged = storage.stage(KEY, "xml")
-    staged.write(b"partial")
-    staged.discard()
+    staged = await storage.stage(KEY, "xml")
+    await staged.write(b"partial")
+    await staged.discard()
     assert names(tmp_path) == []
     for fmt in ("json", "xml"):
-        done = storage.stage(KEY, fmt)
-        done.commit()
-    dangling = storage.stage(KEY, "csv")
-    dangling.write(b"x")
-    other = storage.stage("f" * 32, "json")
-    other.commit()
-    storage.discard_parts(KEY)  # as a new build does with a dead builder's parts
-    dangling.discard()  # (here the "dead" builder's handle is ours to close)
+        done = await storage.stage(KEY, fmt)
+        await done.commit()
+    dangling = await storage.stage(KEY, "csv")
+    await dangling.write(b"x")
+    other = await storage.stage("f" * 32, "json")
+    await other.commit()
+    await storage.discard_parts(KEY)  # as a new build does with a dead builder's parts
+    await dangling.discard()  # (here the "dead" builder's handle is ours to close)
     assert names(tmp_path) == sorted([f"{KEY}.json", f"{KEY}.xml", f"{'f' * 32}.json"])
     await storage.delete(KEY)
     assert names(tmp_path) == [f"{'f' * 32}.json"]
@@ -86,11 +86,11 @@ async def test_sweep_removes_stale_parts_and_unknown_keys_only(tmp_path: Path) -
     assert names(tmp_path) == sorted([made[0], made[3], fresh.name])
 
 
-def test_bad_names_are_refused(tmp_path: Path) -> None:
+async def test_bad_names_are_refused(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     for key, fmt in (("../x", "json"), (KEY, "json/../x"), ("", "json")):
         try:
-            storage.stage(key, fmt)
+            await storage.stage(key, fmt)
         except ValueError:
             continue
         raise AssertionError(f"{key!r}.{fmt!r} accepted")

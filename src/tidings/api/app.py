@@ -26,10 +26,11 @@ from tidings.clock import Clock, SystemClock
 from tidings.config import Settings
 from tidings.console import router as console
 from tidings.db.engine import create_engine, create_sessionmaker
+from tidings.db.replica import create_replica_engine
 from tidings.delivery.reports import ReportQueue
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
 from tidings.exports.repository import create_reader_engine
-from tidings.exports.storage import LocalStorage, default_directory
+from tidings.exports.storage import storage_for
 from tidings.exports.worker import ExportOptions, ExportWorker
 from tidings.hlr.worker import HlrOptions, HlrWorker
 from tidings.messages.acceptance import Limits
@@ -86,12 +87,19 @@ def create_app(
         wakeups = Wakeups.for_database(settings.database_url, idle_poll=settings.idle_poll)
         await wakeups.start()
         sessions = create_sessionmaker(engine, wakeups)
+        replica = (
+            create_replica_engine(settings.database_replica_url)
+            if settings.database_replica_url
+            else None
+        )
         the_clock = clock or SystemClock()
         metrics = build_metrics(settings, the_clock)
         state = AppState(
             settings=settings,
             engine=engine,
             sessions=sessions,
+            reads=sessions if replica is None else create_sessionmaker(replica),
+            replica=replica,
             clock=the_clock,
             countries=CountryTable.load(),
             limits=Limits(max_batch_size=settings.max_batch_size, max_parts=settings.max_sms_parts),
@@ -106,7 +114,7 @@ def create_app(
         if metrics is not None and process_group is not None:
             state.metrics_group = ProcessGroupMetrics(metrics, *process_group)
             await state.metrics_group.start()
-        app.state.exports = stat.StatContext(LocalStorage(default_directory(settings)))
+        app.state.exports = stat.StatContext(storage_for(settings, sessions, the_clock))
         state.accepts.start()
         state.reports.start()
         webhooks: WebhookWorker | None = None
@@ -128,7 +136,7 @@ def create_app(
         if roles.background:
             exports = ExportWorker(
                 sessions,
-                create_reader_engine(settings.database_url),
+                create_reader_engine(settings.database_replica_url or settings.database_url),
                 app.state.exports.storage,
                 the_clock,
                 state.countries,
@@ -176,6 +184,8 @@ def create_app(
             if metrics is not None:
                 await metrics.close()
             await wakeups.stop()
+            if replica is not None:
+                await replica.dispose()
             await engine.dispose()
 
     app = FastAPI(

@@ -26,6 +26,9 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # Reads that may lag a moment (DR queries, status reads, console pages): the replica's
+    # sessions when TIDINGS_DATABASE_REPLICA_URL is set, else `sessions` (db/replica.py).
+    reads: async_sessionmaker[AsyncSession]
     clock: Clock
     countries: CountryTable
     limits: Limits
@@ -39,6 +42,7 @@ class AppState:
     metrics: Metrics | None = None  # None: TIDINGS_METRICS=0
     # `tidings serve --processes N`: /metrics gathers every process's (observability/group.py).
     metrics_group: ProcessGroupMetrics | None = None
+    replica: AsyncEngine | None = None  # the engine behind `reads`, when it is a replica
     ready: bool = field(default=False)
 
 

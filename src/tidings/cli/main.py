@@ -28,7 +28,7 @@ from tidings.db.migrate import upgrade, upgrade_sync
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
 from tidings.demo import DemoKeys, ensure_demo
 from tidings.exports.repository import create_reader_engine
-from tidings.exports.storage import LocalStorage, default_directory
+from tidings.exports.storage import storage_for
 from tidings.exports.worker import ExportOptions, ExportWorker
 from tidings.hlr.worker import HlrOptions, HlrWorker
 from tidings.numbering import CountryTable
@@ -182,8 +182,9 @@ def worker(
         )
         exports = ExportWorker(
             sessions,
-            create_reader_engine(settings.database_url),
-            LocalStorage(default_directory(settings)),
+            # The message stream may read a replica; the files are written to the primary.
+            create_reader_engine(settings.database_replica_url or settings.database_url),
+            storage_for(settings, sessions, clock),
             clock,
             CountryTable.load(),
             ExportOptions.from_settings(settings),

@@ -71,8 +71,12 @@ class ConsoleWeb:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _reads: async_sessionmaker[AsyncSession] | None = None
 
-    def reads(self) -> async_sessionmaker[AsyncSession]:
-        """Sessions for the pages' reads, beside the gateway's own connections."""
+    def reads(self, state: AppState) -> async_sessionmaker[AsyncSession]:
+        """Sessions for the pages' reads: the read replica's when there is one (the app's
+        `reads`, TIDINGS_DATABASE_REPLICA_URL, docs/scale-out.md); else a read-only engine
+        of our own beside the gateway's connections (on SQLite its one connection writes)."""
+        if state.replica is not None:
+            return state.reads
         if self._reads is None:
             self._reads = create_sessionmaker(create_reader_engine(self.settings.database_url))
         return self._reads
@@ -135,7 +139,7 @@ def build_router(settings: Settings) -> APIRouter:
         session = signer.read_session(request.cookies.get(SESSION_COOKIE), state.clock.now())
         if session is None:
             return None
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             operator = await operators.find_operator(db, session.operator_id)
         if (
             operator is None
@@ -173,7 +177,7 @@ def build_router(settings: Settings) -> APIRouter:
     ) -> Response:
         state = app_state(request)
         signer = await web.signer(state)
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             count = await operators.count_operators(db)
         token = signer.new_login_token(state.clock.now())
         response = page(
@@ -220,7 +224,7 @@ def build_router(settings: Settings) -> APIRouter:
             answer = await _login_page(request, next_url, error=message, status_code=429)
             answer.headers["Retry-After"] = str(seconds)
             return answer
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             candidate = await operators.load_for_login(db, name)
         try:
             operator = await asyncio.to_thread(operators.check_password, candidate, password)
@@ -266,7 +270,7 @@ def build_router(settings: Settings) -> APIRouter:
         if signed is None:
             return to_login(request)
         state = app_state(request)
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             data = await service.overview(db, state.clock.now(), window, web.traffic)
         return page(request, "overview.html", signed=signed, view=data, countries=state.countries)
 
@@ -278,7 +282,7 @@ def build_router(settings: Settings) -> APIRouter:
                 {"error": "sign in at /console/login"}, status_code=401, headers=SECURITY_HEADERS
             )
         state = app_state(request)
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             data = await service.live(db, state.clock.now(), web.traffic)
         return JSONResponse(data, headers=SECURITY_HEADERS)
 
@@ -288,7 +292,7 @@ def build_router(settings: Settings) -> APIRouter:
         if signed is None:
             return to_login(request)
         state = app_state(request)
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             clients = await service.client_list(db, state.clock.now())
             optouts = await service.optout_counts(db)
         return page(request, "clients.html", signed=signed, clients=clients, optouts=optouts)
@@ -300,7 +304,7 @@ def build_router(settings: Settings) -> APIRouter:
             return to_login(request)
         state = app_state(request)
         number = service.parse_id(client_id)
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             data = (
                 None if number is None else await service.client_page(db, state.clock.now(), number)
             )
@@ -314,7 +318,7 @@ def build_router(settings: Settings) -> APIRouter:
         if signed is None:
             return to_login(request)
         state = app_state(request)
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             data = await service.margins(db, state.clock.now(), period)
         return page(request, "margins.html", signed=signed, view=data)
 
@@ -323,7 +327,7 @@ def build_router(settings: Settings) -> APIRouter:
         signed = await signed_in(request)
         if signed is None:
             return to_login(request)
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             found = await service.search(db, q)
         if len(found) == 1:
             return RedirectResponse(f"{PREFIX}/messages/{found[0].id}", status_code=303)
@@ -335,7 +339,7 @@ def build_router(settings: Settings) -> APIRouter:
         if signed is None:
             return to_login(request)
         number = service.parse_id(message_id)
-        async with transaction(web.reads()) as db:
+        async with transaction(web.reads(app_state(request))) as db:
             history = None if number is None else await service.message_history(db, number)
         if history is None:
             return page(request, "missing.html", 404, signed=signed, what=f"message {message_id}")

@@ -5,7 +5,7 @@ from tidings.billing.models import LedgerEntry, Price
 from tidings.console import models as console_indexes  # noqa: F401  (its indexes)
 from tidings.db.base import Base
 from tidings.delivery.models import DispatchJob, MessagePart, Receipt, SupplierRateBucket
-from tidings.exports.models import Export
+from tidings.exports.models import Export, ExportFile, ExportFileChunk
 from tidings.hlr.models import HlrLookup
 from tidings.messages.models import Message, MessageEvent, Task
 from tidings.operators.models import ConsoleSecret, Operator
@@ -22,6 +22,8 @@ __all__ = [
     "ConsoleSecret",
     "DispatchJob",
     "Export",
+    "ExportFile",
+    "ExportFileChunk",
     "FxRate",
     "HlrLookup",
     "LedgerEntry",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.db.base import Base, UTCDateTime
@@ -49,6 +49,38 @@ class Export(Base):
     row_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     sizes: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class ExportFile(Base):
+    """One file of an export, kept in the database so that every api process can serve it
+    (exports/dbstorage.py). Written in chunks while `complete` is false (invisible to
+    readers); the newest complete file of a (key, format) is the one served. No foreign key
+    to `exports`: files are deleted before their export's row, and the purge sweeps files no
+    export owns, as it does on disk."""
+
+    __tablename__ = "export_files"
+    __table_args__ = (Index("ix_export_files_key_format", "key", "format"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(32))
+    format: Mapped[str] = mapped_column(String(8))
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Touched by every chunk written: the purge takes an unfinished file untouched for an
+    # hour for a dead builder's.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ExportFileChunk(Base):
+    """A piece of an export file, in order (`seq` from 0), of at most `CHUNK_BYTES`."""
+
+    __tablename__ = "export_file_chunks"
+
+    file_id: Mapped[int] = mapped_column(
+        ForeignKey("export_files.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 # An export reads one client's messages in a time_in window, in time_in order: this index

@@ -11,7 +11,7 @@ import asyncio
 import calendar
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -147,39 +147,53 @@ class BuildResult:
 
 
 class _Files:
-    """The staged files of one build and their writers; used from one thread at a time."""
+    """The staged files of one build and their writers; one step at a time writes to them."""
 
-    def __init__(self, storage: ExportStorage, key: str, writers: Mapping[str, Writer]) -> None:
+    def __init__(self, writers: Mapping[str, Writer]) -> None:
         self.writers = writers
         self.staged: dict[str, StagedFile] = {}
-        storage.discard_parts(key)
+
+    @classmethod
+    async def open(cls, storage: ExportStorage, key: str, writers: Mapping[str, Writer]) -> _Files:
+        files = cls(writers)
+        await storage.discard_parts(key)
         try:
             for fmt, writer in writers.items():
-                self.staged[fmt] = storage.stage(key, fmt)
-                self.staged[fmt].write(writer.begin())
+                files.staged[fmt] = await storage.stage(key, fmt)
+                await files.staged[fmt].write(writer.begin())
         except BaseException:
-            self.discard()
+            await files.discard()
             raise
+        return files
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            for fmt, writer in self.writers.items():
-                self.staged[fmt].write(writer.rows(rows))
+    async def write(self, chunks: Mapping[str, bytes]) -> None:
+        for fmt, data in chunks.items():
+            await self.staged[fmt].write(data)
 
-    def commit(self) -> dict[str, int]:
+    async def commit(self) -> dict[str, int]:
         for fmt, writer in self.writers.items():
-            self.staged[fmt].write(writer.end())
-        return {fmt: staged.commit() for fmt, staged in self.staged.items()}
+            await self.staged[fmt].write(writer.end())
+        return {fmt: await staged.commit() for fmt, staged in self.staged.items()}
 
-    def discard(self) -> None:
+    async def discard(self) -> None:
         for staged in self.staged.values():
-            staged.discard()
+            await staged.discard()
 
 
-def _render_and_write(renderer: RowRenderer, files: _Files, records: Sequence[Any]) -> int:
+def _render(
+    renderer: RowRenderer, writers: Mapping[str, Writer], records: Sequence[Any]
+) -> tuple[dict[str, bytes], int]:
+    """One batch's bytes in each format (CPU work: run in a thread)."""
     rows = renderer.render_many(records)
-    files.write(rows)
-    return len(rows)
+    if not rows:
+        return {}, 0
+    return {fmt: writer.rows(rows) for fmt, writer in writers.items()}, len(rows)
+
+
+async def _render_and_write(renderer: RowRenderer, files: _Files, records: Sequence[Any]) -> int:
+    chunks, count = await asyncio.to_thread(_render, renderer, files.writers, records)
+    await files.write(chunks)
+    return count
 
 
 async def build_files(
@@ -196,7 +210,7 @@ async def build_files(
 ) -> BuildResult:
     """Stream the export's messages into its files (all its formats in one pass).
 
-    Each batch is rendered and written in a thread while the next is fetched, so the event
+    Each batch is rendered in a thread and written while the next is fetched, so the event
     loop stays free and the database and the CPU work side by side. The files appear only
     when complete (`StagedFile.commit`); on any failure, or when `still_held()` turns False,
     nothing is left behind.
@@ -204,20 +218,21 @@ async def build_files(
     chosen = tuple(formats) if formats is not None else formats_for(spec.message_type)
     writers = {fmt: writer_for(fmt, spec.message_type) for fmt in chosen}
     renderer = RowRenderer(countries, spec.operator)
-    # Thread work can't be stopped: it is shielded from cancellation, and waited for before
-    # the files are discarded, so no thread writes to a file that is gone.
-    threads: list[asyncio.Future[Any]] = []
+    # Steps are shielded from cancellation (a thread can't be stopped) and waited for before
+    # the files are discarded, so nothing writes to a file that is gone.
+    steps: list[asyncio.Future[Any]] = []
 
-    def in_thread(function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        future = asyncio.ensure_future(asyncio.to_thread(function, *args))
-        threads[1:] = [thread for thread in threads[1:] if not thread.done()]  # [0]: the files
-        threads.append(future)
+    def step(work: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        future = asyncio.ensure_future(work)
+        steps[:] = [other for other in steps if not other.done()]
+        steps.append(future)
         return future
 
     files: _Files | None = None
     count = 0
+    opening = step(_Files.open(storage, key, writers))
     try:
-        built: _Files = await asyncio.shield(in_thread(_Files, storage, key, writers))
+        built: _Files = await asyncio.shield(opening)
         files = built
         pending: asyncio.Future[Any] | None = None
         async with reader.connect() as connection:
@@ -226,17 +241,17 @@ async def build_files(
                     count += await asyncio.shield(pending)
                 if not still_held():
                     raise LeaseLost(key)
-                pending = in_thread(_render_and_write, renderer, built, batch)
+                pending = step(_render_and_write(renderer, built, batch))
             if pending is not None:
                 count += await asyncio.shield(pending)
         if not still_held():
             raise LeaseLost(key)
-        sizes: dict[str, int] = await asyncio.shield(in_thread(built.commit))
+        sizes: dict[str, int] = await asyncio.shield(step(built.commit()))
     except BaseException:
-        await asyncio.gather(*threads, return_exceptions=True)
-        if files is None and threads and not threads[0].exception():
-            files = threads[0].result()
+        await asyncio.gather(*steps, return_exceptions=True)
+        if files is None and not opening.cancelled() and opening.exception() is None:
+            files = opening.result()  # cancelled while the files were being opened
         if files is not None:
-            files.discard()
+            await asyncio.shield(step(files.discard()))
         raise
     return BuildResult(count, sizes)

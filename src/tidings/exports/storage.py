@@ -1,12 +1,14 @@
-"""Where export files live: behind `ExportStorage`, so an object store can replace the disk.
+"""Where export files live: behind `ExportStorage`, so that the database, a shared directory
+or an object store can hold them.
+
+Two implementations: `DatabaseStorage` (exports/dbstorage.py, the default: every api process
+on every host serves every file) and `LocalStorage` here (`TIDINGS_EXPORT_STORAGE=directory`:
+one directory, which must be shared by every host that runs api or worker processes).
 
 `LocalStorage` keeps `<key>.<format>` files in one directory. A file is written as
 `<key>.<format>.<token>.part` and renamed into place only when complete (after fsync), so a
 reader sees a whole file or none, and a builder that dies leaves only a `.part` file that
-the next build of that key, or the purge, removes.
-
-Writing is synchronous (the builder calls it from a thread, beside the rendering); reading
-and deleting are async.
+the next build of that key, or the purge, removes. Its disk work runs in threads.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tidings.clock import Clock
 from tidings.config import Settings
+from tidings.exports.dbstorage import DatabaseStorage
 
 READ_CHUNK = 256 * 1024
 WRITE_BUFFER = 1024 * 1024
@@ -32,13 +37,13 @@ PART = ".part"
 class StagedFile(Protocol):
     """A file being written: invisible to readers until `commit`."""
 
-    def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes) -> None: ...
 
-    def commit(self) -> int:
+    async def commit(self) -> int:
         """Make the file visible under its name (replacing any older one); its size."""
         ...
 
-    def discard(self) -> None: ...
+    async def discard(self) -> None: ...
 
 
 class StoredFile(Protocol):
@@ -52,7 +57,7 @@ class StoredFile(Protocol):
 
 
 class ExportStorage(Protocol):
-    def stage(self, key: str, fmt: str) -> StagedFile: ...
+    async def stage(self, key: str, fmt: str) -> StagedFile: ...
 
     async def open(self, key: str, fmt: str) -> StoredFile | None:
         """The file, or None when there is none."""
@@ -67,9 +72,19 @@ class ExportStorage(Protocol):
         belong to no `known` key (left by a crash); returns the names removed."""
         ...
 
-    def discard_parts(self, key: str) -> None:
+    async def discard_parts(self, key: str) -> None:
         """Remove the unfinished parts of a key (a dead builder's), before building it anew."""
         ...
+
+
+def storage_for(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> ExportStorage:
+    """The storage the settings name: the database (`sessions`, the primary's), unless
+    `TIDINGS_EXPORT_STORAGE=directory` (the default when `TIDINGS_EXPORT_DIR` is set)."""
+    if settings.export_storage_kind == "directory":
+        return LocalStorage(default_directory(settings))
+    return DatabaseStorage(sessions, clock)
 
 
 def default_directory(settings: Settings) -> Path:
@@ -95,11 +110,11 @@ class _LocalStaged:
         self._part = part
         self._file: BinaryIO = part.open("wb", buffering=WRITE_BUFFER)
 
-    def write(self, data: bytes) -> None:
+    async def write(self, data: bytes) -> None:
         if data:
-            self._file.write(data)
+            await asyncio.to_thread(self._file.write, data)
 
-    def commit(self) -> int:
+    def _commit(self) -> int:
         self._file.flush()
         os.fsync(self._file.fileno())
         size = self._file.tell()
@@ -107,10 +122,16 @@ class _LocalStaged:
         os.replace(self._part, self._final)
         return size
 
-    def discard(self) -> None:
+    async def commit(self) -> int:
+        return await asyncio.to_thread(self._commit)
+
+    def _discard(self) -> None:
         with contextlib.suppress(OSError):
             self._file.close()
         self._part.unlink(missing_ok=True)
+
+    async def discard(self) -> None:
+        await asyncio.to_thread(self._discard)
 
 
 class _LocalFile:
@@ -139,11 +160,15 @@ class LocalStorage:
             raise ValueError(f"bad export file name {key!r}.{fmt!r}")
         return self.directory / f"{key}.{fmt}"
 
-    def stage(self, key: str, fmt: str) -> StagedFile:
+    async def stage(self, key: str, fmt: str) -> StagedFile:
         final = self._path(key, fmt)
-        self.directory.mkdir(parents=True, exist_ok=True)
         part = final.with_name(f"{final.name}.{secrets.token_hex(4)}{PART}")
-        return _LocalStaged(final, part)
+
+        def _stage() -> _LocalStaged:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            return _LocalStaged(final, part)
+
+        return await asyncio.to_thread(_stage)
 
     async def open(self, key: str, fmt: str) -> StoredFile | None:
         path = self._path(key, fmt)
@@ -190,7 +215,10 @@ class LocalStorage:
 
         return await asyncio.to_thread(_sweep)
 
-    def discard_parts(self, key: str) -> None:
-        for path in self._names():
-            if path.name.startswith(f"{key}.") and path.name.endswith(PART):
-                path.unlink(missing_ok=True)
+    async def discard_parts(self, key: str) -> None:
+        def _discard() -> None:
+            for path in self._names():
+                if path.name.startswith(f"{key}.") and path.name.endswith(PART):
+                    path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(_discard)

@@ -8,12 +8,14 @@ GET      /hlr/prices[/{tariff}]   the HLR price table (tariff 9 when not given)
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.api.client.common import add_price_tables, read_then_authenticate
 from tidings.api.client.errors import HLR_CODES
@@ -26,7 +28,9 @@ from tidings.api.state import app_state
 from tidings.billing.service import format_money
 from tidings.connectors.hlr.base import FINAL_STATUSES
 from tidings.db.engine import transaction
+from tidings.db.replica import read_with_fallback
 from tidings.errors import InvalidRequest, NotFound
+from tidings.hlr.models import HlrLookup
 from tidings.hlr.service import (
     HLR,
     HlrAcceptance,
@@ -91,13 +95,16 @@ def build_router(prefix: str) -> APIRouter:
     @router.get("/hlr/reference/{reference:path}", **HLR_RESULT)
     async def hlr_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
-        async with state.sessions() as session:
-            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-            if caller.is_test:
-                return json_response(_fake_result(reference, state.clock.now()))
-            if not REFERENCE.fullmatch(reference):  # no such reference can have been stored
-                raise NotFound(f"no HLR request {reference!r}", reason="hlr_not_found")
-            lookup = await find_lookup_by_reference(session, caller.client_id, reference)
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if caller.is_test:
+            return json_response(_fake_result(reference, state.clock.now()))
+        if not REFERENCE.fullmatch(reference):  # no such reference can have been stored
+            raise NotFound(f"no HLR request {reference!r}", reason="hlr_not_found")
+        lookup = await read_with_fallback(
+            state.reads,
+            state.sessions,
+            lambda session: find_lookup_by_reference(session, caller.client_id, reference),
+        )
         return json_response(result_body(lookup))
 
     @router.get("/hlr/{key}", **HLR_RESULT)
@@ -105,21 +112,20 @@ def build_router(prefix: str) -> APIRouter:
         """An id; failing that, a reference (the seed's URL for the reference form is
         `/hlr/{reference}` too)."""
         state = app_state(request)
-        async with state.sessions() as session:
-            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-            if caller.is_test:
-                return json_response(_fake_result(key, state.clock.now()))
-            number = parse_id(key)
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if caller.is_test:
+            return json_response(_fake_result(key, state.clock.now()))
+        number = parse_id(key)
+
+        async def find(session: AsyncSession) -> HlrLookup:
             if number is not None:
-                try:
-                    return json_response(
-                        result_body(await find_lookup(session, caller.client_id, number))
-                    )
-                except NotFound:
-                    pass
+                with contextlib.suppress(NotFound):
+                    return await find_lookup(session, caller.client_id, number)
             if not REFERENCE.fullmatch(key):
                 raise NotFound(f"no HLR request {key!r}", reason="hlr_not_found")
-            lookup = await find_lookup_by_reference(session, caller.client_id, key)
+            return await find_lookup_by_reference(session, caller.client_id, key)
+
+        lookup = await read_with_fallback(state.reads, state.sessions, find)
         return json_response(result_body(lookup))
 
     @router.api_route(

@@ -24,6 +24,7 @@ from tidings.api.client.wire import ClientApiRoute, json_response
 from tidings.api.openapi import routes as doc
 from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money
+from tidings.db.replica import read_with_fallback
 from tidings.errors import InvalidRequest, NotFound
 from tidings.messages.acceptance import SmsRequest, fake_acceptance, prepare_sms, quote_sms
 from tidings.messages.queries import get_message, get_message_by_reference, get_task_summary
@@ -84,45 +85,57 @@ def build_router(prefix: str) -> APIRouter:
     @router.get("/sms/reference/{reference:path}", **doc.SMS_BY_REFERENCE)
     async def sms_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
-        async with state.sessions() as session:
-            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-            if caller.is_test:
-                return json_response(_fake_status(state.clock.now(), reference=reference))
-            if not REFERENCE.fullmatch(reference):  # no such reference can have been stored
-                raise NotFound(
-                    f"no message with reference {reference!r}", reason="message_not_found"
-                )
-            message = await get_message_by_reference(session, caller.client_id, reference)
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if caller.is_test:
+            return json_response(_fake_status(state.clock.now(), reference=reference))
+        if not REFERENCE.fullmatch(reference):  # no such reference can have been stored
+            raise NotFound(f"no message with reference {reference!r}", reason="message_not_found")
+        message = await read_with_fallback(
+            state.reads,
+            state.sessions,
+            lambda session: get_message_by_reference(session, caller.client_id, reference),
+        )
         return json_response(status_body(message))
 
     @router.get("/sms/task/{task_id}", **doc.SMS_TASK)
     async def sms_task(request: Request, task_id: str) -> Response:
         state = app_state(request)
-        async with state.sessions() as session:
-            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-            if not (task_id.isascii() and task_id.isdigit()):
-                raise InvalidRequest(f"task id {task_id!r} is not a number", reason="bad_task_id")
-            number = parse_id(task_id)
-            if number is None:
-                raise NotFound(f"no task {task_id}", reason="task_not_found")
-            if caller.is_test:
-                return json_response(_fake_task(number))
-            summary = await get_task_summary(session, caller.client_id, number)
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if not (task_id.isascii() and task_id.isdigit()):
+            raise InvalidRequest(f"task id {task_id!r} is not a number", reason="bad_task_id")
+        number = parse_id(task_id)
+        if number is None:
+            raise NotFound(f"no task {task_id}", reason="task_not_found")
+        if caller.is_test:
+            return json_response(_fake_task(number))
+        summary = await read_with_fallback(
+            state.reads,
+            state.sessions,
+            lambda session: get_task_summary(session, caller.client_id, number),
+        )
         return json_response(task_body(summary))
 
     @router.get("/sms/{message_id}", **(doc.SMS_BY_ID if prefix else doc.SMS_SHORT_FORM))
     async def sms_by_id(request: Request, message_id: str) -> Response:
         state = app_state(request)
-        async with state.sessions() as session:
-            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-            if caller.is_test:
-                return json_response(_fake_status(state.clock.now(), message_id=message_id))
-            if prefix == "":
-                return json_response(await _short_form(session, caller, message_id))
-            number = parse_id(message_id)
-            if number is None:
-                raise NotFound(f"no message {message_id!r}", reason="message_not_found")
-            message = await get_message(session, caller.client_id, number)
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if caller.is_test:
+            return json_response(_fake_status(state.clock.now(), message_id=message_id))
+        if prefix == "":
+            body = await read_with_fallback(
+                state.reads,
+                state.sessions,
+                lambda session: _short_form(session, caller, message_id),
+            )
+            return json_response(body)
+        number = parse_id(message_id)
+        if number is None:
+            raise NotFound(f"no message {message_id!r}", reason="message_not_found")
+        message = await read_with_fallback(
+            state.reads,
+            state.sessions,
+            lambda session: get_message(session, caller.client_id, number),
+        )
         return json_response(status_body(message))
 
     return router

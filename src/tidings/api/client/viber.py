@@ -35,6 +35,7 @@ from tidings.api.openapi.routes import USE_PUT_OR_POST
 from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money
 from tidings.db.engine import transaction
+from tidings.db.replica import read_with_fallback
 from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.viber.acceptance import (
     ViberAcceptance,
@@ -137,26 +138,32 @@ def build_router(prefix: str) -> APIRouter:
     @router.get("/viber/reference/{reference:path}", **doc.VIBER_STATUS)
     async def viber_by_reference(request: Request, reference: str) -> Response:
         state = app_state(request)
-        async with state.sessions() as session:
-            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-            if caller.is_test:
-                return json_response(_fake_status(state.clock.now(), reference=reference))
-            if not EXTERNAL_ID.fullmatch(reference):  # no such reference can have been stored
-                raise NotFound(f"no Viber message {reference!r}", reason="message_not_found")
-            view = await get_viber_by_reference(session, caller.client_id, reference)
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if caller.is_test:
+            return json_response(_fake_status(state.clock.now(), reference=reference))
+        if not EXTERNAL_ID.fullmatch(reference):  # no such reference can have been stored
+            raise NotFound(f"no Viber message {reference!r}", reason="message_not_found")
+        view = await read_with_fallback(
+            state.reads,
+            state.sessions,
+            lambda session: get_viber_by_reference(session, caller.client_id, reference),
+        )
         return json_response(_status(view))
 
     @router.get("/viber/{message_id}", **doc.VIBER_STATUS)
     async def viber_by_id(request: Request, message_id: str) -> Response:
         state = app_state(request)
-        async with state.sessions() as session:
-            caller = await state.callers.authenticate(request.headers.get("x-api-key"))
-            if caller.is_test:
-                return json_response(_fake_status(state.clock.now(), message_id=message_id))
-            number = parse_id(message_id)
-            if number is None:
-                raise NotFound(f"no Viber message {message_id!r}", reason="message_not_found")
-            view = await get_viber(session, caller.client_id, number)
+        caller = await state.callers.authenticate(request.headers.get("x-api-key"))
+        if caller.is_test:
+            return json_response(_fake_status(state.clock.now(), message_id=message_id))
+        number = parse_id(message_id)
+        if number is None:
+            raise NotFound(f"no Viber message {message_id!r}", reason="message_not_found")
+        view = await read_with_fallback(
+            state.reads,
+            state.sessions,
+            lambda session: get_viber(session, caller.client_id, number),
+        )
         return json_response(_status(view))
 
     return router

@@ -26,6 +26,7 @@ from tidings.api.dr.wire import DrRoute, Forbidden, basic_credentials, json_resp
 from tidings.api.limits import limit_client
 from tidings.api.openapi import routes as doc
 from tidings.api.state import app_state
+from tidings.db.replica import read_with_fallback
 from tidings.errors import NotFound
 from tidings.messages.models import Message
 from tidings.messages.queries import get_message, get_message_by_reference, history
@@ -45,17 +46,23 @@ _MAX_ID = 2**31 - 1  # message ids are 32-bit integers
 
 async def _answer(request: Request, client_id: str, kind: str, lookup: Lookup) -> Response:
     login, password = basic_credentials(request)
-    async with app_state(request).sessions() as session:
+    state = app_state(request)
+    # Read-only: the replica serves it when there is one (db/replica.py).
+    async with state.reads() as session:
         client = await authenticate_dr(session, login, password)
-        limit_client(request, client.id)
-        if client_id != str(client.id):
-            raise Forbidden(f"these credentials are not client {client_id}'s")
+    limit_client(request, client.id)
+    if client_id != str(client.id):
+        raise Forbidden(f"these credentials are not client {client_id}'s")
+
+    async def report(session: AsyncSession) -> Response:
         message = await lookup(session, client.id)
         changes = await history(session, message)
         if message.channel == VIBER_CHANNEL:
             channels = await _viber_channels(session, message)
             return json_response(_VIBER_REPORTS[kind](message, changes[-1][1], channels))
-    return json_response(_REPORTS[kind](message, changes[-1][1]))
+        return json_response(_REPORTS[kind](message, changes[-1][1]))
+
+    return await read_with_fallback(state.reads, state.sessions, report)
 
 
 async def _viber_channels(session: AsyncSession, message: Message) -> Channels:
