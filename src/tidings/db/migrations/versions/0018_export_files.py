@@ -1,7 +1,7 @@
 """exports: files kept in the database (export_files, export_file_chunks)
 
 Revision ID: 0018_export_files
-Revises: 0013_supplier_rate_buckets
+Revises: 0015_optouts
 Create Date: 2026-12-04 16:20:00.000000
 
 Export files move from one host's disk into the database, so that any api process on any
@@ -29,7 +29,7 @@ from alembic import context, op
 import tidings.db.base
 
 revision: str = "0018_export_files"
-down_revision: str | None = "0013_supplier_rate_buckets"
+down_revision: str | None = "0015_optouts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
