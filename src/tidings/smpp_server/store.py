@@ -21,6 +21,7 @@ from tidings.clock import Clock
 from tidings.connectors.smpp.pdu import DataSm, SubmitSm, decode
 from tidings.connectors.smpp.text import decode_short_message
 from tidings.db.arrays import none_of, one_of
+from tidings.inbound.models import InboundMessage
 from tidings.messages.changes import AppliedChange
 from tidings.messages.models import Message
 from tidings.messages.status import DELIVERED_STATUSES, Status
@@ -110,6 +111,37 @@ async def enqueue_smpp_receipts(
     return len(rows)
 
 
+INBOUND_STATUS = "inbound"  # smpp_receipts.status of an inbound message (MO) for the client
+
+
+async def enqueue_smpp_inbound(
+    session: AsyncSession, now: datetime, messages: Sequence[tuple[int, int, datetime]]
+) -> None:
+    """Queue inbound messages (client id, inbound id, received at) for clients' receiver
+    binds: the receipts' queue, so they wait the same way while the client is not bound."""
+    if messages:
+        wake_after_commit(session, SMPP_RECEIPTS)
+        await session.execute(
+            insert(_table(SmppReceipt)),
+            [
+                {
+                    "client_id": client_id,
+                    "message_id": None,
+                    "reply_id": None,
+                    "part_id": None,
+                    "inbound_id": inbound_id,
+                    "status": INBOUND_STATUS,
+                    "detail": None,
+                    "done_at": received_at,
+                    "created_at": now,
+                    "attempts": 0,
+                    "sent_at": None,
+                }
+                for client_id, inbound_id, received_at in messages
+            ],
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PendingReceipt:
     id: int
@@ -124,6 +156,8 @@ class PendingReceipt:
     body: str
     parts: int
     time_in: datetime
+    # Set for an inbound message: msisdn is its sender, originator the number it was sent to.
+    inbound_id: int | None = None
 
 
 async def pending_receipts(
@@ -151,8 +185,15 @@ async def pending_receipts(
             Message.parts,
             Message.time_in,
             SmppReceipt.part_id,
+            SmppReceipt.inbound_id,
+            InboundMessage.sender,
+            InboundMessage.recipient,
+            InboundMessage.text,
+            InboundMessage.parts,
+            InboundMessage.received_at,
         )
         .outerjoin(Message, Message.id == SmppReceipt.message_id)
+        .outerjoin(InboundMessage, InboundMessage.id == SmppReceipt.inbound_id)
         .where(one_of(session, SmppReceipt.client_id, client_ids), SmppReceipt.sent_at.is_(None))
         .order_by(SmppReceipt.id)
         .limit(limit)
@@ -160,11 +201,18 @@ async def pending_receipts(
     if exclude:
         query = query.where(none_of(session, SmppReceipt.id, exclude))
     rows = (await session.execute(query)).all()
-    orphans = [row[-1] for row in rows if row[2] is None and row[-1] is not None]
+    orphans = [row[12] for row in rows if row[2] is None and row[12] is not None]
     of_parts = await _part_texts(session, orphans) if orphans else {}
     receipts = []
     for row in rows:
-        *fields, part_id = row
+        fields = list(row[:12])
+        part_id, inbound_id = row[12], row[13]
+        if inbound_id is not None:
+            if row[14] is None:
+                continue  # pragma: no cover - inbound messages are never deleted
+            fields[7:12] = row[14:19]
+            receipts.append(PendingReceipt(*fields, inbound_id))
+            continue
         if fields[2] is None:
             if part_id not in of_parts:
                 continue  # pragma: no cover - a receipt row always names one or the other
