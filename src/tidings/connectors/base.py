@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tidings.messages.status import Status
 
@@ -132,6 +132,7 @@ InboundSink = Callable[[int, Sequence[InboundItem]], Awaitable[None]]
 """Stores a supplier's inbound messages (by supplier id); returns once they are durable."""
 
 
+@runtime_checkable
 class TakesInbound(Protocol):
     """A connector that delivers inbound messages: the worker hands it the sink first."""
 

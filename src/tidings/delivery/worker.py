@@ -25,9 +25,11 @@ from tidings.config import Settings
 from tidings.connectors.base import (
     AnswersEach,
     Connector,
+    InboundItem,
     SubmitOutcome,
     SubmitResult,
     SupplierReport,
+    TakesInbound,
 )
 from tidings.connectors.registry import build_connector
 from tidings.db.engine import transaction
@@ -51,6 +53,7 @@ from tidings.delivery.service import (
     record_outcomes,
     sweep_expired,
 )
+from tidings.inbound.service import receive
 from tidings.messages.changes import AppliedChange
 from tidings.observability.metrics import Metrics
 from tidings.routing.cache import PlanCache
@@ -424,6 +427,13 @@ class DeliveryWorker:
         """The sink connectors report into: returns once the reports are committed."""
         await self.reports.submit(supplier_id, reports)
 
+    async def inbound(self, supplier_id: int, items: Sequence[InboundItem]) -> None:
+        """The sink connectors deliver inbound messages into: returns once committed."""
+        async with transaction(self.sessions) as session:
+            stored = await receive(session, self.clock, supplier_id, items)
+        if self.metrics is not None:
+            self.metrics.inbound_stored(supplier_id, stored)
+
     async def sweep(self) -> None:
         async with transaction(self.sessions) as session:
             applied = await sweep_expired(
@@ -459,6 +469,8 @@ class DeliveryWorker:
                     if supplier.kind in VIBER_SUPPLIER_KINDS
                     else build_connector(supplier, self.clock)
                 )
+                if isinstance(connector, TakesInbound):
+                    connector.attach_inbound(self.inbound)
                 await connector.start(self.report)
             except Exception:
                 log.exception("supplier %s could not start", supplier.name)

@@ -8,7 +8,7 @@ kept) for any final status, 2 for failures, 3 for deliveries, 0 none (``smpp_rec
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
@@ -211,7 +211,7 @@ async def pending_receipts(
             if row[14] is None:
                 continue  # pragma: no cover - inbound messages are never deleted
             fields[7:12] = row[14:19]
-            receipts.append(PendingReceipt(*fields, inbound_id))
+            receipts.append(replace(PendingReceipt(*fields), inbound_id=inbound_id))
             continue
         if fields[2] is None:
             if part_id not in of_parts:

@@ -42,36 +42,49 @@ domain stores (``message_parts``). Each part's receipt is reported under its own
 database settles the message: delivered when every part is, failed when one part fails, and
 that holds across restarts.
 
-MO: a deliver_sm that is no receipt is acknowledged, logged and counted (``stats["mo"]``),
-and not stored: Tidings has no inbound messages.
+MO: a deliver_sm / data_sm that is no receipt is an inbound message (docs/inbound.md). It is
+answered only once stored (the inbound sink, batched like receipts); a part of a long one
+(UDH 8/16-bit, SAR, message_payload, read by the SMPP server's ``text.read_part``) is stored
+as a part and the message is written when its last part comes. A deliver_sm carries no id,
+so a resend of the same PDU (an SMSC that lost our answer) is recognised by a fingerprint of
+its content within ten minutes (``inbound.service.DEFAULT_DEDUPE_WINDOW``). Without an
+inbound sink (a connector used on its own) MO are acknowledged and counted, not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tidings.clock import Clock
 from tidings.connectors.base import (
+    InboundItem,
+    InboundMo,
+    InboundPiece,
+    InboundSink,
     OutboundMessage,
     ReportSink,
     SubmitOutcome,
     SubmitResult,
     SupplierReport,
 )
+from tidings.connectors.smpp.concat import assembly_key
 from tidings.connectors.smpp.pdu import (
+    HEADER,
     CommandStatus,
     DataSm,
     DeliverSm,
     EncodeError,
     SubmitSm,
     SubmitSmResp,
+    encode,
     status_name,
 )
 from tidings.connectors.smpp.receipts import IdFormat, IdNormaliser, Receipt, receipt_from_pdu
@@ -83,7 +96,15 @@ from tidings.connectors.smpp.session import (
     SessionConfig,
     Unacknowledged,
 )
-from tidings.connectors.smpp.text import LongMode, TextCharset, TextOptions, encode_message
+from tidings.connectors.smpp.text import (
+    LongMode,
+    TextCharset,
+    TextOptions,
+    TextRefused,
+    encode_message,
+    join_text,
+    read_part,
+)
 from tidings.errors import ConfigurationError
 from tidings.messages.encoding import UnencodableText
 
@@ -91,6 +112,7 @@ __all__ = ["SmppConnector", "SmppOptions", "parse_options", "smpp_validity"]
 
 log = logging.getLogger("tidings.smpp")
 
+T = TypeVar("T")
 THROTTLES = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
 MAX_PART_ATTEMPTS = 50  # sends of one part within one submit() (throttling, lost binds)
 
@@ -289,25 +311,32 @@ class _Bounded(dict[str, Any]):
             del self[next(iter(self))]
 
 
-class _ReportBatcher:
-    """Collects reports of concurrent deliver_sm into one sink call (one transaction).
+class _Batcher(Generic[T]):
+    """Collects what concurrent deliver_sm carry (receipts, inbound messages) into one sink
+    call (one transaction).
 
-    ``put`` returns once the sink has stored its reports (or raises what the sink raised),
-    so the deliver_sm is answered only after its receipt is committed.
+    ``put`` returns once the sink has stored its items (or raises what the sink raised),
+    so the deliver_sm is answered only after what it carried is committed.
     """
 
-    def __init__(self, sink: ReportSink, supplier_id: int, size: int, wait: float) -> None:
+    def __init__(
+        self,
+        sink: Callable[[int, Sequence[T]], Awaitable[None]],
+        supplier_id: int,
+        size: int,
+        wait: float,
+    ) -> None:
         self.sink = sink
         self.supplier_id = supplier_id
         self.size = size
         self.wait = wait
-        self._items: list[tuple[list[SupplierReport], asyncio.Future[int]]] = []
+        self._items: list[tuple[list[T], asyncio.Future[int]]] = []
         self._count = 0
         self._task: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
 
-    def put(self, reports: list[SupplierReport]) -> asyncio.Future[int]:
-        """A future that resolves to ESME_ROK once the reports are stored."""
+    def put(self, reports: list[T]) -> asyncio.Future[int]:
+        """A future that resolves to ESME_ROK once the items are stored."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         self._items.append((reports, future))
@@ -330,7 +359,7 @@ class _ReportBatcher:
                 try:
                     await self.sink(self.supplier_id, reports)
                 except Exception as error:
-                    log.warning("storing %d SMPP receipts failed: %s", len(reports), error)
+                    log.warning("storing %d SMPP deliver_sm failed: %s", len(reports), error)
                     for _, future in items:
                         if not future.done():
                             future.set_exception(error)
@@ -361,7 +390,9 @@ class SmppConnector:
         self.sessions: list[EsmeSession] = []
         self._slots: asyncio.Queue[Link] = asyncio.Queue()
         self._any_bound = asyncio.Event()
-        self._reports: _ReportBatcher | None = None
+        self._reports: _Batcher[SupplierReport] | None = None
+        self._inbound_sink: InboundSink | None = None
+        self._inbound: _Batcher[InboundItem] | None = None
         # Parts already accepted of a long message whose later part failed to go: a retry
         # resumes after them instead of sending them twice.
         self._progress = _Bounded(10_000)
@@ -398,9 +429,17 @@ class SmppConnector:
             context.verify_mode = ssl.CERT_NONE
         return context
 
+    def attach_inbound(self, sink: InboundSink) -> None:
+        """Where inbound messages go (before start); without it they are acked and counted."""
+        self._inbound_sink = sink
+
     async def start(self, reports: ReportSink) -> None:
         o = self.options
-        self._reports = _ReportBatcher(reports, self.supplier_id, o.report_batch, o.report_wait)
+        self._reports = _Batcher(reports, self.supplier_id, o.report_batch, o.report_wait)
+        if self._inbound_sink is not None:
+            self._inbound = _Batcher(
+                self._inbound_sink, self.supplier_id, o.report_batch, o.report_wait
+            )
         self._slots = asyncio.Queue()
         self._any_bound = asyncio.Event()
         if o.bind_mode == "transceiver":
@@ -424,6 +463,8 @@ class SmppConnector:
             await session.stop()
         if self._reports is not None:
             await self._reports.drain()
+        if self._inbound is not None:
+            await self._inbound.drain()
         self.sessions = []
 
     def _on_bound(self, link: Link) -> None:
@@ -618,17 +659,7 @@ class SmppConnector:
         assert self._reports is not None, "deliver_sm before start"
         receipt = receipt_from_pdu(pdu)
         if receipt is None:
-            self.stats["mo"] += 1
-            log.info(
-                "%s: MO from %s to %s acknowledged and dropped (no inbound messages), %d so far",
-                link.name,
-                pdu.source_addr,
-                pdu.destination_addr,
-                self.stats["mo"],
-            )
-            done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            done.set_result(CommandStatus.ESME_ROK)
-            return done
+            return self._on_mo(link, pdu)
         self.stats["receipts"] += 1
         return self._reports.put([self._report_of(receipt)])
 
@@ -636,3 +667,59 @@ class SmppConnector:
         """A part's receipt goes under the part's own id: the delivery domain knows the parts."""
         sid = self.ids.receipt(receipt.message_id)
         return SupplierReport(sid, receipt.status, self.clock.now(), receipt.detail)
+
+    # --- inbound messages (MO) ---
+
+    def _on_mo(self, link: Link, pdu: DeliverSm | DataSm) -> asyncio.Future[int]:
+        """The answer to an MO: once stored, or at once when it cannot be read or kept."""
+        self.stats["mo"] += 1
+        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if self._inbound is None:
+            log.info("%s: MO from %s not stored (no inbound sink)", link.name, pdu.source_addr)
+            answer.set_result(CommandStatus.ESME_ROK)
+            return answer
+        try:
+            item = inbound_item(pdu, self.options.text.charset, self.clock.now())
+        except TextRefused as refused:
+            # Binary or reserved codings are not text a client could read: refused, so the
+            # SMSC knows (and may log it), rather than stored as nonsense.
+            log.warning("%s: MO from %s refused: %s", link.name, pdu.source_addr, refused)
+            answer.set_result(CommandStatus.ESME_RINVDCS)
+            return answer
+        return self._inbound.put([item])
+
+
+def inbound_item(pdu: DeliverSm | DataSm, charset: TextCharset, now: datetime) -> InboundItem:
+    """An MO PDU as the inbound sink takes it: a whole message, or one part of a long one.
+
+    ``charset`` is what data_coding 0 means on this bind (the supplier's ``charset``), as a
+    client's does on the SMPP server. Raises TextRefused for binary and reserved codings.
+    """
+    short_message = pdu.short_message if isinstance(pdu, DeliverSm) else b""
+    part = read_part(short_message, pdu.data_coding, pdu.esm_class, pdu.tlvs, default=charset)
+    if part.concat is not None and part.concat.total > 1:
+        concat = part.concat
+        if not 1 <= concat.seqnum <= concat.total:
+            raise TextRefused(f"part {concat.seqnum} of {concat.total}")
+        return InboundPiece(
+            sender=pdu.source_addr,
+            recipient=pdu.destination_addr,
+            assembly=assembly_key(pdu.source_addr, pdu.destination_addr, concat),
+            seqnum=concat.seqnum,
+            total=concat.total,
+            units=part.units,
+            alphabet=part.alphabet,
+            received_at=now,
+        )
+    return InboundMo(
+        sender=pdu.source_addr,
+        recipient=pdu.destination_addr,
+        text=join_text([part]),
+        received_at=now,
+        fingerprint=fingerprint(pdu),
+    )
+
+
+def fingerprint(pdu: DeliverSm | DataSm) -> str:
+    """The PDU's content without its header (the sequence number differs on a resend)."""
+    return "pdu:" + hashlib.sha256(encode(pdu)[HEADER.size :]).hexdigest()[:56]
