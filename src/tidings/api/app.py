@@ -16,6 +16,7 @@ from tidings.accounts.cache import CallerCache
 from tidings.api import health
 from tidings.api import metrics as metrics_api
 from tidings.api.client import fallback, hlr, sms, stat, viber
+from tidings.api.dlr import mo as mo_api
 from tidings.api.dlr import router as dlr_api
 from tidings.api.dr import router as dr_api
 from tidings.api.edges import install_edges
@@ -193,6 +194,7 @@ def create_app(
     # Routes are matched in order, one regular expression each: the suppliers' DLR intake,
     # the busiest route by requests (one receipt per request is how suppliers post), first.
     app.include_router(dlr_api.router)
+    app.include_router(mo_api.router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
     app.include_router(sms.build_router("/rest"))

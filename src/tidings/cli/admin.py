@@ -34,6 +34,7 @@ from tidings.cli.common import (
     run_in_transaction,
 )
 from tidings.errors import NotFound
+from tidings.inbound.service import validate_mo_url
 from tidings.routing.models import Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
 from tidings.routing.service import (
@@ -176,6 +177,10 @@ def clients_update(
     webhook_password: Annotated[
         str | None, typer.Option("--webhook-password", help="'' clears it.")
     ] = None,
+    mo_url: Annotated[
+        str | None,
+        typer.Option("--mo-url", help="Where inbound messages are POSTed; '' clears it."),
+    ] = None,
 ) -> None:
     async def work(session: AsyncSession) -> dict[str, Any]:
         client = await require_client(session, client_id)
@@ -198,12 +203,15 @@ def clients_update(
             client.webhook_login = webhook_login or None
         if webhook_password is not None:
             client.webhook_password = webhook_password or None
+        if mo_url is not None:
+            client.mo_url = validate_mo_url(mo_url)
         await session.flush()
         return {
             **client_view(client),
             "webhook_format": client.webhook_format,
             "retry_schedule": client.retry_schedule,
             "webhook_login": client.webhook_login,
+            "mo_url": client.mo_url,
         }
 
     emit(run_in_transaction(work), as_json)

@@ -19,6 +19,7 @@ from tidings.cli.common import (
     run_in_transaction,
     run_service,
 )
+from tidings.cli.numbers import numbers_app
 from tidings.cli.operators import operators_app
 from tidings.cli.routing import costs_app, fx_app, report_app, routes_explain
 from tidings.config import Settings
@@ -53,6 +54,7 @@ app.add_typer(costs_app, name="costs")
 app.add_typer(fx_app, name="fx")
 app.add_typer(report_app, name="report")
 app.add_typer(operators_app, name="operators")
+app.add_typer(numbers_app, name="numbers")
 
 
 def _print_version(value: bool) -> None:

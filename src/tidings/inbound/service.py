@@ -101,6 +101,18 @@ def keyword_of(text: str) -> str:
     return match.group().upper()[:MAX_KEYWORD] if match else ""
 
 
+def validate_mo_url(url: str) -> str | None:
+    """A client's mo_url: an http(s) URL, or "" for none."""
+    url = url.strip()
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")) or len(url) > 2000:
+        raise InvalidRequest(
+            f"mo_url {url!r} must be an http:// or https:// URL", reason="bad_url", field="mo_url"
+        )
+    return url
+
+
 # --- numbers ------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from tidings.api.client.common import (
     quote_response,
     read_then_authenticate,
 )
+from tidings.api.client.inbound import add_inbound_routes
 from tidings.api.client.parsing import REFERENCE, parse_id, parse_sms_request
 from tidings.api.client.render import status_body, task_body
 from tidings.api.client.wire import ClientApiRoute, json_response
@@ -118,6 +119,8 @@ def build_router(prefix: str) -> APIRouter:
                 return json_response(_fake_task(number))
             summary = await get_task_summary(session, caller.client_id, number)
         return json_response(task_body(summary))
+
+    add_inbound_routes(router)
 
     @router.get("/sms/{message_id}", **(doc.SMS_BY_ID if prefix else doc.SMS_SHORT_FORM))
     async def sms_by_id(request: Request, message_id: str) -> Response:
