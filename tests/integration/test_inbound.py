@@ -1,0 +1,235 @@
+"""Inbound messages on each database: numbers, matching, storing once, parts, the fan-out to
+webhooks and the SMPP queue, and the two HTTP ends (`POST /api/mo`, `GET /rest/sms/inbound`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.support import api_client, build_world, set_dlr_credentials
+from tidings.accounts.models import Client
+from tidings.accounts.service import issue_smpp_credentials
+from tidings.clock import FrozenClock
+from tidings.connectors.base import InboundMo, InboundPiece
+from tidings.connectors.smpp.text import read_part
+from tidings.db.engine import transaction
+from tidings.errors import Conflict, InvalidRequest, NotFound
+from tidings.inbound.models import InboundMessage, InboundPart
+from tidings.inbound.repository import NumberRepository
+from tidings.inbound.service import (
+    INBOUND_EVENT,
+    StoredInbound,
+    assign_number,
+    receive,
+    release_number,
+)
+from tidings.smpp_server.receipts import deliver_pdu
+from tidings.smpp_server.store import pending_receipts
+from tidings.webhooks.models import WebhookDelivery
+
+Sessions = async_sessionmaker[AsyncSession]
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+async def _world(sessions: Sessions, clock: FrozenClock, mo_url: str | None = None) -> int:
+    world = await build_world(sessions, clock, balance=Decimal(10))
+    async with transaction(sessions) as session:
+        client = await session.get(Client, world.client_id)
+        assert client is not None
+        client.mo_url = mo_url
+    return world.supplier_id
+
+
+async def _receive(
+    sessions: Sessions, clock: FrozenClock, supplier_id: int, *items: InboundMo | InboundPiece
+) -> list[StoredInbound | None]:
+    async with transaction(sessions) as session:
+        return await receive(session, clock, supplier_id, list(items))
+
+
+def _mo(
+    text: str,
+    recipient: str = "4567",
+    at: datetime = START,
+    reference: str | None = None,
+    fingerprint: str | None = None,
+) -> InboundMo:
+    return InboundMo("+380971234567", recipient, text, at, reference, fingerprint)
+
+
+async def test_numbers_assign_list_release(sessions: Sessions, clock: FrozenClock) -> None:
+    await _world(sessions, clock)
+    async with transaction(sessions) as session:
+        whole = await assign_number(session, clock, 1, "+380 50 123-45-67")
+        keyword = await assign_number(session, clock, 1, "4567", keyword="pizza")
+        assert (whole.number, whole.keyword) == ("380501234567", "")
+        assert keyword.keyword == "PIZZA"
+    async with transaction(sessions) as session:
+        with pytest.raises(Conflict):
+            await assign_number(session, clock, 1, "380501234567")
+        with pytest.raises(InvalidRequest):
+            await assign_number(session, clock, 1, "not a number!")
+        with pytest.raises(InvalidRequest):
+            await assign_number(session, clock, 1, "4567", keyword="two words")
+    async with transaction(sessions) as session:
+        assert len(await NumberRepository(session).list(1)) == 2
+        await release_number(session, "4567", "Pizza")
+        with pytest.raises(NotFound):
+            await release_number(session, "4567", "PIZZA")
+        assert [n.number for n in await NumberRepository(session).list()] == ["380501234567"]
+
+
+async def test_matched_by_number_then_keyword_else_unrouted(
+    sessions: Sessions, clock: FrozenClock
+) -> None:
+    supplier_id = await _world(sessions, clock)
+    async with transaction(sessions) as session:
+        other = Client(name="other", created_at=clock.now())
+        session.add(other)
+        await session.flush()
+        await assign_number(session, clock, 1, "4567", keyword="PIZZA")
+        await assign_number(session, clock, other.id, "4567")
+        await assign_number(session, clock, 1, "999", supplier_id=supplier_id)
+    stored = await _receive(
+        sessions,
+        clock,
+        supplier_id,
+        _mo("pizza, large please"),
+        _mo("hello"),
+        _mo("to nobody", recipient="+1 555 0100"),
+        _mo("by the right supplier", recipient="999"),
+    )
+    assert [(s.client_id, s.keyword) for s in stored if s] == [
+        (1, "PIZZA"),
+        (other.id, None),
+        (None, None),
+        (1, None),
+    ]
+    # A number tied to one supplier does not take another's messages.
+    async with transaction(sessions) as session:
+        [elsewhere] = await receive(session, clock, None, [_mo("via http", recipient="999")])
+    assert elsewhere is not None and elsewhere.client_id is None
+    async with sessions() as session:
+        rows = (await session.execute(select(InboundMessage).order_by(InboundMessage.id))).scalars()
+        assert [(r.recipient, r.sender) for r in rows][2] == ("15550100", "380971234567")
+
+
+async def test_stored_once_by_supplier_id_and_by_fingerprint(
+    sessions: Sessions, clock: FrozenClock
+) -> None:
+    supplier_id = await _world(sessions, clock, mo_url="http://127.0.0.1:9/mo")
+    async with transaction(sessions) as session:
+        await assign_number(session, clock, 1, "4567")
+    [first] = await _receive(sessions, clock, supplier_id, _mo("hi", reference="m-1"))
+    [again] = await _receive(sessions, clock, supplier_id, _mo("hi", reference="m-1"))
+    assert first is not None and again is not None
+    assert (again.id, again.duplicate, first.duplicate) == (first.id, True, False)
+    [pdu1] = await _receive(sessions, clock, supplier_id, _mo("x", fingerprint="pdu:abc"))
+    clock.advance(60)
+    resent = _mo("x", at=clock.now(), fingerprint="pdu:abc")
+    [pdu2] = await _receive(sessions, clock, supplier_id, resent)
+    clock.advance(3600)  # past the window: the same text again is a new message
+    later = _mo("x", at=clock.now(), fingerprint="pdu:abc")
+    [pdu3] = await _receive(sessions, clock, supplier_id, later)
+    assert pdu1 and pdu2 and pdu3
+    assert pdu2.duplicate and pdu2.id == pdu1.id
+    assert not pdu3.duplicate and pdu3.id != pdu1.id
+    async with sessions() as session:
+        hooks = (await session.execute(select(WebhookDelivery))).scalars().all()
+    # One webhook per new message, none for the repeats.
+    assert len(hooks) == 3
+    assert {h.event for h in hooks} == {INBOUND_EVENT}
+    assert hooks[0].url == "http://127.0.0.1:9/mo"
+    assert hooks[0].schedule == [60, 360, 3600, 43200, 86400]
+    body = orjson.loads(hooks[0].body)
+    assert (body["sender"], body["recipient"], body["text"]) == ("380971234567", "4567", "hi")
+
+
+async def test_long_message_from_parts_and_smpp_queue(
+    sessions: Sessions, clock: FrozenClock
+) -> None:
+    supplier_id = await _world(sessions, clock)
+    async with transaction(sessions) as session:
+        await assign_number(session, clock, 1, "4567")
+        await issue_smpp_credentials(session, 1)
+
+    def piece(seqnum: int, text: str) -> InboundPiece:
+        udh = bytes([5, 0, 3, 42, 2, seqnum])
+        part = read_part(udh + text.encode("utf-16-be"), 8, 0x40)
+        return InboundPiece(
+            "380971234567", "4567", "k", seqnum, 2, part.units, part.alphabet, clock.now()
+        )
+
+    second = await _receive(sessions, clock, supplier_id, piece(2, " світ"))
+    assert second == [None]
+    second_again = await _receive(sessions, clock, supplier_id, piece(2, " світ"))
+    assert second_again == [None]
+    [whole] = await _receive(sessions, clock, supplier_id, piece(1, "Привіт,"))
+    assert whole is not None and whole.text == "Привіт, світ" and whole.parts == 2
+    async with transaction(sessions) as session:
+        assert (await session.execute(select(InboundPart))).first() is None
+        [queued] = await pending_receipts(session, [1], [], 10)
+    assert queued.inbound_id == whole.id
+    pdu = deliver_pdu(queued)
+    assert pdu.esm_class == 0 and pdu.source_addr == "380971234567"
+    assert pdu.destination_addr == "4567" and pdu.data_coding == 8
+    assert pdu.short_message.decode("utf-16-be") == "Привіт, світ"
+
+
+async def test_api_mo_and_inbound_list(
+    database_url: str, sessions: Sessions, clock: FrozenClock
+) -> None:
+    world = await build_world(sessions, clock, balance=Decimal(10))
+    await set_dlr_credentials(sessions, world.supplier_id, "LOGIN", "PASSWORD")
+    async with transaction(sessions) as session:
+        await assign_number(session, clock, world.client_id, "4567")
+    credentials = {"_login": "LOGIN", "_password": "PASSWORD"}
+    async with api_client(database_url, clock) as api:
+        body = {
+            "sender": "+380971234567",
+            "recipient": "4567",
+            "text": "Yes",
+            "received_at": "2026-03-01T11:59:00Z",
+            "supplier_message_id": "up-1",
+            **credentials,
+        }
+        first = await api.post("/api/mo", json=body)
+        again = await api.post("/api/mo", json=body)
+        assert first.status_code == again.status_code == 200
+        assert first.headers["content-type"] == "application/vnd.api+json"
+        assert first.json()["data"]["attributes"] == {"status": "ok", "duplicate": False}
+        assert again.json()["data"]["id"] == first.json()["data"]["id"]
+        assert again.json()["data"]["attributes"]["duplicate"] is True
+        bad = await api.post("/api/mo", json={"text": "x", **credentials})
+        assert bad.status_code == 400
+        assert {e["source"]["parameter"] for e in bad.json()["errors"]} == {"sender", "recipient"}
+        denied = await api.post("/api/mo", json={**body, "_password": "wrong"})
+        assert denied.status_code == 401
+        await api.post(
+            "/api/mo",
+            json={
+                **body,
+                "supplier_message_id": "up-2",
+                "text": "No",
+                "received_at": "2026-03-01 12:00:00",
+            },
+        )
+        key = {"X-API-KEY": world.live_key}
+        page = (await api.get("/rest/sms/inbound?limit=1", headers=key)).json()
+        assert page["error"] == "0" and page["more"] is True
+        [item] = page["inbound"]
+        assert (item["sender"], item["recipient"], item["text"]) == ("380971234567", "4567", "Yes")
+        assert item["time_in"] == "2026-03-01 11:59:00"
+        rest = (await api.get(f"/rest/sms/inbound?since={page['next']}", headers=key)).json()
+        assert [m["text"] for m in rest["inbound"]] == ["No"] and rest["more"] is False
+        by_time = await api.get("/rest/sms/inbound?since=2026-03-01T12:00:00", headers=key)
+        assert [m["text"] for m in by_time.json()["inbound"]] == ["No"]
+        wrong = await api.get("/rest/sms/inbound?limit=0", headers=key)
+        assert wrong.status_code == 400 and wrong.json()["error"] == "7"
+        nokey = await api.get("/rest/sms/inbound")
+        assert nokey.json()["error"] == "1"
