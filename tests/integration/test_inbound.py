@@ -28,6 +28,8 @@ from tidings.inbound.service import (
     receive,
     release_number,
 )
+from tidings.messages.models import Message
+from tidings.routing.service import create_supplier
 from tidings.smpp_server.receipts import deliver_pdu
 from tidings.smpp_server.store import pending_receipts
 from tidings.webhooks.models import WebhookDelivery
@@ -233,3 +235,38 @@ async def test_api_mo_and_inbound_list(
         assert wrong.status_code == 400 and wrong.json()["error"] == "7"
         nokey = await api.get("/rest/sms/inbound")
         assert nokey.json()["error"] == "1"
+
+
+async def test_reply_goes_from_the_number_through_the_inbound_supplier(
+    database_url: str, sessions: Sessions, clock: FrozenClock
+) -> None:
+    world = await build_world(sessions, clock, balance=Decimal(10))  # routes go to sim-acme
+    async with transaction(sessions) as session:
+        hosting = await create_supplier(session, clock, name="host", kind="simulator")
+        await assign_number(session, clock, world.client_id, "4567")
+    [inbound] = await _receive(sessions, clock, hosting.id, _mo("Is it open?"))
+    assert inbound is not None
+    key = {"X-API-KEY": world.live_key}
+    async with api_client(database_url, clock) as api:
+        created = await api.post(
+            "/rest/sms/create",
+            headers=key,
+            json={"destination": "phone", "reply_to": inbound.id, "body": "Yes", "reference": "r1"},
+        )
+        assert created.json()["error"] == "0", created.text
+        unknown = await api.post(
+            "/rest/sms/create",
+            headers=key,
+            json={
+                "destination": "phone",
+                "reply_to": inbound.id + 1,
+                "body": "?",
+                "reference": "r2",
+            },
+        )
+        assert unknown.json()["error"] == "7"
+    async with sessions() as session:
+        message = await session.get(Message, int(created.json()["id"]))
+    assert message is not None
+    assert (message.msisdn, message.originator) == ("380971234567", "4567")
+    assert (message.supplier_id, message.reply_to) == (hosting.id, inbound.id)

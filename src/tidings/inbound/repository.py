@@ -14,6 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.accounts.models import Client
 from tidings.db.arrays import is_postgres, one_of
 from tidings.inbound.models import InboundMessage, InboundPart, Number
+from tidings.routing.models import Supplier
+
+# Supplier kinds a reply can go out through (an SMS connector).
+SMS_KINDS = ("simulator", "http", "smpp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +172,42 @@ class InboundRepository:
             await self.session.execute(
                 delete(InboundPart).where(one_of(self.session, InboundPart.id, part_ids))
             )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTarget:
+    """What a reply takes from the inbound message it answers."""
+
+    inbound_id: int
+    sender: str
+    recipient: str
+    supplier_id: int | None  # None: gone, disabled or not an SMS supplier: routing decides
+
+
+async def reply_targets(
+    session: AsyncSession, client_id: int, inbound_ids: Collection[int]
+) -> dict[int, ReplyTarget]:
+    """The client's own inbound messages among `inbound_ids` (others are not found)."""
+    if not inbound_ids:
+        return {}
+    result = await session.execute(
+        select(
+            InboundMessage.id,
+            InboundMessage.sender,
+            InboundMessage.recipient,
+            Supplier.id,
+            Supplier.enabled,
+            Supplier.kind,
+        )
+        .outerjoin(Supplier, Supplier.id == InboundMessage.supplier_id)
+        .where(
+            InboundMessage.client_id == client_id,
+            one_of(session, InboundMessage.id, inbound_ids),
+        )
+    )
+    return {
+        row[0]: ReplyTarget(
+            row[0], row[1], row[2], row[3] if row[4] and row[5] in SMS_KINDS else None
+        )
+        for row in result.tuples()
+    }

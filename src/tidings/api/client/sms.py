@@ -26,12 +26,29 @@ from tidings.api.openapi import routes as doc
 from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money
 from tidings.errors import InvalidRequest, NotFound
-from tidings.messages.acceptance import SmsRequest, fake_acceptance, prepare_sms, quote_sms
+from tidings.inbound.replies import resolve_replies
+from tidings.messages.acceptance import (
+    SmsRequest,
+    fake_acceptance,
+    pin_suppliers,
+    prepare_sms,
+    quote_sms,
+)
 from tidings.messages.queries import get_message, get_message_by_reference, get_task_summary
 
 
 def _sms_parser(state: AppState) -> Callable[[Any], SmsRequest]:
     return lambda payload: parse_sms_request(payload, state.clock.now())
+
+
+async def _replies(
+    state: AppState, caller: Caller, parsed: SmsRequest
+) -> tuple[SmsRequest, dict[int, int]]:
+    """Fill in the replies' addresses (`reply_to`), and which supplier each goes through."""
+    if all(item.reply_to is None for item in parsed.items):
+        return parsed, {}
+    async with state.sessions() as session:
+        return await resolve_replies(session, caller.client_id, parsed)
 
 
 def build_router(prefix: str) -> APIRouter:
@@ -42,7 +59,10 @@ def build_router(prefix: str) -> APIRouter:
     async def create_sms(request: Request) -> Response:
         state = app_state(request)
         caller, parsed = await read_then_authenticate(request, _sms_parser(state))
-        prepared = prepare_sms(await state.catalog.get(), caller, parsed, state.limits)
+        parsed, pins = await _replies(state, caller, parsed)
+        prepared = pin_suppliers(
+            prepare_sms(await state.catalog.get(), caller, parsed, state.limits), pins
+        )
         if caller.is_test:
             accepted = fake_acceptance(prepared)
         else:
@@ -82,6 +102,7 @@ def build_router(prefix: str) -> APIRouter:
     async def price_sms(request: Request) -> Response:
         state = app_state(request)
         caller, parsed = await read_then_authenticate(request, _sms_parser(state))
+        parsed, _ = await _replies(state, caller, parsed)
         return quote_response(quote_sms(await state.catalog.get(), caller, parsed, state.limits))
 
     add_price_tables(router, "sms", 0, doc.SMS_PRICES)
