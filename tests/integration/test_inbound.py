@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support import api_client, build_world, set_dlr_credentials
+from tests.support import accept_messages, api_client, build_world, set_dlr_credentials
 from tidings.accounts.models import Client
 from tidings.accounts.service import issue_smpp_credentials
 from tidings.clock import FrozenClock
@@ -19,6 +19,9 @@ from tidings.connectors.base import InboundMo, InboundPiece
 from tidings.connectors.smpp.text import read_part
 from tidings.db.engine import transaction
 from tidings.errors import Conflict, InvalidRequest, NotFound
+from tidings.exports.filters import parse_filter
+from tidings.exports.repository import create_reader_engine, stream_messages
+from tidings.exports.rows import RowRenderer
 from tidings.inbound.models import InboundMessage, InboundPart
 from tidings.inbound.repository import NumberRepository
 from tidings.inbound.service import (
@@ -29,6 +32,7 @@ from tidings.inbound.service import (
     release_number,
 )
 from tidings.messages.models import Message
+from tidings.numbering import CountryTable
 from tidings.routing.service import create_supplier
 from tidings.smpp_server.receipts import deliver_pdu
 from tidings.smpp_server.store import pending_receipts
@@ -270,3 +274,37 @@ async def test_reply_goes_from_the_number_through_the_inbound_supplier(
     assert message is not None
     assert (message.msisdn, message.originator) == ("380971234567", "4567")
     assert (message.supplier_id, message.reply_to) == (hosting.id, inbound.id)
+
+
+@pytest.mark.parametrize("message_type", [None, "sms"])
+async def test_exports_hold_inbound_messages_with_their_direction(
+    database_url: str, sessions: Sessions, clock: FrozenClock, message_type: str | None
+) -> None:
+    world = await build_world(sessions, clock, balance=Decimal(10))
+    async with transaction(sessions) as session:
+        await assign_number(session, clock, world.client_id, "4567")
+    await accept_messages(sessions, clock, world, 1)
+    await _receive(sessions, clock, world.supplier_id, _mo("STOP", at=clock.now()))
+    payload: dict[str, str] = {
+        "time_in_from": "2026-03-01 00:00:00",
+        "time_in_to": "2026-03-02 00:00:00",
+    }
+    if message_type is not None:
+        payload["message_type"] = message_type
+    spec = parse_filter(payload, CountryTable.load())
+    reader = create_reader_engine(database_url)
+    renderer = RowRenderer(CountryTable.load())
+    try:
+        async with reader.connect() as connection:
+            rows = [
+                renderer(record)
+                async for batch in stream_messages(connection, world.client_id, spec, 100)
+                for record in batch
+            ]
+    finally:
+        await reader.dispose()
+    assert [(r["direction"], r["message_type"]) for r in rows if r] == [
+        ("outbound", "sms"),
+        ("inbound", "sms"),
+    ]
+    assert rows[1] is not None and (rows[1]["originator"], rows[1]["body"]) == ("4567", "STOP")
