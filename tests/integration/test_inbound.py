@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.integration.test_console import PASSWORD as CONSOLE_PASSWORD
+from tests.integration.test_console import _sign_in
 from tests.support import accept_messages, api_client, build_world, set_dlr_credentials
 from tidings.accounts.models import Client
 from tidings.accounts.service import issue_smpp_credentials
@@ -33,6 +35,7 @@ from tidings.inbound.service import (
 )
 from tidings.messages.models import Message
 from tidings.numbering import CountryTable
+from tidings.operators.service import create_operator
 from tidings.routing.service import create_supplier
 from tidings.smpp_server.receipts import deliver_pdu
 from tidings.smpp_server.store import pending_receipts
@@ -308,3 +311,22 @@ async def test_exports_hold_inbound_messages_with_their_direction(
         ("inbound", "sms"),
     ]
     assert rows[1] is not None and (rows[1]["originator"], rows[1]["body"]) == ("4567", "STOP")
+
+
+async def test_console_lists_inbound_and_unrouted(
+    database_url: str, sessions: Sessions, clock: FrozenClock
+) -> None:
+    supplier_id = await _world(sessions, clock)
+    async with transaction(sessions) as session:
+        await assign_number(session, clock, 1, "4567")
+        await create_operator(session, clock, name="olga", password=CONSOLE_PASSWORD)
+    await _receive(sessions, clock, supplier_id, _mo("for acme"), _mo("lost", recipient="999"))
+    async with api_client(database_url, clock) as http:
+        signed = await _sign_in(http, "olga", CONSOLE_PASSWORD)
+        assert signed.status_code == 303
+        every = await http.get("/console/inbound")
+        unrouted = await http.get("/console/inbound?unrouted=1")
+    assert every.status_code == unrouted.status_code == 200
+    assert "for acme" in every.text and "lost" in every.text
+    assert "lost" in unrouted.text and "for acme" not in unrouted.text
+    assert "1 unrouted" in unrouted.text
