@@ -242,6 +242,13 @@ async def test_api_mo_and_inbound_list(
         assert wrong.status_code == 400 and wrong.json()["error"] == "7"
         nokey = await api.get("/rest/sms/inbound")
         assert nokey.json()["error"] == "1"
+        metrics = (await api.get("/metrics")).text
+    # Two messages stored, the repeat not counted.
+    sample = (
+        f'tidings_inbound_messages_total{{client_id="{world.client_id}",number="4567",'
+        f'supplier_id="{world.supplier_id}"}} 2.0'
+    )
+    assert sample in metrics
 
 
 async def test_reply_goes_from_the_number_through_the_inbound_supplier(
