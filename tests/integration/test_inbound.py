@@ -30,6 +30,7 @@ from tidings.inbound.service import (
     INBOUND_EVENT,
     StoredInbound,
     assign_number,
+    give_up_parts,
     receive,
     release_number,
 )
@@ -337,3 +338,34 @@ async def test_console_lists_inbound_and_unrouted(
     assert "for acme" in every.text and "lost" in every.text
     assert "lost" in unrouted.text and "for acme" not in unrouted.text
     assert "1 unrouted" in unrouted.text
+
+
+async def test_a_long_message_missing_parts_is_stored_with_what_came(
+    sessions: Sessions, clock: FrozenClock
+) -> None:
+    supplier_id = await _world(sessions, clock)
+    async with transaction(sessions) as session:
+        await assign_number(session, clock, 1, "4567")
+
+    def piece(assembly: str, seqnum: int, text: str) -> InboundPiece:
+        return InboundPiece(
+            "380971234567", "4567", assembly, seqnum, 2, text.encode(), "ascii", clock.now()
+        )
+
+    assert await _receive(sessions, clock, supplier_id, piece("lost", 1, "Half of it")) == [None]
+    # A whole message, then its second part again (the SMSC lost our answer to it).
+    await _receive(
+        sessions, clock, supplier_id, piece("whole", 1, "One "), piece("whole", 2, "two")
+    )
+    assert await _receive(sessions, clock, supplier_id, piece("whole", 2, "two")) == [None]
+    async with transaction(sessions) as session:
+        assert await give_up_parts(session, clock) == {}  # not overdue yet
+    clock.advance(2 * 3600)
+    async with transaction(sessions) as session:
+        overdue = await give_up_parts(session, clock)
+    [given_up] = overdue[supplier_id]
+    assert (given_up.text, given_up.parts, given_up.client_id) == ("Half of it", 1, 1)
+    async with sessions() as session:
+        texts = (await session.execute(select(InboundMessage.text))).scalars().all()
+        assert sorted(texts) == ["Half of it", "One two"]
+        assert (await session.execute(select(InboundPart))).first() is None

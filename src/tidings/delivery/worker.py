@@ -53,7 +53,7 @@ from tidings.delivery.service import (
     record_outcomes,
     sweep_expired,
 )
-from tidings.inbound.service import receive
+from tidings.inbound.service import give_up_parts, receive
 from tidings.messages.changes import AppliedChange
 from tidings.observability.metrics import Metrics
 from tidings.routing.cache import PlanCache
@@ -441,6 +441,11 @@ class DeliveryWorker:
             )
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
+        async with transaction(self.sessions) as session:
+            overdue = await give_up_parts(session, self.clock)
+        if self.metrics is not None:
+            for supplier_id, stored in overdue.items():
+                self.metrics.inbound_stored(supplier_id, stored)
 
     async def refresh_suppliers(self) -> None:
         async with self.sessions() as session:

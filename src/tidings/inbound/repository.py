@@ -167,6 +167,17 @@ class InboundRepository:
         )
         return result.scalars().all()
 
+    async def stale_assemblies(self, before: datetime, limit: int) -> list[tuple[int, str]]:
+        """Long messages with a part received before `before` (the table holds only the few
+        parts still waiting, so no index is needed for this)."""
+        result = await self.session.execute(
+            select(InboundPart.supplier_id, InboundPart.assembly)
+            .where(InboundPart.received_at < before)
+            .group_by(InboundPart.supplier_id, InboundPart.assembly)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in result.tuples()]
+
     async def drop_parts(self, part_ids: Sequence[int]) -> None:
         if part_ids:
             await self.session.execute(

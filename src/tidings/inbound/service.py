@@ -38,6 +38,8 @@ MAX_NUMBER = 20
 MAX_KEYWORD = 32
 MAX_TEXT = 10_000
 DEFAULT_DEDUPE_WINDOW = timedelta(minutes=10)
+# A long message still missing parts this long after its first is stored with what came.
+PARTS_TIMEOUT = timedelta(hours=1)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # seed 004's times, UTC
 
 _NUMBER = re.compile(r"^[0-9A-Za-z]{1,20}$")
@@ -223,6 +225,51 @@ def normalise_recipient(number: str) -> str:
         return number.strip()[:MAX_NUMBER]
 
 
+async def give_up_parts(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    after: timedelta = PARTS_TIMEOUT,
+    hooks: Sequence[InboundHook] = AFTER_INBOUND_STORED,
+) -> dict[int, list[StoredInbound]]:
+    """Long messages whose missing parts did not come within `after` of their first: stored
+    with the parts that came, rather than kept waiting forever (the sweeper calls this);
+    what was stored, by supplier."""
+    repo = InboundRepository(session)
+    stored: dict[int, list[StoredInbound]] = {}
+    for supplier_id, assembly in await repo.stale_assemblies(clock.now() - after, 100):
+        parts = await repo.parts(supplier_id, assembly)
+        if not parts:  # pragma: no cover - taken by a part that completed it meanwhile
+            continue
+        mo = _joined(parts, assembly)
+        await repo.drop_parts([p.id for p in parts])
+        # A part the SMSC sent again after its message was whole (our answer was lost) is
+        # no message of its own: the whole one was stored around the time it came.
+        around = mo.received_at - DEFAULT_DEDUPE_WINDOW
+        if mo.fingerprint and await repo.by_fingerprint(supplier_id, mo.fingerprint, around):
+            continue
+        taken = await receive(
+            session, clock, supplier_id, [mo], dedupe_window=timedelta(0), hooks=hooks
+        )
+        stored.setdefault(supplier_id, []).extend(s for s in taken if s)
+    return stored
+
+
+def _joined(parts: Sequence[Any], assembly: str) -> InboundMo:
+    first: dict[int, Any] = {}
+    for part in parts:  # a part sent again is kept once (its first copy)
+        first.setdefault(part.seqnum, part)
+    ordered = [first[n] for n in sorted(first)]
+    return InboundMo(
+        sender=ordered[0].sender,
+        recipient=ordered[0].recipient,
+        text=join_leniently([WirePart(None, p.units, p.alphabet) for p in ordered]),
+        received_at=min(p.received_at for p in ordered),
+        fingerprint=f"parts:{assembly}"[:64],
+        parts=len(ordered),
+    )
+
+
 async def _piece(
     repo: InboundRepository, supplier_id: int | None, piece: InboundPiece
 ) -> InboundMo | None:
@@ -242,22 +289,10 @@ async def _piece(
         }
     )
     parts = await repo.parts(supplier_id, piece.assembly)
-    first: dict[int, Any] = {}
-    for part in parts:  # a part sent again is kept once (its first copy)
-        first.setdefault(part.seqnum, part)
-    if len(first) < piece.total:
+    if len({part.seqnum for part in parts}) < piece.total:
         return None
-    ordered = [first[n] for n in sorted(first)]
     await repo.drop_parts([p.id for p in parts])
-    text = join_leniently([WirePart(None, p.units, p.alphabet) for p in ordered])
-    return InboundMo(
-        sender=ordered[0].sender,
-        recipient=ordered[0].recipient,
-        text=text,
-        received_at=min(p.received_at for p in ordered),
-        fingerprint=f"parts:{piece.assembly}"[:64],
-        parts=piece.total,
-    )
+    return _joined(parts, piece.assembly)
 
 
 async def _store(
