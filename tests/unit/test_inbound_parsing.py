@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tidings.api.client.inbound import parse_limit, parse_since
 from tidings.api.dlr.mo_parsing import parse_mo
 from tidings.api.dlr.parsing import ArgumentsRejected
 from tidings.connectors.base import InboundMo, InboundPiece
@@ -64,6 +65,8 @@ def test_parse_mo_times() -> None:
     assert earlier.received_at == datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
     zoned = parse_mo([*base, ("received_at", "2026-03-01T13:30:00+02:00")], NOW)
     assert zoned.received_at == datetime(2026, 3, 1, 11, 30, tzinfo=UTC)
+    with pytest.raises(ArgumentsRejected):
+        parse_mo([*base, ("received_at", "9999-12-31T23:59:59-01:00")], NOW)
     ahead = parse_mo([*base, ("received_at", "2027-01-01T00:00:00Z")], NOW)
     assert ahead.received_at == NOW  # a supplier's clock running ahead
     with pytest.raises(ArgumentsRejected) as rejected:
@@ -166,3 +169,24 @@ def test_a_resend_has_the_same_fingerprint_whatever_its_sequence_number() -> Non
     first, again, other = _deliver(b"Hello"), _deliver(b"Hello"), _deliver(b"Hello!")
     first.sequence_number, again.sequence_number = 1, 99
     assert fingerprint(first) == fingerprint(again) != fingerprint(other)
+
+
+@given(st.text(max_size=30))
+def test_since_and_limit_are_read_or_refused_with_code_7(value: str) -> None:
+    for parse in (parse_since, parse_limit):
+        try:
+            parse(value)
+        except InvalidRequest as refused:
+            assert refused.reason == "invalid"
+
+
+def test_since_and_limit() -> None:
+    assert parse_since(None) == (0, None) and parse_since("42") == (42, None)
+    assert parse_since("2026-03-01 12:00:00") == (0, NOW)
+    assert parse_since("2026-03-01T14:00:00+02:00") == (0, NOW)
+    assert parse_limit(None) == 100 and parse_limit("000007") == 7 and parse_limit("1000") == 1000
+    with pytest.raises(InvalidRequest):
+        parse_since("9999-12-31T23:59:59-01:00")
+    for bad in ("0", "1001", "-1", "ten"):
+        with pytest.raises(InvalidRequest):
+            parse_limit(bad)

@@ -60,17 +60,18 @@ def parse_since(value: str | None) -> tuple[int, datetime | None]:
         return int(value), None
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return 0, moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time; a time past year 9999 in UTC
         raise InvalidRequest(
             f"since {value!r} is neither a cursor nor a time", reason="invalid", field="since"
         ) from None
-    return 0, moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_LIMIT
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value[:5]) <= MAX_LIMIT:
+    digits = value.isascii() and value.isdigit() and len(value) <= 6
+    if not digits or not 1 <= int(value) <= MAX_LIMIT:
         raise InvalidRequest(
             f"limit must be a number from 1 to {MAX_LIMIT}", reason="invalid", field="limit"
         )
