@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from tidings.api.client.wire import json_response
+from tidings.api.openapi.routes import seed_errors
 from tidings.api.state import app_state
 from tidings.errors import InvalidRequest
 from tidings.inbound.repository import InboundRepository
@@ -45,7 +46,8 @@ SMS_INBOUND: dict[str, Any] = {
                     }
                 }
             },
-        }
+        },
+        **seed_errors(400),
     },
 }
 

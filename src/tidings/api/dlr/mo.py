@@ -45,10 +45,34 @@ MO_POST: dict[str, Any] = {
             "description": "`missing_argument` / `invalid_argument`: nothing stored.",
             "content": {_JSON_API: {"schema": {"type": "object", "required": ["errors"]}}},
         },
-        401: {
-            "description": "`authentication`.",
+        415: {
+            "description": "`unsupported_media_type`: a body that is neither a form nor JSON.",
             "content": {_JSON_API: {"schema": {"type": "object", "required": ["errors"]}}},
         },
+    },
+    "openapi_extra": {
+        "requestBody": {
+            "required": False,
+            "description": "The arguments (docs/inbound.md); they may come in the query string "
+            "too. `_login` and `_password` are the supplier's DLR credentials.",
+            "content": {
+                media: {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "_login": {"type": "string"},
+                            "_password": {"type": "string"},
+                            "sender": {"type": "string", "example": "380971234567"},
+                            "recipient": {"type": "string", "example": "4567"},
+                            "text": {"type": "string"},
+                            "received_at": {"type": "string", "example": "2026-12-04T16:00:00Z"},
+                            "supplier_message_id": {"type": "string", "maxLength": 100},
+                        },
+                    }
+                }
+                for media in ("application/json", _JSON_API, "application/x-www-form-urlencoded")
+            },
+        }
     },
 }
 
