@@ -3,6 +3,7 @@ webhooks and the SMPP queue, and the two HTTP ends (`POST /api/mo`, `GET /rest/s
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from tidings.clock import FrozenClock
 from tidings.connectors.base import InboundMo, InboundPiece
 from tidings.connectors.smpp.text import read_part
 from tidings.db.engine import transaction
+from tidings.delivery.worker import WorkerOptions
 from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.exports.filters import parse_filter
 from tidings.exports.repository import create_reader_engine, stream_messages
@@ -369,3 +371,32 @@ async def test_a_long_message_missing_parts_is_stored_with_what_came(
         texts = (await session.execute(select(InboundMessage.text))).scalars().all()
         assert sorted(texts) == ["Half of it", "One two"]
         assert (await session.execute(select(InboundPart))).first() is None
+
+
+async def test_the_simulator_answers_from_the_handset(
+    database_url: str, sessions: Sessions, clock: FrozenClock
+) -> None:
+    world = await build_world(
+        sessions, clock, balance=Decimal(10), supplier_options={"mo_ratio": 1, "mo_text": "ok!"}
+    )
+    async with transaction(sessions) as session:
+        await assign_number(session, clock, world.client_id, "4567")
+    key = {"X-API-KEY": world.live_key}
+    sms = {"destination": "phone", "msisdn": "380971234567", "reference": "q1",
+           "originator": "4567", "body": "Are you coming?"}  # fmt: skip
+    async with api_client(
+        database_url, clock, with_workers=True, worker_options=WorkerOptions(poll_interval=0.01)
+    ) as api:
+        created = await api.post("/rest/sms/create", json=sms, headers=key)
+        assert created.json()["error"] == "0", created.text
+        for _ in range(500):
+            inbound = (await api.get("/rest/sms/inbound", headers=key)).json()["inbound"]
+            if inbound:
+                break
+            await asyncio.sleep(0.02)
+    [answer] = inbound
+    assert (answer["sender"], answer["recipient"], answer["text"]) == (
+        "380971234567",
+        "4567",
+        "ok!",
+    )
