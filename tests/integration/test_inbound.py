@@ -400,3 +400,32 @@ async def test_the_simulator_answers_from_the_handset(
         "4567",
         "ok!",
     )
+
+
+async def test_parts_stored_at_once_in_two_transactions_make_one_message(
+    sessions: Sessions, clock: FrozenClock
+) -> None:
+    supplier_id = await _world(sessions, clock)
+
+    def piece(seqnum: int, text: str) -> InboundPiece:
+        return InboundPiece(
+            "380971234567", "4567", "k", seqnum, 2, text.encode(), "ascii", clock.now()
+        )
+
+    first_stored = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> list[StoredInbound | None]:
+        async with transaction(sessions) as session:
+            answer = await receive(session, clock, supplier_id, [piece(1, "a ")])
+            first_stored.set()
+            await release.wait()  # still uncommitted while the second part comes
+            return answer
+
+    one = asyncio.create_task(first())
+    await first_stored.wait()
+    two = asyncio.create_task(_receive(sessions, clock, supplier_id, piece(2, "b")))
+    await asyncio.sleep(0.2)
+    release.set()
+    answers = [*await one, *await two]
+    assert [a.text for a in answers if a] == ["a b"]

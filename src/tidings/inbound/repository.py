@@ -156,6 +156,19 @@ class InboundRepository:
 
     # --- parts of long messages ---
 
+    async def lock_assembly(self, supplier_id: int, assembly: str) -> None:
+        """Serialise the transactions storing parts of one message (PostgreSQL: parts that
+        came on binds of two worker processes), so the one that adds the last part sees the
+        others'; held until the transaction ends. SQLite's writes are serial already."""
+        if is_postgres(self.session):
+            await self.session.execute(
+                select(
+                    func.pg_advisory_xact_lock(
+                        func.hashtextextended(f"{supplier_id}|{assembly}", 0)
+                    )
+                )
+            )
+
     async def add_part(self, row: dict[str, Any]) -> None:
         await self.session.execute(insert(InboundPart), [row])
 

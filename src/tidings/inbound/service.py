@@ -275,6 +275,7 @@ async def _piece(
 ) -> InboundMo | None:
     """Keep one part; the message when it was the last one missing."""
     assert supplier_id is not None, "parts come from SMPP suppliers"
+    await repo.lock_assembly(supplier_id, piece.assembly)
     await repo.add_part(
         {
             "supplier_id": supplier_id,
