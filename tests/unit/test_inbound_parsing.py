@@ -14,7 +14,7 @@ from tidings.api.dlr.mo_parsing import parse_mo
 from tidings.api.dlr.parsing import ArgumentsRejected
 from tidings.connectors.base import InboundMo, InboundPiece
 from tidings.connectors.smpp.concat import join_leniently
-from tidings.connectors.smpp.connector import fingerprint, inbound_item
+from tidings.connectors.smpp.mo import fingerprint, inbound_item
 from tidings.connectors.smpp.pdu import DataSm, DeliverSm
 from tidings.connectors.smpp.text import InboundPart, TextCharset, TextRefused
 from tidings.connectors.smpp.tlv import Tag, int_value

@@ -210,9 +210,10 @@ async def receive(
         answers.append(stored)
         if not stored.duplicate:
             new.append(stored)
-    await _pass_on(session, clock, new)
-    for hook in hooks:
-        await hook(session, clock, new)
+    if new:
+        await _pass_on(session, clock, new)
+        for hook in hooks:
+            await hook(session, clock, new)
     return answers
 
 

@@ -26,11 +26,10 @@ from tidings.api.openapi import routes as doc
 from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money
 from tidings.errors import InvalidRequest, NotFound
-from tidings.inbound.replies import resolve_replies
+from tidings.inbound.replies import pin_suppliers, resolve_replies
 from tidings.messages.acceptance import (
     SmsRequest,
     fake_acceptance,
-    pin_suppliers,
     prepare_sms,
     quote_sms,
 )

@@ -55,19 +55,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from tidings.clock import Clock
 from tidings.connectors.base import (
     InboundItem,
-    InboundMo,
-    InboundPiece,
     InboundSink,
     OutboundMessage,
     ReportSink,
@@ -75,16 +72,15 @@ from tidings.connectors.base import (
     SubmitResult,
     SupplierReport,
 )
-from tidings.connectors.smpp.concat import assembly_key
+from tidings.connectors.smpp.batcher import Batcher
+from tidings.connectors.smpp.mo import inbound_item
 from tidings.connectors.smpp.pdu import (
-    HEADER,
     CommandStatus,
     DataSm,
     DeliverSm,
     EncodeError,
     SubmitSm,
     SubmitSmResp,
-    encode,
     status_name,
 )
 from tidings.connectors.smpp.receipts import IdFormat, IdNormaliser, Receipt, receipt_from_pdu
@@ -102,8 +98,6 @@ from tidings.connectors.smpp.text import (
     TextOptions,
     TextRefused,
     encode_message,
-    join_text,
-    read_part,
 )
 from tidings.errors import ConfigurationError
 from tidings.messages.encoding import UnencodableText
@@ -112,7 +106,6 @@ __all__ = ["SmppConnector", "SmppOptions", "parse_options", "smpp_validity"]
 
 log = logging.getLogger("tidings.smpp")
 
-T = TypeVar("T")
 THROTTLES = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
 MAX_PART_ATTEMPTS = 50  # sends of one part within one submit() (throttling, lost binds)
 
@@ -311,71 +304,6 @@ class _Bounded(dict[str, Any]):
             del self[next(iter(self))]
 
 
-class _Batcher(Generic[T]):
-    """Collects what concurrent deliver_sm carry (receipts, inbound messages) into one sink
-    call (one transaction).
-
-    ``put`` returns once the sink has stored its items (or raises what the sink raised),
-    so the deliver_sm is answered only after what it carried is committed.
-    """
-
-    def __init__(
-        self,
-        sink: Callable[[int, Sequence[T]], Awaitable[None]],
-        supplier_id: int,
-        size: int,
-        wait: float,
-    ) -> None:
-        self.sink = sink
-        self.supplier_id = supplier_id
-        self.size = size
-        self.wait = wait
-        self._items: list[tuple[list[T], asyncio.Future[int]]] = []
-        self._count = 0
-        self._task: asyncio.Task[None] | None = None
-        self._full = asyncio.Event()
-
-    def put(self, reports: list[T]) -> asyncio.Future[int]:
-        """A future that resolves to ESME_ROK once the items are stored."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        self._items.append((reports, future))
-        self._count += len(reports)
-        if self._count >= self.size:
-            self._full.set()
-        if self._task is None:
-            self._task = loop.create_task(self._flush())
-        return future
-
-    async def _flush(self) -> None:
-        try:
-            while self._items:
-                if self._count < self.size and self.wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), self.wait)
-                items, self._items, self._count = self._items, [], 0
-                self._full.clear()
-                reports = [report for chunk, _ in items for report in chunk]
-                try:
-                    await self.sink(self.supplier_id, reports)
-                except Exception as error:
-                    log.warning("storing %d SMPP deliver_sm failed: %s", len(reports), error)
-                    for _, future in items:
-                        if not future.done():
-                            future.set_exception(error)
-                else:
-                    for _, future in items:
-                        if not future.done():
-                            future.set_result(CommandStatus.ESME_ROK)
-        finally:
-            self._task = None
-
-    async def drain(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._task)
-
-
 class _Failure(Exception):
     def __init__(self, outcome: SubmitOutcome) -> None:
         self.outcome = outcome
@@ -390,9 +318,9 @@ class SmppConnector:
         self.sessions: list[EsmeSession] = []
         self._slots: asyncio.Queue[Link] = asyncio.Queue()
         self._any_bound = asyncio.Event()
-        self._reports: _Batcher[SupplierReport] | None = None
+        self._reports: Batcher[SupplierReport] | None = None
         self._inbound_sink: InboundSink | None = None
-        self._inbound: _Batcher[InboundItem] | None = None
+        self._inbound: Batcher[InboundItem] | None = None
         # Parts already accepted of a long message whose later part failed to go: a retry
         # resumes after them instead of sending them twice.
         self._progress = _Bounded(10_000)
@@ -435,9 +363,9 @@ class SmppConnector:
 
     async def start(self, reports: ReportSink) -> None:
         o = self.options
-        self._reports = _Batcher(reports, self.supplier_id, o.report_batch, o.report_wait)
+        self._reports = Batcher(reports, self.supplier_id, o.report_batch, o.report_wait)
         if self._inbound_sink is not None:
-            self._inbound = _Batcher(
+            self._inbound = Batcher(
                 self._inbound_sink, self.supplier_id, o.report_batch, o.report_wait
             )
         self._slots = asyncio.Queue()
@@ -687,39 +615,3 @@ class SmppConnector:
             answer.set_result(CommandStatus.ESME_RINVDCS)
             return answer
         return self._inbound.put([item])
-
-
-def inbound_item(pdu: DeliverSm | DataSm, charset: TextCharset, now: datetime) -> InboundItem:
-    """An MO PDU as the inbound sink takes it: a whole message, or one part of a long one.
-
-    ``charset`` is what data_coding 0 means on this bind (the supplier's ``charset``), as a
-    client's does on the SMPP server. Raises TextRefused for binary and reserved codings.
-    """
-    short_message = pdu.short_message if isinstance(pdu, DeliverSm) else b""
-    part = read_part(short_message, pdu.data_coding, pdu.esm_class, pdu.tlvs, default=charset)
-    if part.concat is not None and part.concat.total > 1:
-        concat = part.concat
-        if not 1 <= concat.seqnum <= concat.total:
-            raise TextRefused(f"part {concat.seqnum} of {concat.total}")
-        return InboundPiece(
-            sender=pdu.source_addr,
-            recipient=pdu.destination_addr,
-            assembly=assembly_key(pdu.source_addr, pdu.destination_addr, concat),
-            seqnum=concat.seqnum,
-            total=concat.total,
-            units=part.units,
-            alphabet=part.alphabet,
-            received_at=now,
-        )
-    return InboundMo(
-        sender=pdu.source_addr,
-        recipient=pdu.destination_addr,
-        text=join_text([part]),
-        received_at=now,
-        fingerprint=fingerprint(pdu),
-    )
-
-
-def fingerprint(pdu: DeliverSm | DataSm) -> str:
-    """The PDU's content without its header (the sequence number differs on a resend)."""
-    return "pdu:" + hashlib.sha256(encode(pdu)[HEADER.size :]).hexdigest()[:56]
