@@ -80,7 +80,8 @@ async def test_mo_from_an_smsc_reaches_webhook_rest_and_smpp_client(
     async with Receiver() as receiver:
         client = gateway.cli("clients", "create", "--name", "acme", "--balance", "10")
         client_id = str(client["id"])
-        gateway.cli("clients", "update", client_id, "--mo-url", receiver.url)
+        updated = gateway.cli("clients", "update", client_id, "--mo-url", receiver.url)
+        assert updated["mo_url"] == receiver.url
         secret = gateway.cli("clients", "webhook-secret", client_id)["secret"]
         issued = gateway.cli("clients", "smpp-credentials", client_id)
         gateway.cli(

@@ -74,6 +74,7 @@ def client_view(client: Client) -> dict[str, Any]:
         "tariff": client.tariff,
         "blocked": client.blocked,
         "callback_url": client.callback_url,
+        "mo_url": client.mo_url,
         "created_at": client.created_at,
     }
 
@@ -211,7 +212,6 @@ def clients_update(
             "webhook_format": client.webhook_format,
             "retry_schedule": client.retry_schedule,
             "webhook_login": client.webhook_login,
-            "mo_url": client.mo_url,
         }
 
     emit(run_in_transaction(work), as_json)
