@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 import smpp34
+import smpplib.exceptions
 
 from tests.e2e.gateway import Gateway, free_port
 from tests.smpp_esme import Esme
@@ -74,6 +75,18 @@ async def _until(condition: object, within: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _bound_receiver(port: int, credentials: Credentials) -> Esme:
+    """A receiver bind, once the SMPP server listens (it may start just after /health)."""
+    for _ in range(100):
+        esme = Esme(port)
+        try:
+            await esme.bind(credentials, mode="receiver")
+            return esme
+        except smpplib.exceptions.ConnectionError:
+            await asyncio.sleep(0.1)
+    raise AssertionError("the SMPP server does not listen")
+
+
 async def test_mo_from_an_smsc_reaches_webhook_rest_and_smpp_client(
     gateway: Gateway, smsc: Smsc
 ) -> None:
@@ -94,8 +107,10 @@ async def test_mo_from_an_smsc_reaches_webhook_rest_and_smpp_client(
         gateway.start()
 
         # The client is bound to Tidings' SMPP server as a receiver before the MO comes.
-        esme = Esme(int(gateway.env["TIDINGS_SMPP_PORT"]))
-        await esme.bind(Credentials(issued["system_id"], issued["password"]), mode="receiver")
+        esme = await _bound_receiver(
+            int(gateway.env["TIDINGS_SMPP_PORT"]),
+            Credentials(issued["system_id"], issued["password"]),
+        )
         try:
             bound = await asyncio.wait_for(smsc.esmes.get(), 30)  # Tidings' connector
             answer = await bound.deliver_sm(
