@@ -4,8 +4,10 @@ webhooks and the SMPP queue, and the two HTTP ends (`POST /api/mo`, `GET /rest/s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
@@ -429,3 +431,32 @@ async def test_parts_stored_at_once_in_two_transactions_make_one_message(
     release.set()
     answers = [*await one, *await two]
     assert [a.text for a in answers if a] == ["a b"]
+
+
+async def test_hooks_run_on_new_messages_in_their_transaction(
+    sessions: Sessions, clock: FrozenClock
+) -> None:
+    supplier_id = await _world(sessions, clock)
+    async with transaction(sessions) as session:
+        await assign_number(session, clock, 1, "4567")
+    seen: list[tuple[int | None, str]] = []
+
+    async def record(session: AsyncSession, _clock: object, new: Sequence[StoredInbound]) -> None:
+        seen.extend((m.client_id, m.text) for m in new)
+
+    async def refuse(session: AsyncSession, _clock: object, new: Sequence[StoredInbound]) -> None:
+        raise RuntimeError("opt-out list unavailable")
+
+    async def deliver(text: str, hooks: Sequence[Any]) -> None:
+        async with transaction(sessions) as session:
+            await receive(session, clock, supplier_id, [_mo(text, reference=text)], hooks=hooks)
+
+    await deliver("STOP", [record])
+    await deliver("STOP", [record])  # a repeat: no hook
+    with pytest.raises(RuntimeError):
+        await deliver("START", [refuse])
+    assert seen == [(1, "STOP")]
+    async with sessions() as session:
+        texts = (await session.execute(select(InboundMessage.text))).scalars().all()
+        hooks = (await session.execute(select(WebhookDelivery))).scalars().all()
+    assert texts == ["STOP"] and hooks == []  # the refused one left nothing behind

@@ -33,6 +33,7 @@ from tidings.exports.repository import create_reader_engine
 from tidings.exports.storage import LocalStorage, default_directory
 from tidings.exports.worker import ExportOptions, ExportWorker
 from tidings.hlr.worker import HlrOptions, HlrWorker
+from tidings.inbound.service import after_inbound_stored
 from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
@@ -102,6 +103,7 @@ def create_app(
             reports=ReportQueue(sessions, the_clock, metrics=metrics),
             dlr_logins=TtlCache(settings.cache_ttl),
             metrics=metrics,
+            inbound_hooks=after_inbound_stored(settings),
         )
         app.state.tidings = state
         if metrics is not None and process_group is not None:
@@ -119,6 +121,7 @@ def create_app(
                 the_clock,
                 worker_options or WorkerOptions.from_settings(settings),
                 metrics=metrics,
+                inbound_hooks=state.inbound_hooks,
             )
             await state.worker.start()
         if roles.webhooks:

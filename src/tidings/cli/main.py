@@ -31,6 +31,7 @@ from tidings.exports.repository import create_reader_engine
 from tidings.exports.storage import LocalStorage, default_directory
 from tidings.exports.worker import ExportOptions, ExportWorker
 from tidings.hlr.worker import HlrOptions, HlrWorker
+from tidings.inbound.service import after_inbound_stored
 from tidings.numbering import CountryTable
 from tidings.observability.exposition import MetricsServer
 from tidings.observability.logging import configure_logging
@@ -168,6 +169,7 @@ def worker(
             clock,
             WorkerOptions.from_settings(settings),
             metrics=metrics,
+            inbound_hooks=after_inbound_stored(settings),
         )
         webhooks = WebhookWorker(
             sessions,

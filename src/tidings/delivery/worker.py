@@ -53,7 +53,7 @@ from tidings.delivery.service import (
     record_outcomes,
     sweep_expired,
 )
-from tidings.inbound.service import give_up_parts, receive
+from tidings.inbound.service import InboundHook, give_up_parts, receive
 from tidings.messages.changes import AppliedChange
 from tidings.observability.metrics import Metrics
 from tidings.routing.cache import PlanCache
@@ -384,11 +384,13 @@ class DeliveryWorker:
         options: WorkerOptions,
         *,
         metrics: Metrics | None = None,
+        inbound_hooks: Sequence[InboundHook] = (),
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.options = options
         self.metrics = metrics
+        self.inbound_hooks = inbound_hooks  # inbound.service.after_inbound_stored
         self.lanes: dict[int, SupplierLane] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
@@ -430,7 +432,9 @@ class DeliveryWorker:
     async def inbound(self, supplier_id: int, items: Sequence[InboundItem]) -> None:
         """The sink connectors deliver inbound messages into: returns once committed."""
         async with transaction(self.sessions) as session:
-            stored = await receive(session, self.clock, supplier_id, items)
+            stored = await receive(
+                session, self.clock, supplier_id, items, hooks=self.inbound_hooks
+            )
         if self.metrics is not None:
             self.metrics.inbound_stored(supplier_id, stored)
 
@@ -442,7 +446,7 @@ class DeliveryWorker:
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
         async with transaction(self.sessions) as session:
-            overdue = await give_up_parts(session, self.clock)
+            overdue = await give_up_parts(session, self.clock, hooks=self.inbound_hooks)
         if self.metrics is not None:
             for supplier_id, stored in overdue.items():
                 self.metrics.inbound_stored(supplier_id, stored)

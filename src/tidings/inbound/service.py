@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.clock import Clock
+from tidings.config import Settings
 from tidings.connectors.base import InboundItem, InboundMo, InboundPiece
 from tidings.connectors.smpp.concat import join_leniently
 from tidings.connectors.smpp.text import InboundPart as WirePart
@@ -65,9 +66,14 @@ class StoredInbound:
 InboundHook = Callable[[AsyncSession, Clock, Sequence[StoredInbound]], Awaitable[None]]
 """Runs in `receive`'s transaction on the new messages, stored and matched to their client."""
 
-# The hooks `receive` runs after storing and passing on new messages, in the same
-# transaction. The opt-out keyword check (STOP/START, tidings.optouts) is to be added here.
-AFTER_INBOUND_STORED: tuple[InboundHook, ...] = ()
+
+def after_inbound_stored(settings: Settings) -> tuple[InboundHook, ...]:
+    """The hooks every way in (`DeliveryWorker.inbound`, `POST /api/mo`, the sweeper's
+    `give_up_parts`) passes to `receive`: run on new messages after they are stored, matched
+    to their client and passed on, in the same transaction. Built once at start from the
+    settings. The opt-out keyword check (STOP/START, tidings.optouts) belongs here."""
+    del settings  # no hook needs a setting yet
+    return ()
 
 
 def normalise_number(number: str) -> str:
@@ -180,7 +186,7 @@ async def receive(
     items: Sequence[InboundItem],
     *,
     dedupe_window: timedelta = DEFAULT_DEDUPE_WINDOW,
-    hooks: Sequence[InboundHook] = AFTER_INBOUND_STORED,
+    hooks: Sequence[InboundHook] = (),
 ) -> list[StoredInbound | None]:
     """Store what a supplier delivered; one answer per item, in order: the message (a part
     that completed one gives the whole message), or None for a part still waiting.
@@ -231,7 +237,7 @@ async def give_up_parts(
     clock: Clock,
     *,
     after: timedelta = PARTS_TIMEOUT,
-    hooks: Sequence[InboundHook] = AFTER_INBOUND_STORED,
+    hooks: Sequence[InboundHook] = (),
 ) -> dict[int, list[StoredInbound]]:
     """Long messages whose missing parts did not come within `after` of their first: stored
     with the parts that came, rather than kept waiting forever (the sweeper calls this);

@@ -100,7 +100,9 @@ async def receive_mo(request: Request) -> Response:
     if isinstance(parsed, ArgumentsRejected):
         raise parsed
     async with transaction(state.sessions) as session:
-        [stored] = await receive(session, state.clock, supplier_id, [parsed])
+        [stored] = await receive(
+            session, state.clock, supplier_id, [parsed], hooks=state.inbound_hooks
+        )
     assert stored is not None, "a whole message is always stored"
     if state.metrics is not None:
         state.metrics.inbound_stored(supplier_id, [stored])
