@@ -83,6 +83,7 @@ async def _bound_receiver(port: int, credentials: Credentials) -> Esme:
             await esme.bind(credentials, mode="receiver")
             return esme
         except smpplib.exceptions.ConnectionError:
+            esme.client.disconnect()  # smpplib keeps the refused socket open
             await asyncio.sleep(0.1)
     raise AssertionError("the SMPP server does not listen")
 
