@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.integration.test_console import PASSWORD as CONSOLE_PASSWORD
 from tests.integration.test_console import _sign_in
@@ -460,3 +460,37 @@ async def test_hooks_run_on_new_messages_in_their_transaction(
         texts = (await session.execute(select(InboundMessage.text))).scalars().all()
         hooks = (await session.execute(select(WebhookDelivery))).scalars().all()
     assert texts == ["STOP"] and hooks == []  # the refused one left nothing behind
+
+
+async def test_statements_per_batch(
+    engine: AsyncEngine, sessions: Sessions, clock: FrozenClock
+) -> None:
+    """A batch of MO costs one INSERT each (by supplier id) or a look-up and an INSERT (by
+    fingerprint), and a fixed handful for the batch: matching, owners, webhook and SMPP rows."""
+    supplier_id = await _world(sessions, clock, mo_url="http://127.0.0.1:9/mo")
+    async with transaction(sessions) as session:
+        await assign_number(session, clock, 1, "4567")
+        await issue_smpp_credentials(session, 1)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        for by_id in (True, False):
+            batch = [
+                _mo(
+                    f"m{i}",
+                    reference=f"r{i}" if by_id else None,
+                    fingerprint=None if by_id else f"f{i}",
+                )
+                for i in range(50)
+            ]
+            statements.clear()
+            async with transaction(sessions) as session:
+                await receive(session, clock, supplier_id, batch)
+            per_message = 1 if by_id else 2
+            assert len(statements) <= 50 * per_message + 6, statements[:10]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
