@@ -33,6 +33,7 @@ def sms(message_id: int, body: str = "testing message", **changes: Any) -> Expor
     row: ExportRow = {
         "message_ID": message_id,
         "message_type": "sms",
+        "direction": "outbound",
         "msisdn": 380505142320,
         "Country_name": "Ukraine",
         "brand_name": "Vodafone",

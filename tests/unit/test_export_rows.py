@@ -46,6 +46,7 @@ def test_a_row_in_the_seeds_shape() -> None:
     assert row == {
         "message_ID": 1529112192,
         "message_type": "sms",
+        "direction": "outbound",
         "msisdn": 380505142320,
         "Country_name": "Ukraine",
         "brand_name": "Vodafone",
@@ -201,3 +202,13 @@ def test_a_viber_record_without_fallback_has_no_alternative() -> None:
     assert row["Caption"] == "КУПИ!"
     # The operator filter applies to the Viber message (its fallback has the same number).
     assert RowRenderer(COUNTRIES, operator="Kyivstar")(viber_record(record())) is None
+
+
+def test_an_inbound_record_is_an_sms_row_of_direction_inbound() -> None:
+    inbound = (7, "inbound", "380505142320", "", "4567", 0, "", "2026-03-01 12:00:00", None, None,
+               "delivered", "STOP")  # fmt: skip
+    row = RowRenderer(COUNTRIES)(inbound)
+    assert row is not None
+    assert (row["message_type"], row["direction"]) == ("sms", "inbound")
+    assert (row["msisdn"], row["originator"], row["body"]) == (380505142320, "4567", "STOP")
+    assert (row["Sending date"], row["DLR Date"], row["Status"]) == (None, None, "Delivered")

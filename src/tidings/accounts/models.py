@@ -43,6 +43,9 @@ class Client(Base):
     # gsm7 (unpacked), gsm7-packed, latin1 or ascii, as Kannel's alt-charset.
     smpp_charset: Mapped[str] = mapped_column(String(16), default="gsm7", server_default="gsm7")
 
+    # Where inbound messages (MO) to this client's numbers are POSTed (docs/inbound.md).
+    mo_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+
 
 class ApiKey(Base):
     """An API key, stored as its SHA-256 only: a leaked table leaks no usable key."""

@@ -16,6 +16,7 @@ from tidings.accounts.cache import CallerCache
 from tidings.api import health
 from tidings.api import metrics as metrics_api
 from tidings.api.client import fallback, hlr, optout, sms, stat, viber
+from tidings.api.dlr import mo as mo_api
 from tidings.api.dlr import router as dlr_api
 from tidings.api.dr import router as dr_api
 from tidings.api.edges import install_edges
@@ -33,6 +34,7 @@ from tidings.exports.repository import create_reader_engine
 from tidings.exports.storage import storage_for
 from tidings.exports.worker import ExportOptions, ExportWorker
 from tidings.hlr.worker import HlrOptions, HlrWorker
+from tidings.inbound.hooks import after_inbound_stored
 from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
@@ -109,6 +111,7 @@ def create_app(
             reports=ReportQueue(sessions, the_clock, metrics=metrics),
             dlr_logins=TtlCache(settings.cache_ttl),
             metrics=metrics,
+            inbound_hooks=after_inbound_stored(settings),
         )
         app.state.tidings = state
         if metrics is not None and process_group is not None:
@@ -126,6 +129,7 @@ def create_app(
                 the_clock,
                 worker_options or WorkerOptions.from_settings(settings),
                 metrics=metrics,
+                inbound_hooks=state.inbound_hooks,
             )
             await state.worker.start()
         if roles.webhooks:
@@ -203,6 +207,7 @@ def create_app(
     # Routes are matched in order, one regular expression each: the suppliers' DLR intake,
     # the busiest route by requests (one receipt per request is how suppliers post), first.
     app.include_router(dlr_api.router)
+    app.include_router(mo_api.router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
     app.include_router(sms.build_router("/rest"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,6 +13,7 @@ from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.delivery.reports import ReportQueue
 from tidings.delivery.worker import DeliveryWorker
+from tidings.inbound.service import InboundHook
 from tidings.messages.acceptance import Limits
 from tidings.messages.catalog import CatalogCache
 from tidings.messages.writer import AcceptQueue
@@ -44,6 +46,8 @@ class AppState:
     metrics_group: ProcessGroupMetrics | None = None
     replica: AsyncEngine | None = None  # the engine behind `reads`, when it is a replica
     ready: bool = field(default=False)
+    # What runs on new inbound messages in their transaction (inbound.service).
+    inbound_hooks: Sequence[InboundHook] = ()
 
 
 def app_state(request: Request) -> AppState:

@@ -34,6 +34,7 @@ from tidings.cli.common import (
     run_in_transaction,
 )
 from tidings.errors import NotFound
+from tidings.inbound.service import validate_mo_url
 from tidings.optouts.service import set_confirmations
 from tidings.routing.models import Supplier
 from tidings.routing.repository import RouteRepository, SupplierRepository
@@ -74,6 +75,7 @@ def client_view(client: Client) -> dict[str, Any]:
         "tariff": client.tariff,
         "blocked": client.blocked,
         "callback_url": client.callback_url,
+        "mo_url": client.mo_url,
         "created_at": client.created_at,
     }
 
@@ -187,6 +189,10 @@ def clients_update(
         str | None,
         typer.Option("--optin-confirmation", help="Reply to a START keyword; '' clears it."),
     ] = None,
+    mo_url: Annotated[
+        str | None,
+        typer.Option("--mo-url", help="Where inbound messages are POSTed; '' clears it."),
+    ] = None,
 ) -> None:
     async def work(session: AsyncSession) -> dict[str, Any]:
         client = await require_client(session, client_id)
@@ -209,6 +215,8 @@ def clients_update(
             client.webhook_login = webhook_login or None
         if webhook_password is not None:
             client.webhook_password = webhook_password or None
+        if mo_url is not None:
+            client.mo_url = validate_mo_url(mo_url)
         await session.flush()
         replies = await set_confirmations(
             session, client_id, optout=optout_confirmation, optin=optin_confirmation

@@ -19,6 +19,7 @@ from tidings.cli.common import (
     run_in_transaction,
     run_service,
 )
+from tidings.cli.numbers import numbers_app
 from tidings.cli.operators import operators_app
 from tidings.cli.optouts import optout_app
 from tidings.cli.routing import costs_app, fx_app, report_app, routes_explain
@@ -31,6 +32,7 @@ from tidings.exports.repository import create_reader_engine
 from tidings.exports.storage import storage_for
 from tidings.exports.worker import ExportOptions, ExportWorker
 from tidings.hlr.worker import HlrOptions, HlrWorker
+from tidings.inbound.hooks import after_inbound_stored
 from tidings.numbering import CountryTable
 from tidings.observability.exposition import MetricsServer
 from tidings.observability.logging import configure_logging
@@ -55,6 +57,7 @@ app.add_typer(fx_app, name="fx")
 app.add_typer(report_app, name="report")
 app.add_typer(operators_app, name="operators")
 app.add_typer(optout_app, name="optout")
+app.add_typer(numbers_app, name="numbers")
 
 
 def _print_version(value: bool) -> None:
@@ -168,6 +171,7 @@ def worker(
             clock,
             WorkerOptions.from_settings(settings),
             metrics=metrics,
+            inbound_hooks=after_inbound_stored(settings),
         )
         webhooks = WebhookWorker(
             sessions,

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tidings.messages.status import Status
 
@@ -86,3 +86,54 @@ class AnswersEach(Protocol):
         batch: Sequence[OutboundMessage],
         answered: Callable[[SubmitOutcome], None] | None = None,
     ) -> list[SubmitOutcome]: ...
+
+
+# --- inbound messages (MO) ---
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMo:
+    """A whole inbound message a supplier delivered.
+
+    ``supplier_message_id`` (HTTP suppliers, the simulator) makes a second delivery of it
+    one row; an SMPP deliver_sm has no id, so the connector gives a ``fingerprint`` of the
+    PDU instead and a resend within the supplier's window is taken as the same message.
+    """
+
+    sender: str
+    recipient: str
+    text: str
+    received_at: datetime
+    supplier_message_id: str | None = None
+    fingerprint: str | None = None
+    parts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPiece:
+    """One part of a long inbound message, kept until its siblings come (SMPP).
+
+    ``units`` and ``alphabet`` are the part's user data as ``text.read_part`` gives them;
+    the parts are joined with ``text.join_text``, the SMPP server's own reassembly.
+    """
+
+    sender: str
+    recipient: str
+    assembly: str
+    seqnum: int
+    total: int
+    units: bytes
+    alphabet: str
+    received_at: datetime
+
+
+InboundItem = InboundMo | InboundPiece
+InboundSink = Callable[[int, Sequence[InboundItem]], Awaitable[None]]
+"""Stores a supplier's inbound messages (by supplier id); returns once they are durable."""
+
+
+@runtime_checkable
+class TakesInbound(Protocol):
+    """A connector that delivers inbound messages: the worker hands it the sink first."""
+
+    def attach_inbound(self, sink: InboundSink) -> None: ...

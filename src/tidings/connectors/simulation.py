@@ -9,7 +9,7 @@ import itertools
 import logging
 import random
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from tidings.clock import Clock
@@ -86,7 +86,13 @@ class SimulatedSupplier:
         store them (its database restarting), try again with a growing delay rather than
         forget them — otherwise their messages would stay `sent` (docs/operations.md)."""
         assert self._sink is not None, "submit before start"
-        sink = self._sink
+        await self._hand_over(self._sink, rows)
+
+    async def _hand_over(
+        self, sink: Callable[[int, Sequence[Any]], Awaitable[None]], rows: Sequence[Any]
+    ) -> None:
+        """Give `rows` to a sink of the gateway (reports, inbound messages), retrying
+        through an outage."""
         backoff = Backoff(maximum=2.0)
         failures = 0
         while True:
@@ -99,11 +105,11 @@ class SimulatedSupplier:
                 failures += 1
                 # A real fault (not an outage) is tried a few times, then given up, logged.
                 if not is_connection_error(error) and failures >= _OTHER_FAILURES:
-                    log.exception("simulator %s: %d reports dropped", self.supplier_id, len(rows))
+                    log.exception("simulator %s: %d items dropped", self.supplier_id, len(rows))
                     return
                 delay = backoff.next_delay()
                 log.warning(
-                    "simulator %s: reports not taken (%s); retrying in %.1f s",
+                    "simulator %s: items not taken (%s); retrying in %.1f s",
                     self.supplier_id,
                     describe(error),
                     delay,

@@ -8,6 +8,9 @@ Options (all optional), set with `tidings suppliers create --kind simulator --op
     enroute          "true": report an intermediate en-route status before the final one
     reject_ratio     share of submits refused at once, for failure drills (default 0)
     seed             random seed, for reproducible runs
+    mo_ratio         share of delivered messages the handset answers with an inbound
+                     message (default 0), from the message's number to its originator
+    mo_text          the answer's text (default "Thanks, got it")
 
 Reports not yet emitted live in memory: like a real carrier that crashes, a simulator that
 dies forgets them, and the sweeper closes those messages when their validity ends.
@@ -21,6 +24,8 @@ from typing import Any
 
 from tidings.clock import Clock
 from tidings.connectors.base import (
+    InboundMo,
+    InboundSink,
     OutboundMessage,
     SubmitOutcome,
     SubmitResult,
@@ -64,13 +69,20 @@ class SimulatorConnector(SimulatedSupplier):
         self.failures, self.failure_weights = _outcomes(
             str(options.get("outcomes", "undelivered:2,expired:1,rejected:1"))
         )
+        self.mo_ratio = _ratio(options, "mo_ratio", 0.0)
+        self.mo_text = str(options.get("mo_text", "Thanks, got it"))
+        self._inbound: InboundSink | None = None
         super().__init__(supplier_id, options, clock, id_prefix="sim")
+
+    def attach_inbound(self, sink: InboundSink) -> None:
+        self._inbound = sink
 
     async def submit(self, batch: Sequence[OutboundMessage]) -> list[SubmitOutcome]:
         if self.latency:
             await asyncio.sleep(self.latency)
         outcomes: list[SubmitOutcome] = []
         reports: list[tuple[str, Status]] = []
+        answers: list[InboundMo] = []
         for message in batch:
             if self.reject_ratio and self.random.random() < self.reject_ratio:
                 outcomes.append(
@@ -85,17 +97,38 @@ class SimulatorConnector(SimulatedSupplier):
                     message.message_id, SubmitResult.ACCEPTED, supplier_message_id=supplier_id
                 )
             )
-            reports.append((supplier_id, self._final_status()))
+            status = self._final_status()
+            reports.append((supplier_id, status))
+            if self._answers(status):
+                answers.append(
+                    InboundMo(
+                        sender=message.msisdn,
+                        recipient=message.originator,
+                        text=self.mo_text,
+                        received_at=self.clock.now(),
+                        supplier_message_id=f"{supplier_id}-mo",
+                    )
+                )
         if reports:
-            self._pending.start(self._report(reports))
+            self._pending.start(self._report(reports, answers))
         return outcomes
+
+    def _answers(self, status: Status) -> bool:
+        return (
+            self._inbound is not None
+            and status == Status.DELIVERED
+            and self.mo_ratio > 0
+            and self.random.random() < self.mo_ratio
+        )
 
     def _final_status(self) -> Status:
         if self.random.random() < self.delivery_ratio:
             return Status.DELIVERED
         return self.random.choices(self.failures, self.failure_weights)[0]
 
-    async def _report(self, reports: list[tuple[str, Status]]) -> None:
+    async def _report(
+        self, reports: list[tuple[str, Status]], answers: Sequence[InboundMo] = ()
+    ) -> None:
         assert self._sink is not None, "submit before start"
         if self.enroute:
             now = self.clock.now()
@@ -109,3 +142,5 @@ class SimulatorConnector(SimulatedSupplier):
                 for sid, status in reports
             ]
         )
+        if answers and self._inbound is not None:  # the handset answers once it has the text
+            await self._hand_over(self._inbound, answers)

@@ -32,6 +32,7 @@ from tidings.console.auth import (
     Signer,
     csrf_valid,
 )
+from tidings.console.inbound import inbound_page
 from tidings.console.repository import create_reader_engine
 from tidings.db.engine import create_sessionmaker, transaction
 from tidings.errors import AuthError
@@ -321,6 +322,15 @@ def build_router(settings: Settings) -> APIRouter:
         async with transaction(web.reads(app_state(request))) as db:
             data = await service.margins(db, state.clock.now(), period)
         return page(request, "margins.html", signed=signed, view=data)
+
+    @router.get("/inbound")
+    async def inbound_list(request: Request, unrouted: str = "") -> Response:
+        signed = await signed_in(request)
+        if signed is None:
+            return to_login(request)
+        async with transaction(web.reads(app_state(request))) as db:
+            data = await inbound_page(db, unrouted_only=unrouted not in ("", "0"))
+        return page(request, "inbound.html", signed=signed, view=data)
 
     @router.get("/messages")
     async def search_page(request: Request, q: str = "") -> Response:

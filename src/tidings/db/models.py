@@ -7,6 +7,7 @@ from tidings.db.base import Base
 from tidings.delivery.models import DispatchJob, MessagePart, Receipt, SupplierRateBucket
 from tidings.exports.models import Export, ExportFile, ExportFileChunk
 from tidings.hlr.models import HlrLookup
+from tidings.inbound.models import InboundMessage, InboundPart, Number
 from tidings.messages.models import Message, MessageEvent, Task
 from tidings.operators.models import ConsoleSecret, Operator
 from tidings.optouts.models import OptOut, OptOutSettings
@@ -26,10 +27,13 @@ __all__ = [
     "ExportFileChunk",
     "FxRate",
     "HlrLookup",
+    "InboundMessage",
+    "InboundPart",
     "LedgerEntry",
     "Message",
     "MessageEvent",
     "MessagePart",
+    "Number",
     "Operator",
     "OptOut",
     "OptOutSettings",

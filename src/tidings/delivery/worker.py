@@ -25,9 +25,11 @@ from tidings.config import Settings
 from tidings.connectors.base import (
     AnswersEach,
     Connector,
+    InboundItem,
     SubmitOutcome,
     SubmitResult,
     SupplierReport,
+    TakesInbound,
 )
 from tidings.connectors.registry import build_connector
 from tidings.db.engine import inline_statements, transaction
@@ -51,6 +53,7 @@ from tidings.delivery.service import (
     record_outcomes,
     sweep_expired,
 )
+from tidings.inbound.service import InboundHook, give_up_parts, receive
 from tidings.messages.changes import AppliedChange
 from tidings.observability.metrics import Metrics
 from tidings.routing.cache import PlanCache
@@ -385,11 +388,13 @@ class DeliveryWorker:
         options: WorkerOptions,
         *,
         metrics: Metrics | None = None,
+        inbound_hooks: Sequence[InboundHook] = (),
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.options = options
         self.metrics = metrics
+        self.inbound_hooks = inbound_hooks  # inbound.hooks.after_inbound_stored
         self.lanes: dict[int, SupplierLane] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
@@ -428,6 +433,15 @@ class DeliveryWorker:
         """The sink connectors report into: returns once the reports are committed."""
         await self.reports.submit(supplier_id, reports)
 
+    async def inbound(self, supplier_id: int, items: Sequence[InboundItem]) -> None:
+        """The sink connectors deliver inbound messages into: returns once committed."""
+        async with transaction(self.sessions) as session:
+            stored = await receive(
+                session, self.clock, supplier_id, items, hooks=self.inbound_hooks
+            )
+        if self.metrics is not None:
+            self.metrics.inbound_stored(supplier_id, stored)
+
     async def sweep(self) -> None:
         async with transaction(self.sessions) as session:
             applied = await sweep_expired(
@@ -435,6 +449,11 @@ class DeliveryWorker:
             )
         if self.metrics is not None:
             self.metrics.changes_applied(applied)
+        async with transaction(self.sessions) as session:
+            overdue = await give_up_parts(session, self.clock, hooks=self.inbound_hooks)
+        if self.metrics is not None:
+            for supplier_id, stored in overdue.items():
+                self.metrics.inbound_stored(supplier_id, stored)
 
     async def refresh_suppliers(self) -> None:
         async with self.sessions() as session:
@@ -463,6 +482,8 @@ class DeliveryWorker:
                     if supplier.kind in VIBER_SUPPLIER_KINDS
                     else build_connector(supplier, self.clock)
                 )
+                if isinstance(connector, TakesInbound):
+                    connector.attach_inbound(self.inbound)
                 await connector.start(self.report)
             except Exception:
                 log.exception("supplier %s could not start", supplier.name)

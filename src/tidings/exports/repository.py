@@ -35,6 +35,7 @@ from sqlalchemy.pool import NullPool
 from tidings.accounts.models import Client
 from tidings.config import normalize_database_url
 from tidings.exports.filters import ExportFilter
+from tidings.exports.inbound import inbound_export_query, wants_inbound
 from tidings.exports.models import BUILDING, FAILED, PENDING, READY, Export
 from tidings.exports.rows import HLR, HLR_ORIGINATOR, VIBER
 from tidings.hlr.models import HlrLookup
@@ -260,20 +261,28 @@ def create_reader_engine(url: str) -> AsyncEngine:
 
 def export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
     """The records `rows.RowRenderer` renders, in time_in order: messages, HLR lookups (when
-    the export is of every type, or of `hlr`), or both merged by time (UNION ALL).
+    the export is of every type, or of `hlr`) and inbound messages (`exports.inbound`),
+    merged by time (UNION ALL).
 
     A Viber message's content and fallback SMS are not in its record: `stream_messages` adds
     them batch by batch (`viber_details_query`). Money and times come raw (micro-units; on
     SQLite, the stored ISO text), skipping the column types' conversions, which would cost
     more than the rest of a row's rendering.
     """
+    parts = []
+    if spec.message_type != HLR:
+        parts.append(_message_query(client_id, spec))
     if spec.message_type == HLR or (spec.message_type is None and not spec.by_ids):
         lookups = hlr_export_query(client_id, spec)
         if spec.message_type == HLR:
             return lookups.order_by(HlrLookup.created_at, HlrLookup.id)
-        both = union_all(_message_query(client_id, spec), lookups).subquery()
-        return select(both).order_by(both.c.time_in, both.c.id)
-    return _message_query(client_id, spec).order_by(Message.time_in, Message.id)
+        parts.append(lookups)
+    if wants_inbound(spec):
+        parts.append(inbound_export_query(client_id, spec))
+    if len(parts) == 1:
+        return _message_query(client_id, spec).order_by(Message.time_in, Message.id)
+    merged = union_all(*parts).subquery()
+    return select(merged).order_by(merged.c.time_in, merged.c.id)
 
 
 def may_hold_viber(spec: ExportFilter) -> bool:

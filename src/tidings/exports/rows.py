@@ -1,8 +1,9 @@
 """One export row per message, in seed 004's shape ("Детальная статистика сообщений").
 
-Every row has the SMS fields, in the seed's order:
+Every row has the SMS fields, in the seed's order, with `direction` (ours: `outbound`, or
+`inbound` for an inbound message, exports/inbound.py) after `message_type`:
 
-    message_ID, message_type, msisdn, Country_name, brand_name, mcc, mnc, originator,
+    message_ID, message_type, direction, msisdn, Country_name, brand_name, mcc, mnc, originator,
     price, Incoming date, Sending date, DLR Date, Status, body
 
 An HLR row is the same with `body` holding the HLR result (`hlr_body`, filled from the
@@ -33,6 +34,7 @@ ExportRow = dict[str, Any]
 SMS_FIELDS = (
     "message_ID",
     "message_type",
+    "direction",
     "msisdn",
     "Country_name",
     "brand_name",
@@ -182,10 +184,12 @@ class RowRenderer:
         if self._operator is not None and brand.casefold() != self._operator:
             return None
         name, mcc = self._country(iso)
+        inbound = channel == INBOUND
         row = {
             "message_ID": message_id,
-            "message_type": channel,
-            "msisdn": int(msisdn),
+            "message_type": SMS if inbound else channel,
+            "direction": "inbound" if inbound else "outbound",
+            "msisdn": int(msisdn) if msisdn.isdigit() else msisdn,
             "Country_name": name,
             "brand_name": brand,
             "mcc": mcc,
@@ -229,6 +233,7 @@ HLR = "hlr"
 HLR_ORIGINATOR = "HLR"
 SMS = "sms"
 VIBER = "viber"
+INBOUND = "inbound"  # the channel of an inbound message's record (exports/inbound.py)
 # A record's columns: the 12 every message has (`repository.export_query`); a Viber record
 # adds img, caption, action and the 12 of its fallback SMS (`repository.with_viber_details`).
 RECORD_WIDTH = 12

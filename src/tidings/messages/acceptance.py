@@ -57,6 +57,7 @@ class SmsItem:
     reference: str | None
     originator: str
     body: str
+    reply_to: int | None = None  # the inbound message this answers (docs/inbound.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +358,11 @@ class _Admission:
 
 
 async def write_accepted(
-    session: AsyncSession, clock: Clock, prepared: Sequence[PreparedSms]
+    session: AsyncSession,
+    clock: Clock,
+    prepared: Sequence[PreparedSms],
+    *,
+    check_optouts: bool = True,
 ) -> list[Acceptance | TidingsError]:
     """Charge and store prepared requests in the caller's transaction, in bulk.
 
@@ -368,7 +373,8 @@ async def write_accepted(
     the insert surfaces as IntegrityError, and the caller retries the requests one by one.
     """
     admission = _Admission(list(prepared))
-    await _refuse_opted_out(session, admission)
+    if check_optouts:  # off only for the confirmation of an opt-out (inbound/hooks.py)
+        await _refuse_opted_out(session, admission)
     prepared = admission.prepared  # without the numbers that opted out
     await _refuse_used_references(session, admission)
     await _refuse_uncovered(session, admission)
@@ -571,6 +577,7 @@ def _message_row(
         "status": (Status.SCHEDULED if send_at else Status.QUEUED).value,
         "callback_url": request.callback_url,
         "supplier_id": item.supplier_id,
+        "reply_to": item.item.reply_to,
         "cost": item.cost,
         "cost_currency": item.cost_currency,
         "send_at": send_at,

@@ -93,6 +93,9 @@ class Message(Base):
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id"), nullable=True, index=True
     )
+    # The inbound message (inbound_messages.id) this one answers. No foreign key: adding one
+    # to this big table would make SQLite copy it (docs/inbound.md, "Replies").
+    reply_to: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class MessageEvent(Base):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -57,6 +57,17 @@ SUBMIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 FINAL_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600, 7 * 86400)
 
 M = TypeVar("M", Counter, Histogram, Enum, Gauge)
+
+
+class InboundCount(Protocol):
+    """What the inbound counter needs of a stored inbound message (inbound.service)."""
+
+    @property
+    def client_id(self) -> int | None: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def duplicate(self) -> bool: ...
 
 
 class _Children(Generic[M]):
@@ -190,6 +201,15 @@ class Metrics:
                 "tidings_webhook_attempts",
                 "Webhook deliveries recorded, by outcome: delivered, retry, failed, unsent.",
                 ("client_id", "outcome"),
+                registry=registry,
+            )
+        )
+        self.inbound_received = _Children(
+            Counter(
+                "tidings_inbound_messages",
+                "Inbound messages (MO) stored, by supplier, client ('unrouted' when no number "
+                "matched) and the number they were sent to; repeats of one are not counted.",
+                ("supplier_id", "client_id", "number"),
                 registry=registry,
             )
         )
@@ -330,6 +350,19 @@ class Metrics:
     def reports_received(self, supplier_id: int, reports: Iterable[SupplierReport]) -> None:
         for status, count in Tally(report.status.value for report in reports).items():
             self.dlr_received(supplier_id, status).inc(count)
+
+    def inbound_stored(
+        self, supplier_id: int | None, stored: Iterable[InboundCount | None]
+    ) -> None:
+        """After the commit that stored them: the new inbound messages (not the repeats)."""
+        supplier = "" if supplier_id is None else supplier_id
+        counts = Tally(
+            (m.client_id if m.client_id is not None else "unrouted", m.number)
+            for m in stored
+            if m is not None and not m.duplicate
+        )
+        for (client, number), count in counts.items():
+            self.inbound_received(supplier, client, number).inc(count)
 
     def smpp_bind_failed(self) -> None:
         self.smpp_bind_failures.inc()

@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidings.clock import Clock
+from tidings.connectors.smpp.concat import assembly_key as shared_assembly_key
+from tidings.connectors.smpp.concat import charset_named
 from tidings.connectors.smpp.pdu import HEADER, CommandStatus, DataSm, SubmitSm, decode, encode
 from tidings.connectors.smpp.text import (
     Concat,
     InboundPart,
-    TextCharset,
     TextRefused,
     join_text,
     read_part,
@@ -93,7 +94,7 @@ class _Assembly:
 
 def assembly_key(pdu: SubmitSm | DataSm, concat: Concat) -> str:
     """What the parts of one message share (besides the client)."""
-    return f"{pdu.source_addr}|{pdu.destination_addr}|{concat.reference}|{concat.total}"[:120]
+    return shared_assembly_key(pdu.source_addr, pdu.destination_addr, concat)
 
 
 class Assembler:
@@ -132,7 +133,11 @@ class Assembler:
             short = pdu.short_message if isinstance(pdu, SubmitSm) else b""
             try:
                 inbound = read_part(
-                    short, pdu.data_coding, pdu.esm_class, pdu.tlvs, default=_charset(row.charset)
+                    short,
+                    pdu.data_coding,
+                    pdu.esm_class,
+                    pdu.tlvs,
+                    default=charset_named(row.charset),
                 )
             except TextRefused:  # pragma: no cover - checked before it was stored
                 continue
@@ -323,13 +328,6 @@ class Assembler:
         """Let parts being stored or accepted finish (the server is stopping)."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=within)
-
-
-def _charset(name: str) -> TextCharset:
-    try:
-        return TextCharset(name)
-    except ValueError:
-        return TextCharset.GSM7
 
 
 def _status_of(error: BaseException) -> int:

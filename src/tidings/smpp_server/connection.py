@@ -57,8 +57,8 @@ from tidings.errors import (
 )
 from tidings.smpp_server.receipts import (
     Answered,
+    deliver_pdu,
     message_state_of,
-    receipt_pdu,
     smpp_time,
 )
 from tidings.smpp_server.store import PendingReceipt
@@ -402,7 +402,7 @@ class ServerConnection:
         if self.closed:
             future.set_exception(ConnectionError(f"{self.name} is closed"))
             return
-        pdu = receipt_pdu(receipt, self.client.charset if self.client else TextCharset.GSM7)
+        pdu = deliver_pdu(receipt, self.client.charset if self.client else TextCharset.GSM7)
         pdu.sequence_number = sequence
         self.send(pdu)
 

@@ -29,6 +29,9 @@ class SmppReceipt(Base):
     part_id: Mapped[int | None] = mapped_column(
         ForeignKey("smpp_inbound_parts.id", name="fk_smpp_receipts_part_id"), nullable=True
     )
+    # An inbound message for the client (a deliver_sm that is no receipt) rides the same
+    # queue: then ``status`` is "inbound" and ``message_id`` None (docs/inbound.md).
+    inbound_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
     done_at: Mapped[datetime] = mapped_column(UTCDateTime)

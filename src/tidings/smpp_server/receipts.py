@@ -121,6 +121,38 @@ def receipt_pdu(receipt: PendingReceipt, charset: TextCharset = TextCharset.GSM7
     )
 
 
+def deliver_pdu(receipt: PendingReceipt, charset: TextCharset = TextCharset.GSM7) -> DeliverSm:
+    """What a queued row becomes on the wire: a receipt, or an inbound message."""
+    if receipt.inbound_id is not None:
+        return inbound_pdu(receipt, charset)
+    return receipt_pdu(receipt, charset)
+
+
+def inbound_pdu(receipt: PendingReceipt, charset: TextCharset = TextCharset.GSM7) -> DeliverSm:
+    """An inbound message (MO) as a deliver_sm that is no receipt (esm_class 0): from the
+    sender to the client's number, the text in the client's default alphabet when it fits,
+    else UCS-2, as receipts are written; a text over short_message's 254 octets goes whole
+    in message_payload (no UDH parts: every receiver ESME reads message_payload)."""
+    short_message, data_coding = _receipt_text(receipt.body, charset)
+    tlvs: dict[int, bytes] = {}
+    if len(short_message) > 254:
+        tlvs[Tag.MESSAGE_PAYLOAD], short_message = short_message, b""
+    recipient = receipt.originator[:20]
+    short_code = recipient.isdigit() and len(recipient) <= 8
+    return DeliverSm(
+        source_addr_ton=1,
+        source_addr_npi=1,
+        source_addr=receipt.msisdn[:20],
+        dest_addr_ton=3 if short_code else 1,
+        dest_addr_npi=0 if short_code else 1,
+        destination_addr=recipient,
+        esm_class=0,
+        data_coding=data_coding,
+        short_message=short_message,
+        tlvs=tlvs,
+    )
+
+
 # ASCII characters GSM-7 writes as the same octet (not @ $ _ ` nor the bracket family):
 # a receipt made only of these reads the same in every alphabet data_coding 0 may mean.
 _SAME_IN_GSM = bytes(

@@ -8,7 +8,7 @@ kept) for any final status, 2 for failures, 3 for deliveries, 0 none (``smpp_rec
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
@@ -21,6 +21,7 @@ from tidings.clock import Clock
 from tidings.connectors.smpp.pdu import DataSm, SubmitSm, decode
 from tidings.connectors.smpp.text import decode_short_message
 from tidings.db.arrays import none_of, one_of
+from tidings.inbound.models import InboundMessage
 from tidings.messages.changes import AppliedChange
 from tidings.messages.models import Message
 from tidings.messages.status import DELIVERED_STATUSES, Status
@@ -110,6 +111,37 @@ async def enqueue_smpp_receipts(
     return len(rows)
 
 
+INBOUND_STATUS = "inbound"  # smpp_receipts.status of an inbound message (MO) for the client
+
+
+async def enqueue_smpp_inbound(
+    session: AsyncSession, now: datetime, messages: Sequence[tuple[int, int, datetime]]
+) -> None:
+    """Queue inbound messages (client id, inbound id, received at) for clients' receiver
+    binds: the receipts' queue, so they wait the same way while the client is not bound."""
+    if messages:
+        wake_after_commit(session, SMPP_RECEIPTS)
+        await session.execute(
+            insert(_table(SmppReceipt)),
+            [
+                {
+                    "client_id": client_id,
+                    "message_id": None,
+                    "reply_id": None,
+                    "part_id": None,
+                    "inbound_id": inbound_id,
+                    "status": INBOUND_STATUS,
+                    "detail": None,
+                    "done_at": received_at,
+                    "created_at": now,
+                    "attempts": 0,
+                    "sent_at": None,
+                }
+                for client_id, inbound_id, received_at in messages
+            ],
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PendingReceipt:
     id: int
@@ -124,6 +156,8 @@ class PendingReceipt:
     body: str
     parts: int
     time_in: datetime
+    # Set for an inbound message: msisdn is its sender, originator the number it was sent to.
+    inbound_id: int | None = None
 
 
 async def pending_receipts(
@@ -151,6 +185,7 @@ async def pending_receipts(
             Message.parts,
             Message.time_in,
             SmppReceipt.part_id,
+            SmppReceipt.inbound_id,
         )
         .outerjoin(Message, Message.id == SmppReceipt.message_id)
         .where(one_of(session, SmppReceipt.client_id, client_ids), SmppReceipt.sent_at.is_(None))
@@ -160,17 +195,45 @@ async def pending_receipts(
     if exclude:
         query = query.where(none_of(session, SmppReceipt.id, exclude))
     rows = (await session.execute(query)).all()
-    orphans = [row[-1] for row in rows if row[2] is None and row[-1] is not None]
+    orphans = [row[12] for row in rows if row[2] is None and row[12] is not None]
     of_parts = await _part_texts(session, orphans) if orphans else {}
+    # Inbound messages in the queue: their text by a second query, only when there are
+    # any, so the receipts' query keeps its plan (no join to a big table it rarely needs).
+    inbound_ids = [row[13] for row in rows if row[13] is not None]
+    of_inbound = await _inbound_texts(session, inbound_ids) if inbound_ids else {}
     receipts = []
     for row in rows:
-        *fields, part_id = row
+        fields = list(row[:12])
+        part_id, inbound_id = row[12], row[13]
+        if inbound_id is not None:
+            if inbound_id not in of_inbound:
+                continue  # pragma: no cover - inbound messages are never deleted
+            fields[7:12] = of_inbound[inbound_id]
+            receipts.append(replace(PendingReceipt(*fields), inbound_id=inbound_id))
+            continue
         if fields[2] is None:
             if part_id not in of_parts:
                 continue  # pragma: no cover - a receipt row always names one or the other
             fields[7:12] = of_parts[part_id]
         receipts.append(PendingReceipt(*fields))
     return receipts
+
+
+async def _inbound_texts(
+    session: AsyncSession, inbound_ids: Sequence[int]
+) -> dict[int, tuple[str, str, str, int, datetime]]:
+    """(sender, number, text, parts, received) of queued inbound messages, by id."""
+    rows = await session.execute(
+        select(
+            InboundMessage.id,
+            InboundMessage.sender,
+            InboundMessage.recipient,
+            InboundMessage.text,
+            InboundMessage.parts,
+            InboundMessage.received_at,
+        ).where(one_of(session, InboundMessage.id, inbound_ids))
+    )
+    return {row[0]: (row[1], row[2], row[3], row[4], row[5]) for row in rows.tuples()}
 
 
 async def _part_texts(

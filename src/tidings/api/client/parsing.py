@@ -6,6 +6,7 @@ Every rule raises InvalidRequest with a `reason` that errors.py maps onto Append
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,6 +115,29 @@ def parse_originator(value: Any, index: int | None) -> str:
     return value
 
 
+def parse_reply_to(value: Any, index: int | None) -> int | None:
+    """`reply_to`: the id of an inbound message this SMS answers (docs/inbound.md)."""
+    if value is None or value == "":
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or parse_id(text) is None:
+        raise InvalidRequest(
+            _where(index, "reply_to must be an inbound message id"),
+            reason="invalid",
+            field="reply_to",
+        )
+    return int(text)
+
+
+def _or_reply(
+    parse: Callable[[Any, int | None], str], value: Any, index: int | None, reply_to: int | None
+) -> str:
+    """A field a reply may leave out (its inbound message supplies it): "" until then."""
+    if reply_to is not None and (value is None or value == ""):
+        return ""
+    return parse(value, index)
+
+
 def parse_body(value: Any, index: int | None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(_where(index, "body is empty"), reason="bad_body")
@@ -156,12 +180,14 @@ def parse_sms_request(payload: Any, now: datetime) -> SmsRequest:
     callback_url = parse_callback_url(payload.get("callback_url"))
 
     if destination == "phone":
+        reply_to = parse_reply_to(payload.get("reply_to"), None)
         items = [
             SmsItem(
-                msisdn=parse_msisdn_field(payload.get("msisdn"), None),
+                msisdn=_or_reply(parse_msisdn_field, payload.get("msisdn"), None, reply_to),
                 reference=parse_reference(payload.get("reference"), None),
-                originator=parse_originator(payload.get("originator"), None),
+                originator=_or_reply(parse_originator, payload.get("originator"), None, reply_to),
                 body=parse_body(payload.get("body"), None),
+                reply_to=reply_to,
             )
         ]
     else:
@@ -170,22 +196,30 @@ def parse_sms_request(payload: Any, now: datetime) -> SmsRequest:
             raise InvalidRequest("phones is missing", reason="missing")
         if not isinstance(phones, list) or not phones:
             raise InvalidRequest("phones must be a non-empty array", reason="bad_payload")
+        if any(not isinstance(entry, dict) for entry in phones):
+            index = next(i for i, e in enumerate(phones) if not isinstance(e, dict))
+            raise InvalidRequest(f"phones[{index}] must be an object", reason="bad_payload")
+        replies = [parse_reply_to(entry.get("reply_to"), i) for i, entry in enumerate(phones)]
         if destination == "phones":
-            originator = parse_originator(payload.get("originator"), None)
+            # Replies take their originator from their inbound message: none is needed then.
+            every_reply = all(r is not None for r in replies)
+            originator = _or_reply(
+                parse_originator, payload.get("originator"), None, 0 if every_reply else None
+            )
             body = parse_body(payload.get("body"), None)
         items = []
         for index, entry in enumerate(phones):
-            if not isinstance(entry, dict):
-                raise InvalidRequest(f"phones[{index}] must be an object", reason="bad_payload")
+            reply_to = replies[index]
             if destination == "individual":
-                originator = parse_originator(entry.get("originator"), index)
+                originator = _or_reply(parse_originator, entry.get("originator"), index, reply_to)
                 body = parse_body(entry.get("body"), index)
             items.append(
                 SmsItem(
-                    msisdn=parse_msisdn_field(entry.get("msisdn"), index),
+                    msisdn=_or_reply(parse_msisdn_field, entry.get("msisdn"), index, reply_to),
                     reference=parse_reference(entry.get("reference"), index),
                     originator=originator,
                     body=body,
+                    reply_to=reply_to,
                 )
             )
     return SmsRequest(

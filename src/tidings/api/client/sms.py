@@ -18,6 +18,7 @@ from tidings.api.client.common import (
     quote_response,
     read_then_authenticate,
 )
+from tidings.api.client.inbound import add_inbound_routes
 from tidings.api.client.parsing import REFERENCE, parse_id, parse_sms_request
 from tidings.api.client.render import batch_result, status_body, task_body
 from tidings.api.client.wire import ClientApiRoute, json_response
@@ -26,12 +27,28 @@ from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money
 from tidings.db.replica import read_with_fallback
 from tidings.errors import InvalidRequest, NotFound
-from tidings.messages.acceptance import SmsRequest, fake_acceptance, prepare_sms, quote_sms
+from tidings.inbound.replies import pin_suppliers, resolve_replies
+from tidings.messages.acceptance import (
+    SmsRequest,
+    fake_acceptance,
+    prepare_sms,
+    quote_sms,
+)
 from tidings.messages.queries import get_message, get_message_by_reference, get_task_summary
 
 
 def _sms_parser(state: AppState) -> Callable[[Any], SmsRequest]:
     return lambda payload: parse_sms_request(payload, state.clock.now())
+
+
+async def _replies(
+    state: AppState, caller: Caller, parsed: SmsRequest
+) -> tuple[SmsRequest, dict[int, int]]:
+    """Fill in the replies' addresses (`reply_to`), and which supplier each goes through."""
+    if all(item.reply_to is None for item in parsed.items):
+        return parsed, {}
+    async with state.sessions() as session:
+        return await resolve_replies(session, caller.client_id, parsed)
 
 
 def build_router(prefix: str) -> APIRouter:
@@ -42,7 +59,10 @@ def build_router(prefix: str) -> APIRouter:
     async def create_sms(request: Request) -> Response:
         state = app_state(request)
         caller, parsed = await read_then_authenticate(request, _sms_parser(state))
-        prepared = prepare_sms(await state.catalog.get(), caller, parsed, state.limits)
+        parsed, pins = await _replies(state, caller, parsed)
+        prepared = pin_suppliers(
+            prepare_sms(await state.catalog.get(), caller, parsed, state.limits), pins
+        )
         if caller.is_test:
             accepted = fake_acceptance(prepared)
         else:
@@ -73,6 +93,7 @@ def build_router(prefix: str) -> APIRouter:
     async def price_sms(request: Request) -> Response:
         state = app_state(request)
         caller, parsed = await read_then_authenticate(request, _sms_parser(state))
+        parsed, _ = await _replies(state, caller, parsed)
         return quote_response(quote_sms(await state.catalog.get(), caller, parsed, state.limits))
 
     add_price_tables(router, "sms", 0, doc.SMS_PRICES)
@@ -114,6 +135,8 @@ def build_router(prefix: str) -> APIRouter:
             lambda session: get_task_summary(session, caller.client_id, number),
         )
         return json_response(task_body(summary))
+
+    add_inbound_routes(router)
 
     @router.get("/sms/{message_id}", **(doc.SMS_BY_ID if prefix else doc.SMS_SHORT_FORM))
     async def sms_by_id(request: Request, message_id: str) -> Response:

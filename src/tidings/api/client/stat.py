@@ -170,6 +170,7 @@ def _fake_rows(key: str, now: datetime) -> list[ExportRow]:
             {
                 "message_ID": rng.randrange(10**7, 10**8),
                 "message_type": "sms",
+                "direction": "outbound",
                 "msisdn": 380_972_000_000 + rng.randrange(10**6),
                 "Country_name": "Ukraine",
                 "brand_name": "Kyivstar",

@@ -42,8 +42,13 @@ domain stores (``message_parts``). Each part's receipt is reported under its own
 database settles the message: delivered when every part is, failed when one part fails, and
 that holds across restarts.
 
-MO: a deliver_sm that is no receipt is acknowledged, logged and counted (``stats["mo"]``),
-and not stored: Tidings has no inbound messages.
+MO: a deliver_sm / data_sm that is no receipt is an inbound message (docs/inbound.md). It is
+answered only once stored (the inbound sink, batched like receipts); a part of a long one
+(UDH 8/16-bit, SAR, message_payload, read by the SMPP server's ``text.read_part``) is stored
+as a part and the message is written when its last part comes. A deliver_sm carries no id,
+so a resend of the same PDU (an SMSC that lost our answer) is recognised by a fingerprint of
+its content within ten minutes (``inbound.service.DEFAULT_DEDUPE_WINDOW``). Without an
+inbound sink (a connector used on its own) MO are acknowledged and counted, not stored.
 """
 
 from __future__ import annotations
@@ -59,12 +64,16 @@ from typing import Any
 
 from tidings.clock import Clock
 from tidings.connectors.base import (
+    InboundItem,
+    InboundSink,
     OutboundMessage,
     ReportSink,
     SubmitOutcome,
     SubmitResult,
     SupplierReport,
 )
+from tidings.connectors.smpp.batcher import Batcher
+from tidings.connectors.smpp.mo import inbound_item
 from tidings.connectors.smpp.pdu import (
     CommandStatus,
     DataSm,
@@ -83,7 +92,13 @@ from tidings.connectors.smpp.session import (
     SessionConfig,
     Unacknowledged,
 )
-from tidings.connectors.smpp.text import LongMode, TextCharset, TextOptions, encode_message
+from tidings.connectors.smpp.text import (
+    LongMode,
+    TextCharset,
+    TextOptions,
+    TextRefused,
+    encode_message,
+)
 from tidings.errors import ConfigurationError
 from tidings.messages.encoding import UnencodableText
 
@@ -289,64 +304,6 @@ class _Bounded(dict[str, Any]):
             del self[next(iter(self))]
 
 
-class _ReportBatcher:
-    """Collects reports of concurrent deliver_sm into one sink call (one transaction).
-
-    ``put`` returns once the sink has stored its reports (or raises what the sink raised),
-    so the deliver_sm is answered only after its receipt is committed.
-    """
-
-    def __init__(self, sink: ReportSink, supplier_id: int, size: int, wait: float) -> None:
-        self.sink = sink
-        self.supplier_id = supplier_id
-        self.size = size
-        self.wait = wait
-        self._items: list[tuple[list[SupplierReport], asyncio.Future[int]]] = []
-        self._count = 0
-        self._task: asyncio.Task[None] | None = None
-        self._full = asyncio.Event()
-
-    def put(self, reports: list[SupplierReport]) -> asyncio.Future[int]:
-        """A future that resolves to ESME_ROK once the reports are stored."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        self._items.append((reports, future))
-        self._count += len(reports)
-        if self._count >= self.size:
-            self._full.set()
-        if self._task is None:
-            self._task = loop.create_task(self._flush())
-        return future
-
-    async def _flush(self) -> None:
-        try:
-            while self._items:
-                if self._count < self.size and self.wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), self.wait)
-                items, self._items, self._count = self._items, [], 0
-                self._full.clear()
-                reports = [report for chunk, _ in items for report in chunk]
-                try:
-                    await self.sink(self.supplier_id, reports)
-                except Exception as error:
-                    log.warning("storing %d SMPP receipts failed: %s", len(reports), error)
-                    for _, future in items:
-                        if not future.done():
-                            future.set_exception(error)
-                else:
-                    for _, future in items:
-                        if not future.done():
-                            future.set_result(CommandStatus.ESME_ROK)
-        finally:
-            self._task = None
-
-    async def drain(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._task)
-
-
 class _Failure(Exception):
     def __init__(self, outcome: SubmitOutcome) -> None:
         self.outcome = outcome
@@ -361,7 +318,9 @@ class SmppConnector:
         self.sessions: list[EsmeSession] = []
         self._slots: asyncio.Queue[Link] = asyncio.Queue()
         self._any_bound = asyncio.Event()
-        self._reports: _ReportBatcher | None = None
+        self._reports: Batcher[SupplierReport] | None = None
+        self._inbound_sink: InboundSink | None = None
+        self._inbound: Batcher[InboundItem] | None = None
         # Parts already accepted of a long message whose later part failed to go: a retry
         # resumes after them instead of sending them twice.
         self._progress = _Bounded(10_000)
@@ -398,9 +357,17 @@ class SmppConnector:
             context.verify_mode = ssl.CERT_NONE
         return context
 
+    def attach_inbound(self, sink: InboundSink) -> None:
+        """Where inbound messages go (before start); without it they are acked and counted."""
+        self._inbound_sink = sink
+
     async def start(self, reports: ReportSink) -> None:
         o = self.options
-        self._reports = _ReportBatcher(reports, self.supplier_id, o.report_batch, o.report_wait)
+        self._reports = Batcher(reports, self.supplier_id, o.report_batch, o.report_wait)
+        if self._inbound_sink is not None:
+            self._inbound = Batcher(
+                self._inbound_sink, self.supplier_id, o.report_batch, o.report_wait
+            )
         self._slots = asyncio.Queue()
         self._any_bound = asyncio.Event()
         if o.bind_mode == "transceiver":
@@ -424,6 +391,8 @@ class SmppConnector:
             await session.stop()
         if self._reports is not None:
             await self._reports.drain()
+        if self._inbound is not None:
+            await self._inbound.drain()
         self.sessions = []
 
     def _on_bound(self, link: Link) -> None:
@@ -618,17 +587,7 @@ class SmppConnector:
         assert self._reports is not None, "deliver_sm before start"
         receipt = receipt_from_pdu(pdu)
         if receipt is None:
-            self.stats["mo"] += 1
-            log.info(
-                "%s: MO from %s to %s acknowledged and dropped (no inbound messages), %d so far",
-                link.name,
-                pdu.source_addr,
-                pdu.destination_addr,
-                self.stats["mo"],
-            )
-            done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            done.set_result(CommandStatus.ESME_ROK)
-            return done
+            return self._on_mo(link, pdu)
         self.stats["receipts"] += 1
         return self._reports.put([self._report_of(receipt)])
 
@@ -636,3 +595,23 @@ class SmppConnector:
         """A part's receipt goes under the part's own id: the delivery domain knows the parts."""
         sid = self.ids.receipt(receipt.message_id)
         return SupplierReport(sid, receipt.status, self.clock.now(), receipt.detail)
+
+    # --- inbound messages (MO) ---
+
+    def _on_mo(self, link: Link, pdu: DeliverSm | DataSm) -> asyncio.Future[int]:
+        """The answer to an MO: once stored, or at once when it cannot be read or kept."""
+        self.stats["mo"] += 1
+        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if self._inbound is None:
+            log.info("%s: MO from %s not stored (no inbound sink)", link.name, pdu.source_addr)
+            answer.set_result(CommandStatus.ESME_ROK)
+            return answer
+        try:
+            item = inbound_item(pdu, self.options.text.charset, self.clock.now())
+        except TextRefused as refused:
+            # Binary or reserved codings are not text a client could read: refused, so the
+            # SMSC knows (and may log it), rather than stored as nonsense.
+            log.warning("%s: MO from %s refused: %s", link.name, pdu.source_addr, refused)
+            answer.set_result(CommandStatus.ESME_RINVDCS)
+            return answer
+        return self._inbound.put([item])
