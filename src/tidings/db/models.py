@@ -9,6 +9,7 @@ from tidings.exports.models import Export
 from tidings.hlr.models import HlrLookup
 from tidings.messages.models import Message, MessageEvent, Task
 from tidings.operators.models import ConsoleSecret, Operator
+from tidings.retention.models import MaintenanceRun
 from tidings.routing.models import FxRate, Route, Supplier, SupplierCost, SupplierHealth
 from tidings.smpp_server.models import SmppInboundPart, SmppReceipt, SmppReceiptRequest
 from tidings.viber.models import ViberContent, ViberSender
@@ -24,6 +25,7 @@ __all__ = [
     "FxRate",
     "HlrLookup",
     "LedgerEntry",
+    "MaintenanceRun",
     "Message",
     "MessageEvent",
     "MessagePart",

@@ -124,7 +124,7 @@ def _partition(table: str, name: str, bound: str) -> Partition:
 async def is_partitioned(session: AsyncSession) -> bool:
     if session.get_bind().dialect.name != "postgresql":
         return False
-    kind = await session.scalar(
+    kind: str | None = await session.scalar(
         text("SELECT relkind FROM pg_class WHERE oid = 'messages'::regclass")
     )
     return kind == "p"
@@ -211,15 +211,10 @@ async def drop_week(session: AsyncSession, messages_partition: Partition) -> Dro
         text(f"CREATE TEMPORARY TABLE kept_ids ON COMMIT DROP AS {open_messages_sql(part)}"),
         bounds,
     )
-    kept = int(
-        (
-            await session.execute(
-                text(
-                    f'INSERT INTO messages SELECT * FROM "{part}" WHERE id IN (SELECT id FROM kept_ids)'
-                )
-            )
-        ).rowcount
+    await session.execute(
+        text(f'INSERT INTO messages SELECT * FROM "{part}" WHERE id IN (SELECT id FROM kept_ids)')
     )
+    kept = int(await session.scalar(text("SELECT count(*) FROM kept_ids")) or 0)
     events = names["message_events"]
     if events in present["message_events"]:
         await session.execute(

@@ -199,10 +199,11 @@ def _make_partitions(table: str, weeks: list[tuple[date, int]], current: date) -
         )
     for n in range(WEEKS_AHEAD + 1):
         week = current + timedelta(days=7 * n)
-        lower, upper = _first_id_at(_start(week)), _first_id_at(_start(week) + timedelta(days=7))
+        start = _start(week)
+        low, high = _first_id_at(start), _first_id_at(start + timedelta(days=7))
         names.append(f"{table}_w{week:%Y%m%d}")
         op.execute(
-            f'CREATE TABLE "{names[-1]}" PARTITION OF "{table}" FOR VALUES FROM ({lower}) TO ({upper})'
+            f'CREATE TABLE "{names[-1]}" PARTITION OF "{table}" FOR VALUES FROM ({low}) TO ({high})'
         )
     names.append(f"{table}_default")
     op.execute(f'CREATE TABLE "{table}_default" PARTITION OF "{table}" DEFAULT')
