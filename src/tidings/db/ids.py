@@ -26,6 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 ID_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 _EPOCH_SECONDS = int(ID_EPOCH.timestamp())
 SEQUENCE_BITS = 21
+# The largest message or task id there can be: JavaScript's largest exact integer. Other
+# tables' ids are still 32-bit columns (MAX_ROW_ID).
+MAX_ID = 2**53 - 1
+MAX_ROW_ID = 2**31 - 1
 # The tables whose ids are time-ordered (their sequence's numbers feed the low bits).
 TIME_ORDERED = frozenset({"messages"})
 
