@@ -125,7 +125,7 @@ async def is_partitioned(session: AsyncSession) -> bool:
     if session.get_bind().dialect.name != "postgresql":
         return False
     kind: str | None = await session.scalar(
-        text("SELECT relkind FROM pg_class WHERE oid = 'messages'::regclass")
+        text("SELECT relkind::text FROM pg_class WHERE oid = 'messages'::regclass")
     )
     return kind == "p"
 
@@ -146,21 +146,24 @@ async def create_weeks(session: AsyncSession, weeks: list[date]) -> list[str]:
     moved into the new partition first, which PostgreSQL requires before it attaches it."""
     await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     created: list[str] = []
-    for table, key in PARTITION_KEYS.items():
+    for table in PARTITION_KEYS:
         existing = {p.name for p in await partitions(session, table)}
         for week in weeks:
             name = partition_name(table, week)
             if name in existing:
                 continue
             lower, upper = week_bounds(week)
-            await _create(session, table, key, name, lower, upper)
+            await create_range(session, table, name, lower, upper)
             created.append(name)
     return created
 
 
-async def _create(
-    session: AsyncSession, table: str, key: str, name: str, lower: int, upper: int
+async def create_range(
+    session: AsyncSession, table: str, name: str, lower: int, upper: int
 ) -> None:
+    """Make partition `name` of `table` for ids [lower, upper), taking over the rows of that
+    range that wait in the DEFAULT partition."""
+    key = PARTITION_KEYS[table]
     default = f"{table}_default"
     statements = [
         f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',

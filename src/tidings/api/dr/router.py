@@ -83,7 +83,7 @@ def _by_id(message_id: str) -> Lookup:
 
 
 def _is_number(text: str) -> bool:
-    return text.isascii() and text.isdigit() and len(text) <= 10
+    return text.isascii() and text.isdigit() and len(text) <= 16
 
 
 def _by_extra_id(extra_id: str) -> Lookup:
