@@ -130,6 +130,11 @@ async def is_partitioned(session: AsyncSession) -> bool:
     return kind == "p"
 
 
+async def database_now(session: AsyncSession) -> datetime:
+    moment: datetime = await session.scalar(text("SELECT now()"))
+    return moment
+
+
 async def ensure_weeks(
     session: AsyncSession, now: datetime, weeks_ahead: int = WEEKS_AHEAD
 ) -> list[str]:

@@ -20,6 +20,7 @@ from tidings.db.engine import transaction
 from tidings.db.partitions import (
     PARENT,
     Dropped,
+    database_now,
     drop_week,
     ensure_weeks,
     is_partitioned,
@@ -64,7 +65,8 @@ async def prune(
     async with transaction(sessions) as session:
         partitioned = await is_partitioned(session)
         if partitioned:
-            report.created = await ensure_weeks(session, now)
+            # The weeks to make are those of the ids to come: the database's clock stamps them.
+            report.created = await ensure_weeks(session, await database_now(session))
     if partitioned:
         async with sessions() as session:
             expired = [
