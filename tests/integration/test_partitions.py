@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 import pytest
 from bench.partitions import fill_history
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import POSTGRES_SERVER, _postgres_reachable
@@ -26,7 +26,14 @@ from tidings.clock import FrozenClock
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.ids import MAX_ID, first_id_at, time_of_id
 from tidings.db.migrate import alembic_config, upgrade
-from tidings.db.partitions import ensure_weeks, partition_name, partitions, week_of
+from tidings.db.partitions import (
+    create_weeks,
+    ensure_weeks,
+    partition_name,
+    partitions,
+    week_bounds,
+    week_of,
+)
 from tidings.messages.models import Message, MessageEvent, Task
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import Status
@@ -143,11 +150,14 @@ async def test_prune_drops_the_expired_week_but_keeps_what_still_awaits_a_report
     async with sessions() as session:
         states = set(await session.scalars(select(WebhookDelivery.state)))
     assert states == {"delivered"}
-    if postgres:
-        # This week made again (the tests share the database): the kept rows move into it.
+    # Closed since: the next run removes them too (on PostgreSQL from the DEFAULT partition).
+    again = await prune(sessions, later, 90)
+    assert again.as_json()["messages_removed"] == 2
+    async with sessions() as session:
+        assert list(await session.scalars(select(Message.id))) == []
+    if postgres:  # this week made again: the tests share the database
         async with transaction(sessions) as session:
             await ensure_weeks(session, _wall())
-        assert await _where(sessions, waiting) == partition_name("messages", week_of(_wall()))
 
 
 async def test_the_daily_run_is_scheduled_by_a_row_shared_by_workers(
@@ -243,14 +253,30 @@ async def test_migration_moves_a_database_with_history_into_weekly_partitions(
         async with transaction(sessions) as session:
             [new_id] = await MessageRepository(session).insert_many([_row(old, "fresh")])
         assert await _where(sessions, new_id) == partition_name("messages", this_week.date())
+        # An id of a week nobody made lands in the DEFAULT partition; making the week moves it.
+        far = this_week.date() + timedelta(weeks=10)
+        stray = week_bounds(far)[0] + 5
+        async with transaction(sessions) as session:
+            await session.execute(insert(Message), [{**_row(old, "stray"), "id": stray}])
+        assert await _where(sessions, stray) == "messages_default"
+        async with transaction(sessions) as session:
+            await create_weeks(session, [far])
+        assert await _where(sessions, stray) == partition_name("messages", far)
 
         # Pruning a day into this week, 14 days kept: the first three weeks ended 15 days ago
         # or earlier; their open messages (every tenth) stay, in the DEFAULT partition.
         report = await prune(sessions, this_week + timedelta(days=1), 14)
         assert len(report.partitions) == 3
-        assert report.as_json()["messages_kept_open"] == sum(
-            d.rows // 10 for d in report.partitions
-        )
+        kept = report.as_json()["messages_kept_open"]
+        assert kept == sum(d.rows // 10 for d in report.partitions)
+        # Once they close, the next run deletes them from the DEFAULT partition.
+        async with transaction(sessions) as session:
+            await session.execute(
+                text("UPDATE messages_default SET status = 'delivered' WHERE id < :new"),
+                {"new": 2**32},
+            )
+        again = await prune(sessions, this_week + timedelta(days=1), 14)
+        assert (again.partitions, again.deleted) == ([], kept)
     finally:
         await engine.dispose()
 
@@ -260,7 +286,7 @@ async def test_migration_moves_a_database_with_history_into_weekly_partitions(
         await _scalar(url, "SELECT relkind::text FROM pg_class WHERE relname = 'messages'") == "r"
     )
     remaining = await _scalar(url, "SELECT count(*) FROM messages")
-    assert remaining == HISTORY + 1 - sum(d.rows - d.kept for d in report.partitions)
+    assert remaining == HISTORY + 2 - sum(d.rows for d in report.partitions)
     await upgrade(url)
     assert await _scalar(url, "SELECT count(*) FROM messages") == remaining
 

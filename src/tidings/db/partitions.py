@@ -235,3 +235,29 @@ async def drop_week(session: AsyncSession, messages_partition: Partition) -> Dro
     await session.execute(text("DROP TABLE kept_ids"))
     await session.execute(text("DROP TABLE " + ", ".join(f'"{n}"' for n in dropped)))
     return Dropped(week, dropped, messages_partition.lower, messages_partition.upper, rows, kept)
+
+
+async def prune_default(session: AsyncSession, cutoff: datetime) -> int:
+    """Delete the messages of the DEFAULT partition taken before `cutoff` that have closed
+    since (the open messages of weeks pruned earlier), with their history: the partition is
+    small (open messages only), so a DELETE there is cheap. The number deleted."""
+    part = f"{PARENT}_default"
+    result = await session.execute(
+        text(
+            f"""
+            WITH keep AS ({open_messages_sql(part)}),
+            gone AS (
+                DELETE FROM "{part}" WHERE time_in < :cutoff
+                  AND id NOT IN (SELECT id FROM keep WHERE id IS NOT NULL)
+                RETURNING id
+            ),
+            events AS (
+                DELETE FROM "message_events_default"
+                WHERE message_id IN (SELECT id FROM gone)
+            )
+            SELECT count(*) FROM gone
+            """
+        ),
+        {"cutoff": cutoff, "lower": 0, "upper": 2**63 - 1},
+    )
+    return int(result.scalar_one())

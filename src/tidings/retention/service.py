@@ -25,6 +25,7 @@ from tidings.db.partitions import (
     ensure_weeks,
     is_partitioned,
     partitions,
+    prune_default,
 )
 from tidings.retention.repository import RetentionRepository
 
@@ -40,7 +41,9 @@ class PruneReport:
     cutoff: datetime
     partitions: list[Dropped] = field(default_factory=list)  # PostgreSQL
     created: list[str] = field(default_factory=list)  # partitions made for the coming weeks
-    deleted: int = 0  # SQLite: messages deleted
+    # Messages deleted row by row: SQLite's batches; on PostgreSQL those of the DEFAULT
+    # partition (open when their week was pruned, closed since).
+    deleted: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +80,8 @@ async def prune(
         for partition in expired:
             async with transaction(sessions) as session:
                 report.partitions.append(await drop_week(session, partition))
+        async with transaction(sessions) as session:
+            report.deleted = await prune_default(session, report.cutoff)
         return report
     while True:
         async with transaction(sessions) as session:
