@@ -5,6 +5,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -18,10 +19,12 @@ import pytest
 from bench.partitions import fill_history
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
 
 from tests.conftest import POSTGRES_SERVER, _postgres_reachable
 from tests.integration.test_webhooks import hook_world, move
 from tests.support import Receiver, accept_messages
+from tidings.cli.main import app
 from tidings.clock import FrozenClock
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.ids import MAX_ID, first_id_at, time_of_id
@@ -172,6 +175,35 @@ async def test_the_daily_run_is_scheduled_by_a_row_shared_by_workers(
     clock.advance(2 * 3600)
     results = await asyncio.gather(first.run_if_due(), second.run_if_due())
     assert sum(r is not None for r in results) == 1  # one of them, not both
+
+
+async def test_tidings_db_prune_prints_what_it_removed(
+    database_url: str, sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    world = await hook_world(sessions, clock, None)
+    [fresh] = await accept_messages(sessions, clock, world)
+    month_ago = _wall() - timedelta(days=30)
+    async with sessions() as session:
+        like = await session.get(Message, fresh)
+    assert like is not None
+    old = first_id_at(month_ago) + 1
+    async with transaction(sessions) as session:
+        if sessions.kw["bind"].dialect.name == "postgresql":
+            await create_weeks(session, [week_of(month_ago)])
+        row = {**_row(like, "old"), "id": old, "time_in": month_ago, "status": "delivered"}
+        await session.execute(insert(Message), [row])
+
+    result = await asyncio.to_thread(  # the command runs its own event loop
+        CliRunner().invoke,
+        app,
+        ["db", "prune", "--days", "7", "--json"],
+        env={"TIDINGS_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed["messages_removed"] == 1 and printed["messages_kept_open"] == 0
+    async with sessions() as session:
+        assert list(await session.scalars(select(Message.id))) == [fresh]
 
 
 # --- The migration of a database with history (PostgreSQL) ----------------------------------
