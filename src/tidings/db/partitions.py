@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.ids import first_id_at
-from tidings.messages.status import FINAL_STATUSES, Status
+from tidings.messages.models import IN_FLIGHT_PREDICATE, PENDING_PREDICATE
 
 # The partitioned tables and their partition key (the message id in both).
 PARTITION_KEYS = {"messages": "id", "message_events": "message_id"}
@@ -75,17 +75,23 @@ def partition_name(table: str, week: date, *, legacy: bool = False) -> str:
 def open_messages_sql(partition: str) -> str:
     """The ids in a partition of `messages` whose history must stay: not final yet, a webhook
     or an SMPP receipt still to send, or the Viber message of an SMS fallback still open.
-    Each term walks an index or a small queue, not the partition."""
-    open_statuses = ", ".join(f"'{s}'" for s in sorted(set(Status) - FINAL_STATUSES))
+
+    Each term walks an index or a small queue, not the partition: the statuses are written as
+    the sweeper's partial indexes are (`ix_messages_pending_expiry`, `…_in_flight_expiry`),
+    pending webhooks are the claim's partial index, unsent SMPP receipts are found per client
+    by `ix_smpp_receipts_pending (client_id, sent_at, id)`, fallbacks by `parent_id`."""
     return f"""
         WITH open_ids AS (
-            SELECT id FROM "{partition}" WHERE status IN ({open_statuses})
+            SELECT id FROM "{partition}" WHERE {PENDING_PREDICATE}
+            UNION
+            SELECT id FROM "{partition}" WHERE {IN_FLIGHT_PREDICATE}
             UNION
             SELECT d.message_id FROM webhook_deliveries AS d JOIN "{partition}" AS m
               ON m.id = d.message_id WHERE d.state = 'pending'
             UNION
-            SELECT r.message_id FROM smpp_receipts AS r JOIN "{partition}" AS m
-              ON m.id = r.message_id WHERE r.sent_at IS NULL
+            SELECT r.message_id FROM clients AS c
+              JOIN smpp_receipts AS r ON r.client_id = c.id AND r.sent_at IS NULL
+              JOIN "{partition}" AS m ON m.id = r.message_id
         )
         SELECT id FROM open_ids
         UNION
@@ -94,7 +100,7 @@ def open_messages_sql(partition: str) -> str:
         UNION
         SELECT c.parent_id FROM messages AS c
         WHERE c.parent_id >= :lower AND c.parent_id < :upper
-          AND c.status IN ({open_statuses})
+          AND ({PENDING_PREDICATE} OR {IN_FLIGHT_PREDICATE})
     """
 
 
@@ -200,10 +206,17 @@ class Dropped:
     kept: int  # of them still open, moved to the DEFAULT partition
 
 
-async def drop_week(session: AsyncSession, messages_partition: Partition) -> Dropped:
+async def count_rows(session: AsyncSession, partition: Partition) -> int:
+    """The rows of an expired week (a read of the whole partition: done before drop_week,
+    outside its lock; nothing adds rows to a week past retention)."""
+    return int(await session.scalar(text(f'SELECT count(*) FROM "{partition.name}"')) or 0)
+
+
+async def drop_week(session: AsyncSession, messages_partition: Partition, rows: int) -> Dropped:
     """Detach a week's partitions, put its still-open messages (and their history) back into
     the tables, where they land in the DEFAULT partitions, and drop the rest whole: one
-    transaction, no row-by-row DELETE, nothing for VACUUM."""
+    transaction, no row-by-row DELETE, nothing for VACUUM. DETACH locks the tables until
+    the commit, so everything here is proportional to the open messages, not the week."""
     await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     week = messages_partition.week
     assert week is not None
@@ -213,7 +226,6 @@ async def drop_week(session: AsyncSession, messages_partition: Partition) -> Dro
         if name in present[table]:
             await session.execute(text(f'ALTER TABLE "{table}" DETACH PARTITION "{name}"'))
     part = names[PARENT]
-    rows = int(await session.scalar(text(f'SELECT count(*) FROM "{part}"')) or 0)
     bounds = {"lower": messages_partition.lower or 0, "upper": messages_partition.upper or 0}
     await session.execute(
         text(f"CREATE TEMPORARY TABLE kept_ids ON COMMIT DROP AS {open_messages_sql(part)}"),

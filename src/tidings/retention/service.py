@@ -20,6 +20,7 @@ from tidings.db.engine import transaction
 from tidings.db.partitions import (
     PARENT,
     Dropped,
+    count_rows,
     database_now,
     drop_week,
     ensure_weeks,
@@ -78,8 +79,10 @@ async def prune(
                 if p.ends_at is not None and p.ends_at <= report.cutoff
             ]
         for partition in expired:
+            async with sessions() as session:
+                rows = await count_rows(session, partition)
             async with transaction(sessions) as session:
-                report.partitions.append(await drop_week(session, partition))
+                report.partitions.append(await drop_week(session, partition, rows))
         async with transaction(sessions) as session:
             report.deleted = await prune_default(session, report.cutoff)
         return report
