@@ -246,6 +246,7 @@ async def test_migration_moves_a_database_with_history_into_weekly_partitions(
     url = scratch_database
     this_week = await fill_history(url, HISTORY)
     events = await _scalar(url, "SELECT count(*) FROM message_events")
+    await _scalar(url, "ALTER TABLE messages SET (fillfactor = 90)")  # kept by each partition
     await upgrade(url)
 
     assert (
@@ -294,6 +295,12 @@ async def test_migration_moves_a_database_with_history_into_weekly_partitions(
         async with transaction(sessions) as session:
             await create_weeks(session, [far])
         assert await _where(sessions, stray) == partition_name("messages", far)
+        storage = await _scalar(
+            url,
+            "SELECT array_agg(DISTINCT array_to_string(c.reloptions, ',')) FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'messages'::regclass",
+        )
+        assert storage == ["fillfactor=90"]
 
         # Pruning a day into this week, 14 days kept: the first three weeks ended 15 days ago
         # or earlier; their open messages (every tenth) stay, in the DEFAULT partition.

@@ -176,8 +176,16 @@ async def create_range(
     range that wait in the DEFAULT partition."""
     key = PARTITION_KEYS[table]
     default = f"{table}_default"
+    # Storage parameters (fillfactor, …) are each partition's own: the DEFAULT partition's
+    # are the template (migration 0017 gives it the table's).
+    options = await session.scalar(
+        text("SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE relname = :name"),
+        {"name": default},
+    )
+    storage = f" WITH ({options})" if options else ""
     statements = [
-        f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+        f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'
+        + storage,
         f'WITH moved AS (DELETE FROM "{default}" WHERE {key} >= {lower} AND {key} < {upper} '
         f'RETURNING *) INSERT INTO "{name}" SELECT * FROM moved',
         *_own_indexes(table, name),

@@ -160,7 +160,15 @@ def upgrade() -> None:
             execute(
                 "ALTER TABLE messages ALTER COLUMN id SET DEFAULT tidings_time_id('messages_id_seq')"
             )
-        names = _make_partitions(table, weeks, current)
+        # Storage parameters (fillfactor, …) belong to each partition: the old table's go to
+        # every partition, and the DEFAULT one keeps them for the weeks made later.
+        options = connection.execute(
+            sa.text(
+                "SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = CAST(:t AS regclass)"
+            ),
+            {"t": f"{table}_unpartitioned"},
+        ).scalar_one()
+        names = _make_partitions(table, weeks, current, f" WITH ({options})" if options else "")
         execute(f'INSERT INTO "{table}" SELECT * FROM "{table}_unpartitioned"')
         execute(f'DROP TABLE "{table}_unpartitioned"')
         if table == "messages":
@@ -186,7 +194,9 @@ def upgrade() -> None:
             execute(definition)
 
 
-def _make_partitions(table: str, weeks: list[tuple[date, int]], current: date) -> list[str]:
+def _make_partitions(
+    table: str, weeks: list[tuple[date, int]], current: date, storage: str
+) -> list[str]:
     """The partitions of the old weeks (`_l`), of this week and the coming ones (`_w`), and the
     DEFAULT one; their names."""
     names: list[str] = []
@@ -196,6 +206,7 @@ def _make_partitions(table: str, weeks: list[tuple[date, int]], current: date) -
         names.append(f"{table}_l{week:%Y%m%d}")
         op.execute(
             f'CREATE TABLE "{names[-1]}" PARTITION OF "{table}" FOR VALUES FROM ({lower}) TO ({upper})'
+            + storage
         )
     for n in range(WEEKS_AHEAD + 1):
         week = current + timedelta(days=7 * n)
@@ -204,9 +215,10 @@ def _make_partitions(table: str, weeks: list[tuple[date, int]], current: date) -
         names.append(f"{table}_w{week:%Y%m%d}")
         op.execute(
             f'CREATE TABLE "{names[-1]}" PARTITION OF "{table}" FOR VALUES FROM ({low}) TO ({high})'
+            + storage
         )
     names.append(f"{table}_default")
-    op.execute(f'CREATE TABLE "{table}_default" PARTITION OF "{table}" DEFAULT')
+    op.execute(f'CREATE TABLE "{table}_default" PARTITION OF "{table}" DEFAULT' + storage)
     return names
 
 
