@@ -68,8 +68,8 @@ def week_bounds(week: date) -> tuple[int, int]:
     return first_id_at(start), first_id_at(start + WEEK)
 
 
-def partition_name(table: str, week: date, *, legacy: bool = False) -> str:
-    return f"{table}_{'l' if legacy else 'w'}{week:%Y%m%d}"
+def partition_name(table: str, week: date) -> str:
+    return f"{table}_w{week:%Y%m%d}"
 
 
 def open_messages_sql(partition: str) -> str:
