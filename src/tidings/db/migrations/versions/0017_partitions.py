@@ -50,7 +50,7 @@ FOREIGN_KEYS = [
     ("viber_messages", "message_id"),
     ("webhook_deliveries", "message_id"),
 ]
-# Columns of unpartitioned tables holding message ids: bigint, one rewrite per table.
+# Columns of unpartitioned tables holding message or task ids: bigint, one rewrite per table.
 WIDEN = {
     "dispatch_jobs": ["message_id"],
     "message_parts": ["message_id"],
@@ -95,9 +95,20 @@ def upgrade() -> None:
     execute = op.execute
     connection = op.get_bind()
     execute(TIME_ID)
-    for table, column in FOREIGN_KEYS:
-        execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{_fk_name(table, column)}"')
-    for table, columns in WIDEN.items():
+    # Every foreign key that points at messages, FOREIGN_KEYS and any a later table added
+    # (migrations merged before this one): dropped, and its column widened like WIDEN's.
+    widen = {table: list(columns) for table, columns in WIDEN.items()}
+    for table, name, column in connection.execute(
+        sa.text(
+            "SELECT c.conrelid::regclass::text, c.conname, a.attname FROM pg_constraint AS c"
+            " JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
+            " WHERE c.contype = 'f' AND c.confrelid = 'messages'::regclass"
+        )
+    ).all():
+        execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
+        if table not in PARTITIONED and column not in widen.setdefault(table, []):
+            widen[table].append(column)
+    for table, columns in widen.items():
         changes = ", ".join(f'ALTER COLUMN "{c}" TYPE bigint' for c in columns)
         execute(f'ALTER TABLE "{table}" {changes}')
     execute("ALTER SEQUENCE tasks_id_seq AS bigint")
@@ -140,15 +151,13 @@ def upgrade() -> None:
         execute(f"ALTER SEQUENCE {table}_id_seq AS bigint")
         # The columns as they are, widened on an empty template first: a partition key's type
         # cannot change once the table is partitioned.
-        widen = (
-            ["id", "message_id"] if table == "message_events" else ["id", "task_id", "parent_id"]
-        )
+        ids = ["id", "message_id"] if table == "message_events" else ["id", "task_id", "parent_id"]
         execute(
             f'CREATE TABLE "{table}_template" (LIKE "{table}_unpartitioned" INCLUDING DEFAULTS)'
         )
         execute(
             f'ALTER TABLE "{table}_template" '
-            + ", ".join(f"ALTER COLUMN {c} TYPE bigint" for c in widen)
+            + ", ".join(f"ALTER COLUMN {c} TYPE bigint" for c in ids)
         )
         execute(
             f'CREATE TABLE "{table}" (LIKE "{table}_template" INCLUDING DEFAULTS) '
