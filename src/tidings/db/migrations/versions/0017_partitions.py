@@ -108,9 +108,21 @@ def upgrade() -> None:
         execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
         if table not in PARTITIONED and column not in widen.setdefault(table, []):
             widen[table].append(column)
-    for table, columns in widen.items():
-        changes = ", ".join(f'ALTER COLUMN "{c}" TYPE bigint' for c in columns)
-        execute(f'ALTER TABLE "{table}" {changes}')
+    for table, wanted in widen.items():
+        # Only what exists: a migration merged before this one may have dropped a table.
+        columns = [
+            row[0]
+            for row in connection.execute(
+                sa.text(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                    " current_schema() AND table_name = :t AND column_name = ANY(:c)"
+                ),
+                {"t": table, "c": wanted},
+            )
+        ]
+        if columns:
+            changes = ", ".join(f'ALTER COLUMN "{c}" TYPE bigint' for c in columns)
+            execute(f'ALTER TABLE "{table}" {changes}')
     execute("ALTER SEQUENCE tasks_id_seq AS bigint")
 
     now = connection.execute(sa.text("SELECT now()")).scalar_one()
@@ -274,6 +286,8 @@ def downgrade() -> None:
         )
     # NOT VALID: pruning may have left rows of other tables without their message.
     for table, column in FOREIGN_KEYS:
+        if connection.execute(sa.text("SELECT to_regclass(:t)"), {"t": table}).scalar() is None:
+            continue  # dropped by a later migration's downgrade order
         execute(
             f'ALTER TABLE "{table}" ADD CONSTRAINT "{_fk_name(table, column)}" '
             f"FOREIGN KEY ({column}) REFERENCES messages (id) NOT VALID"
