@@ -8,6 +8,7 @@ and `make test`), where that is a failure.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import uuid
@@ -89,18 +90,45 @@ def database_url(
     yield url
 
 
-def _truncate_postgres(url: str) -> None:
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+_CLEANUPS = itertools.count()
+# Every this many tests the tables are truncated; in between their rows are deleted.
+TRUNCATE_EVERY = 50
 
-    async def truncate() -> None:
+
+def _truncate_postgres(url: str) -> None:
+    """Empty every table and restart every sequence between tests.
+
+    TRUNCATE makes new files for every table, index and partition, emptied or not (about
+    0.3 s for the schema, 0.6 s since messages and message_events are partitioned), while a
+    test leaves a few hundred rows in a few tables: those are deleted (children first, one
+    probe says which tables hold rows), and every TRUNCATE_EVERY-th time everything is
+    truncated, which also clears the dead rows the deletes leave."""
+    tables = [table.name for table in Base.metadata.sorted_tables]
+    probe = " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT FROM \"{t}\")" for t in tables)
+    truncate_all = next(_CLEANUPS) % TRUNCATE_EVERY == 0
+
+    async def clean() -> None:
         engine = create_engine(url)
         try:
             async with engine.begin() as connection:
-                await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                if truncate_all:
+                    names = ", ".join(f'"{t}"' for t in tables)
+                    await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                    return
+                used = {row[0] for row in await connection.execute(text(probe))}
+                for table in reversed(tables):
+                    if table in used:
+                        await connection.execute(text(f'DELETE FROM "{table}"'))
+                await connection.execute(
+                    text(
+                        "SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"
+                        " AND relnamespace = current_schema()::regnamespace"
+                    )
+                )
         finally:
             await engine.dispose()
 
-    asyncio.run(truncate())
+    asyncio.run(clean())
 
 
 @pytest.fixture

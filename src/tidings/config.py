@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(5.0, gt=0)
     # A sent message without a final report is closed this long after its validity ends.
     report_grace_seconds: int = Field(3600, ge=0)
+    # Message history (messages, their status history) is kept this many days, then pruned
+    # by whole weeks (docs/architecture.md, "Partitions and retention"). Statistics exports
+    # keep their own rule (docs/exports.md).
+    retention_days: int = Field(90, ge=1)
     supplier_refresh_interval: float = Field(5.0, gt=0)
 
     # Delivery-report webhooks (docs/webhooks.md). The lease must be more than twice the

@@ -442,7 +442,7 @@ CREATE_ERRORS: list[tuple[Any, int]] = [
     ({"message_id": ["1530913625", "abc"]}, 80),
     ({"message_id": [1.5]}, 80),
     ({"message_id": [0]}, 80),
-    ({"message_id": [2**31]}, 80),
+    ({"message_id": [2**53]}, 80),
     ({"message_id": list(range(1, 302))}, 80),
     ({**WINDOW, "message_type": "mms"}, 81),
     ({**WINDOW, "message_type": 1}, 81),

@@ -162,8 +162,10 @@ async def test_filters_apply_to_lookups(env: Env) -> None:
     assert len(await env.export(message_type="hlr", source_type="api", **WINDOW)) == 3
     late = {"time_in_from": "2026-03-01 12:00:02", "time_in_to": "2026-03-01 23:00:00"}
     assert await env.export(message_type="hlr", **late) == []
-    # message_id selects messages only: lookup ids are numbered on their own.
-    assert [r["message_type"] for r in await env.export(message_id=[1, 2, 3])] == ["sms"]
+    # message_id selects messages only: lookup ids are numbered on their own (1, 2, 3).
+    [sms] = await env.export(message_type="sms", **WINDOW)
+    wanted = [int(sms["message_ID"]), 1, 2, 3]
+    assert [r["message_type"] for r in await env.export(message_id=wanted)] == ["sms"]
 
 
 async def test_csv_flattens_the_hlr_body(env: Env) -> None:

@@ -50,7 +50,7 @@ from tests.support import build_world
 from tidings.clock import FrozenClock
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.migrate import upgrade
-from tidings.db.models import Base
+from tidings.db.partitions import PARTITION_KEYS, create_range
 from tidings.db.statistics import MIN_ROWS, analyze_grown_tables
 from tidings.delivery.repository import DispatchRepository, PartRepository, ReceiptRepository
 from tidings.delivery.service import sweep_expired
@@ -90,6 +90,24 @@ BIG_TABLES = {
     "optouts",
 }
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# The filled ids (1 to ROWS) are older than the time-ordered ones: as in a database migrated
+# from before them, they are in partitions of their own (db/partitions.py), this many.
+OLD_PARTITIONS = 4
+_PARTITION = re.compile(r"_(default|[wl]\d{8})$")
+_EMPTY = re.compile(r"_(default|w\d{8})$")
+
+
+def _table_of(relation: str) -> str:
+    """The table a relation is a partition of (itself if none)."""
+    return _PARTITION.sub("", relation)
+
+
+def _is_big(relation: str) -> bool:
+    """A relation the fill made big: a big table, or one of its old partitions (the filled
+    ids are all old: this week's partitions and the DEFAULT one stay empty)."""
+    return _table_of(relation) in BIG_TABLES and not _EMPTY.search(relation)
+
+
 # A plan estimated to cost more than this reads far more of a table than a look-up of
 # ~1,000 rows by index needs (those cost about 5,000 units); a sequential scan of 200,000
 # messages costs ~6,000 and a sort of them far more, of a million ~30,000.
@@ -371,8 +389,13 @@ async def _build(url: str) -> dict[str, list[Explained]]:
     stale = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     engine = create_engine(url)
     try:
-        for table in Base.metadata.sorted_tables:
-            await admin.execute(f'ALTER TABLE "{table.name}" SET (autovacuum_enabled = false)')
+        await _old_partitions(engine)
+        # Every table with storage: partitioned tables have none (their partitions do).
+        for table in await admin.fetch(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = "
+            "current_schema()::regnamespace"
+        ):
+            await admin.execute(f'ALTER TABLE "{table[0]}" SET (autovacuum_enabled = false)')
         for sql in FILL[:2]:
             await admin.execute(_fill_sql(sql))
         calls = _hot_calls()
@@ -410,7 +433,9 @@ async def _build(url: str) -> dict[str, list[Explained]]:
         sessions = create_sessionmaker(engine)
         async with sessions() as session, session.begin():
             analyzed = await analyze_grown_tables(session)
-        assert {"messages", "receipts", "webhook_deliveries", "dispatch_jobs"} <= set(analyzed)
+        assert {"messages", "receipts", "webhook_deliveries", "dispatch_jobs"} <= {
+            _table_of(name) for name in analyzed
+        }
         for explained in results.values():
             for item in explained:
                 sql = item.statement.sql
@@ -423,6 +448,17 @@ async def _build(url: str) -> dict[str, list[Explained]]:
         await engine.dispose()
         await stale.close()
         await admin.close()
+
+
+async def _old_partitions(engine: AsyncEngine) -> None:
+    """Partitions for the filled ids, OLD_PARTITIONS ranges of them (migration 0017 makes
+    such partitions of a database's old ids, one per week)."""
+    step = ROWS // OLD_PARTITIONS + 1
+    async with create_sessionmaker(engine)() as session, session.begin():
+        for n in range(OLD_PARTITIONS):
+            for table in PARTITION_KEYS:
+                name = f"{table}_l202602{n + 1:02d}"
+                await create_range(session, table, name, n * step, (n + 1) * step)
 
 
 def _fill_sql(sql: str) -> str:
@@ -462,7 +498,7 @@ def _faults(plan: Any, mode: str) -> list[str]:
     faults = [
         f"Seq Scan on {node['Relation Name']}"
         for node in _nodes(plan)
-        if node["Node Type"] == "Seq Scan" and node["Relation Name"] in BIG_TABLES
+        if node["Node Type"] == "Seq Scan" and _is_big(node["Relation Name"])
     ]
     # The cost bound applies to the generic plan, the one a prepared statement keeps. A custom
     # plan serves the first five executions only, and its estimate multiplies the default
@@ -495,6 +531,43 @@ def explained() -> Iterator[dict[str, list[Explained]]]:
                 await server.close()
 
         asyncio.run(drop())
+
+
+def _partitions_read(plan: Any, table: str) -> set[str]:
+    return {
+        node["Relation Name"]
+        for node in _nodes(plan)
+        if "Relation Name" in node and _table_of(node["Relation Name"]) == table
+    }
+
+
+def _old_partitions_of(table: str, ids: list[int]) -> set[str]:
+    step = ROWS // OLD_PARTITIONS + 1
+    return {f"{table}_l202602{i // step + 1:02d}" for i in ids}
+
+
+# Look-ups by message id, and the partitions (of OLD_PARTITIONS and the migration's weeks)
+# each may read: those of its ids, the partition key of both tables.
+BY_ID = {
+    "messages.get": ("messages", [ROWS // 2]),
+    "messages.events": ("message_events", [ROWS // 2]),
+    "messages.lock_for_update": ("messages", _ids(ROWS // 2, LOOKUPS)),
+    "messages.outbound": ("messages", _ids(ROWS - BACKLOG + 1, 100)),
+}
+
+
+@pytest.mark.parametrize("call_name", sorted(BY_ID))
+def test_lookups_by_id_read_one_partition(
+    explained: dict[str, list[Explained]], call_name: str
+) -> None:
+    """Custom plans prune at planning, generic ones when they start (EXPLAIN shows only the
+    partitions left, and "Subplans Removed")."""
+    table, ids = BY_ID[call_name]
+    [item] = [i for i in explained[call_name] if table in i.statement.sql]
+    for mode in ("custom", "generic"):
+        read = _partitions_read(item.plans[mode], table)
+        shape = _shape(item.plans[mode])
+        assert read == _old_partitions_of(table, ids), f"{call_name} ({mode}):\n{shape}"
 
 
 @pytest.mark.parametrize("call_name", [name for name, _ in _hot_calls()])

@@ -115,9 +115,11 @@ def test_names_and_passwords_are_checked() -> None:
         ("  42 ", (42, "42", None)),
         ("order-17", (None, "order-17", None)),
         ("+380 97 100 0001", (None, "+380 97 100 0001", "380971000001")),
-        # Beyond the 32-bit id range: a reference or a phone number, never an id.
-        ("380971000001", (None, "380971000001", "380971000001")),
+        # Message ids are 64-bit (below 2**53): a phone number's digits may be one too.
+        ("380971000001", (380971000001, "380971000001", "380971000001")),
         ("2147483647", (2147483647, "2147483647", "2147483647")),
+        # Beyond 2**53: a reference, never an id.
+        ("9007199254740992", (None, "9007199254740992", None)),
         ("٣٤", (None, "٣٤", None)),  # digits, but not ASCII ones
     ],
 )

@@ -13,8 +13,10 @@ from tidings import __version__
 from tidings.cli.admin import clients_app, prices_app, routes_app, suppliers_app
 from tidings.cli.banner import print_banner
 from tidings.cli.common import (
+    JSON_OPTION,
     clock,
     emit,
+    fail,
     prepare_database_folder,
     run_in_transaction,
     run_service,
@@ -26,6 +28,7 @@ from tidings.cli.routing import costs_app, fx_app, report_app, routes_explain
 from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
 from tidings.db.migrate import upgrade, upgrade_sync
+from tidings.db.readiness import DatabaseNotReady, check_exists, check_migrated
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
 from tidings.demo import DemoKeys, ensure_demo
 from tidings.exports.repository import create_reader_engine
@@ -90,6 +93,37 @@ def db_upgrade(revision: str = typer.Argument("heads")) -> None:
     prepare_database_folder(settings)
     upgrade_sync(settings.database_url, revision)
     typer.echo(f"database at {revision}")
+
+
+@db_app.command("prune")
+def db_prune(
+    days: int | None = typer.Option(
+        None, "--days", min=1, help="Days of history to keep (default TIDINGS_RETENTION_DAYS)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Remove the message history past retention: whole weeks on PostgreSQL, batches on
+    SQLite; messages still awaiting a report, a webhook or an SMPP receipt stay. Prints what
+    it removed."""
+    from tidings.retention.service import prune
+
+    settings = Settings()
+
+    async def main() -> dict[str, Any]:
+        check_exists(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            await check_migrated(engine, settings.database_url)
+            keep = days if days is not None else settings.retention_days
+            report = await prune(create_sessionmaker(engine), clock.now(), keep)
+            return report.as_json()
+        finally:
+            await engine.dispose()
+
+    try:
+        emit(asyncio.run(main()), as_json)
+    except DatabaseNotReady as error:
+        fail(str(error))
 
 
 def _run_http(settings: Settings, *, with_workers: bool, processes: int) -> None:

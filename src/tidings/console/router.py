@@ -35,6 +35,7 @@ from tidings.console.auth import (
 from tidings.console.inbound import inbound_page
 from tidings.console.repository import create_reader_engine
 from tidings.db.engine import create_sessionmaker, transaction
+from tidings.db.ids import MAX_ROW_ID
 from tidings.errors import AuthError
 from tidings.operators import service as operators
 from tidings.operators.models import Operator
@@ -304,7 +305,7 @@ def build_router(settings: Settings) -> APIRouter:
         if signed is None:
             return to_login(request)
         state = app_state(request)
-        number = service.parse_id(client_id)
+        number = service.parse_id(client_id, MAX_ROW_ID)
         async with transaction(web.reads(app_state(request))) as db:
             data = (
                 None if number is None else await service.client_page(db, state.clock.now(), number)

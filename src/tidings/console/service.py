@@ -22,6 +22,7 @@ from tidings.console.repository import (
     Failure,
     QueueDepths,
 )
+from tidings.db.ids import MAX_ID
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.messages.models import Message
 from tidings.messages.status import FINAL_STATUSES, Status
@@ -415,12 +416,9 @@ class MessageHistory:
     relation: str | None = None  # how a related message is related to the one shown
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
-
-
-def parse_id(text: str) -> int | None:
+def parse_id(text: str, limit: int = MAX_ID) -> int | None:
     """An id as typed (ASCII digits, in the column's range), else None."""
-    if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_ID:
+    if text.isascii() and text.isdigit() and len(text) <= 16 and int(text) <= limit:
         return int(text)
     return None
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, any_, func, literal
+from sqlalchemy import ColumnElement, Select, and_, any_, func, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+
+from tidings.db.partitions import PARTITION_KEYS
 
 
 def is_postgres(session: AsyncSession) -> bool:
@@ -28,11 +30,19 @@ def one_of(
     column: ColumnElement[Any] | InstrumentedAttribute[Any],
     values: Iterable[Any],
 ) -> ColumnElement[bool]:
-    """``column = ANY(:array)`` on PostgreSQL, ``column IN (…)`` elsewhere."""
+    """``column = ANY(:array)`` on PostgreSQL, ``column IN (…)`` elsewhere.
+
+    On the partition key of a partitioned table (a message id: db/partitions.py) PostgreSQL
+    also gets ``column BETWEEN :least AND :greatest``: a generic plan cannot prune partitions
+    by an array parameter, but it prunes by a range when it starts, so a batch of ids (taken
+    within moments of each other) reads the partitions of its own weeks, not all of them."""
     wanted = list(values)
-    if is_postgres(session):
-        return column == any_(literal(wanted, ARRAY(column.type)))
-    return column.in_(wanted)
+    if not is_postgres(session):
+        return column.in_(wanted)
+    matches = column == any_(literal(wanted, ARRAY(column.type)))
+    if wanted and _is_partition_key(column):
+        return and_(matches, column.between(min(wanted), max(wanted)))
+    return matches
 
 
 def none_of(
@@ -42,6 +52,13 @@ def none_of(
 ) -> ColumnElement[bool]:
     """``NOT (column = ANY(:array))`` on PostgreSQL, ``NOT (column IN (…))`` elsewhere."""
     return ~one_of(session, column, values)
+
+
+def _is_partition_key(column: ColumnElement[Any] | InstrumentedAttribute[Any]) -> bool:
+    element = column.__clause_element__() if hasattr(column, "__clause_element__") else column
+    table = getattr(element, "table", None)
+    name = getattr(table, "name", None)
+    return name is not None and PARTITION_KEYS.get(name) == getattr(element, "name", None)
 
 
 def one_of_selected(

@@ -3,14 +3,46 @@
 SQLAlchemy can only batch `INSERT … RETURNING` in parameter order on some drivers; on SQLite
 it falls back to one statement per row. Taking the ids first and inserting with explicit ids
 keeps a 1,000-row insert one executemany on every database.
+
+Message ids (and task ids, drawn from the same numbers) are time-ordered: the seconds since
+ID_EPOCH shifted left by SEQUENCE_BITS, or'ed with the low bits of a sequence. So the ids of a
+week form a range known in advance, and PostgreSQL partitions messages by that range
+(db/partitions.py): a look-up by id reads one partition. Two ids collide only if 2^21 ids
+are taken within one second (or the database clock steps back and as many are taken again);
+the primary key would refuse the second. They stay below 2^53 until 2156, so JavaScript
+clients read them exactly. On PostgreSQL the database clock stamps them (one clock for every
+host); on SQLite, the one host's clock.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+ID_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+_EPOCH_SECONDS = int(ID_EPOCH.timestamp())
+SEQUENCE_BITS = 21
+# The largest message or task id there can be: JavaScript's largest exact integer. Other
+# tables' ids are still 32-bit columns (MAX_ROW_ID).
+MAX_ID = 2**53 - 1
+MAX_ROW_ID = 2**31 - 1
+# The tables whose ids are time-ordered (their sequence's numbers feed the low bits).
+TIME_ORDERED = frozenset({"messages"})
+
+
+def first_id_at(moment: datetime) -> int:
+    """The smallest time-ordered id taken at `moment` or later (a partition bound)."""
+    seconds = int(moment.timestamp()) - _EPOCH_SECONDS
+    return max(seconds, 0) << SEQUENCE_BITS
+
+
+def time_of_id(id_: int) -> datetime:
+    """When a time-ordered id was taken, to the second."""
+    return datetime.fromtimestamp((id_ >> SEQUENCE_BITS) + _EPOCH_SECONDS, UTC)
 
 
 async def allocate_ids(
@@ -21,10 +53,14 @@ async def allocate_ids(
     never both a row of `table` and one of theirs (message and task ids, docs/api.md)."""
     if count <= 0:
         return []
+    time_ordered = table.name in TIME_ORDERED
     if session.bind.dialect.name == "postgresql":
+        # tidings_time_id: migration 0017, the same formula as first_id_at in SQL.
+        function = "tidings_time_id" if time_ordered else "nextval"
         result = await session.execute(
             text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+                f"SELECT {function}(pg_get_serial_sequence(:table, 'id')::regclass) "
+                "FROM generate_series(1, :n)"
             ),
             {"table": table.name, "n": count},
         )
@@ -36,4 +72,6 @@ async def allocate_ids(
         found = await session.scalar(select(func.coalesce(func.max(each.c.id), 0)))
         last = max(last, int(found or 0))
     start = last + 1
+    if time_ordered:
+        start = max(start, first_id_at(datetime.fromtimestamp(time.time(), UTC)))
     return list(range(start, start + count))

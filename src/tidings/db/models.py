@@ -11,6 +11,7 @@ from tidings.inbound.models import InboundMessage, InboundPart, Number
 from tidings.messages.models import Message, MessageEvent, Task
 from tidings.operators.models import ConsoleSecret, Operator
 from tidings.optouts.models import OptOut, OptOutSettings
+from tidings.retention.models import MaintenanceRun
 from tidings.routing.models import FxRate, Route, Supplier, SupplierCost, SupplierHealth
 from tidings.smpp_server.models import SmppInboundPart, SmppReceipt, SmppReceiptRequest
 from tidings.viber.models import ViberContent, ViberSender
@@ -30,6 +31,7 @@ __all__ = [
     "InboundMessage",
     "InboundPart",
     "LedgerEntry",
+    "MaintenanceRun",
     "Message",
     "MessageEvent",
     "MessagePart",

@@ -39,6 +39,8 @@ GROWING_TABLES = (
     "tasks",
     "viber_messages",
 )
+# A partition (messages_w20261207, …) is analyzed on its own, like a table of the list: each
+# week's starts empty and grows (db/partitions.py).
 # Below this many rows any plan is fast: no ANALYZE for tables that small.
 MIN_ROWS = 1_000
 GROWTH = 2.0  # analyze again once a table holds this many times the rows of the last ANALYZE
@@ -47,8 +49,10 @@ _GROWN = text(
     """
     SELECT s.relname
     FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid
+    LEFT JOIN pg_inherits AS i ON i.inhrelid = s.relid
+    LEFT JOIN pg_class AS parent ON parent.oid = i.inhparent
     WHERE s.schemaname = current_schema()
-      AND s.relname = ANY(:tables)
+      AND (s.relname = ANY(:tables) OR parent.relname = ANY(:tables))
       AND s.n_live_tup >= :min_rows
       AND (c.reltuples < 0 OR s.n_live_tup > :growth * c.reltuples)
     ORDER BY s.relname

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import (
-    Integer,
+    BigInteger,
     Table,
     and_,
     bindparam,
@@ -313,7 +313,7 @@ class PartRepository:
             # look-up per message id instead: a LATERAL subquery that OFFSET keeps from being
             # flattened into a join can only be run per id, and per id the index is cheapest.
             wanted = (
-                func.unnest(literal(ids, ARRAY(Integer)))
+                func.unnest(literal(ids, ARRAY(BigInteger)))
                 .table_valued("id")
                 .render_derived(name="wanted")
             )

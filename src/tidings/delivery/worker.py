@@ -56,6 +56,7 @@ from tidings.delivery.service import (
 from tidings.inbound.service import InboundHook, give_up_parts, receive
 from tidings.messages.changes import AppliedChange
 from tidings.observability.metrics import Metrics
+from tidings.retention.service import HistoryMaintenance
 from tidings.routing.cache import PlanCache
 from tidings.routing.health import (
     HALF,
@@ -83,6 +84,8 @@ class WorkerOptions:
     submit_timeout: float = 30.0
     sweep_interval: float = 5.0
     report_grace_seconds: int = 3600
+    # Message history kept (days); older weeks are pruned daily (retention/service.py).
+    retention_days: int = 90
     supplier_refresh_interval: float = 5.0
     cache_ttl: float = 2.0  # the routing plan's age at most (failover, breakers)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -97,6 +100,7 @@ class WorkerOptions:
             submit_timeout=settings.submit_timeout,
             sweep_interval=settings.sweep_interval,
             report_grace_seconds=settings.report_grace_seconds,
+            retention_days=settings.retention_days,
             supplier_refresh_interval=settings.supplier_refresh_interval,
             cache_ttl=settings.cache_ttl,
         )
@@ -400,6 +404,7 @@ class DeliveryWorker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.reports = ReportQueue(sessions, clock, metrics=metrics)
         self.plans = PlanCache(sessions, clock, ttl=options.cache_ttl)
+        self.history = HistoryMaintenance(sessions, clock, options.retention_days)
         # Lanes only run on their own once started; until then (tests) they are stepped by hand.
         self._running = False
 
@@ -454,6 +459,9 @@ class DeliveryWorker:
         if self.metrics is not None:
             for supplier_id, stored in overdue.items():
                 self.metrics.inbound_stored(supplier_id, stored)
+        # Once a day (a row says when it last ran, for every worker): the coming weeks'
+        # partitions, and the history past retention.
+        await self.history.run_if_due()
 
     async def refresh_suppliers(self) -> None:
         async with self.sessions() as session:

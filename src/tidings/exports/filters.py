@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tidings.api.client.parsing import MAX_ID, parse_callback_url
+from tidings.api.client.parsing import parse_callback_url
+from tidings.db.ids import MAX_ID
 from tidings.errors import InvalidRequest
 from tidings.exports.statuses import STATUS_FILTER
 from tidings.numbering import CountryTable

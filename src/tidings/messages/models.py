@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.db.base import Base, Money, UTCDateTime
+from tidings.db.base import Base, BigId, Money, UTCDateTime
 from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES
 
 
@@ -27,7 +27,8 @@ class Task(Base):
 
     __tablename__ = "tasks"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Drawn from the messages' ids (db/ids.py): a number names a message or a task, not both.
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
     destination: Mapped[str] = mapped_column(String(16))  # phones, individual
     originator: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -39,6 +40,11 @@ class Task(Base):
 
 
 class Message(Base):
+    """One message. On PostgreSQL the table is partitioned by week of its id (time-ordered,
+    db/ids.py; docs/architecture.md, "Partitions and retention"): there the reference is
+    unique per partition (an index of each partition, db/partitions.py), and no foreign key
+    points at the table, so that an expired week can be dropped whole."""
+
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("client_id", "reference"),
@@ -61,7 +67,7 @@ class Message(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True, index=True)
     channel: Mapped[str] = mapped_column(String(8))  # sms, viber
@@ -99,11 +105,14 @@ class Message(Base):
 
 
 class MessageEvent(Base):
-    """One status transition after acceptance (acceptance itself is the message's time_in)."""
+    """One status transition after acceptance (acceptance itself is the message's time_in).
+
+    On PostgreSQL partitioned like messages, by message_id (the same week bounds), with the
+    primary key (message_id, id): a message's history is in its message's partition."""
 
     __tablename__ = "message_events"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)

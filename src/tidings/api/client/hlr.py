@@ -28,6 +28,7 @@ from tidings.api.state import app_state
 from tidings.billing.service import format_money
 from tidings.connectors.hlr.base import FINAL_STATUSES
 from tidings.db.engine import transaction
+from tidings.db.ids import MAX_ROW_ID
 from tidings.db.replica import read_with_fallback
 from tidings.errors import InvalidRequest, NotFound
 from tidings.hlr.models import HlrLookup
@@ -115,7 +116,7 @@ def build_router(prefix: str) -> APIRouter:
         caller = await state.callers.authenticate(request.headers.get("x-api-key"))
         if caller.is_test:
             return json_response(_fake_result(key, state.clock.now()))
-        number = parse_id(key)
+        number = parse_id(key, MAX_ROW_ID)
 
         async def find(session: AsyncSession) -> HlrLookup:
             if number is not None:

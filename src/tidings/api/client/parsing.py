@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tidings.db.ids import MAX_ID
 from tidings.errors import InvalidRequest
 from tidings.messages.acceptance import SmsItem, SmsRequest
 
@@ -19,7 +20,6 @@ from tidings.messages.acceptance import SmsItem, SmsRequest
 REFERENCE = re.compile(r"[A-Za-z0-9_.:/\-]{1,32}")
 REFERENCE_RULE = "1 to 32 of a-z, A-Z, 0-9 and - _ . : /"
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,9}")
-MAX_ID = 2**31 - 1  # ids are 32-bit on every database
 MAX_ORIGINATOR = 14
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 DESTINATIONS = ("phone", "phones", "individual")
@@ -73,9 +73,10 @@ def parse_datetime(value: Any, *, name: str, now: datetime) -> datetime | None:
     return moment
 
 
-def parse_id(text: str) -> int | None:
-    """A path id: ASCII digits within the id range, else None (which means "not found")."""
-    if text.isascii() and text.isdigit() and 0 < len(text) <= 10 and int(text) <= MAX_ID:
+def parse_id(text: str, limit: int = MAX_ID) -> int | None:
+    """A path id: ASCII digits within the id range (message and task ids by default; HLR
+    lookups' are 32-bit), else None (which means "not found")."""
+    if text.isascii() and text.isdigit() and 0 < len(text) <= 16 and int(text) <= limit:
         return int(text)
     return None
 
