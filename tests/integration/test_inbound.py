@@ -299,6 +299,7 @@ async def test_exports_hold_inbound_messages_with_their_direction(
     async with transaction(sessions) as session:
         await assign_number(session, clock, world.client_id, "4567")
     await accept_messages(sessions, clock, world, 1)
+    clock.advance(1)  # rows are in time order (ids break ties, and the two kinds' ids differ)
     await _receive(sessions, clock, world.supplier_id, _mo("STOP", at=clock.now()))
     payload: dict[str, str] = {
         "time_in_from": "2026-03-01 00:00:00",

@@ -60,6 +60,7 @@ class MessageRecord:
     time_sent: datetime | None = None
     time_dr: datetime | None = None
     parent_id: int | None = None
+    reply_to: int | None = None  # the inbound message this answers (docs/inbound.md)
 
 
 @dataclass(slots=True)
