@@ -1,1 +1,1 @@
-"""`make bench-db-cost`: what one message costs PostgreSQL (WAL, commits, row writes, statements)."""
+"""`make bench-db-cost`: what one message costs PostgreSQL, per stage (bench/dbcost/run.py)."""

@@ -167,7 +167,8 @@ async def snapshot(observer: asyncpg.Connection, database: str) -> Snapshot:
             r["n_tup_ins"], r["n_tup_upd"], r["n_tup_hot_upd"], r["n_tup_del"]
         )
         for r in await observer.fetch(
-            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables"
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del"
+            " FROM pg_stat_user_tables"
         )
     }
     statements = {

@@ -125,8 +125,8 @@ def seed(url: str, workdir: Path, callback_url: str, dlr_delay_ms: int) -> str:
     return str(client["live_key"])
 
 
-async def _until(what: str, check: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+async def _until(what: str, check: Callable[[], Awaitable[bool]], limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
     while not await check():
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
@@ -140,19 +140,28 @@ def _receiver_callbacks(port: int) -> int:
 
 async def post_bulks(base_url: str, key: str, messages: int, bulk: int) -> None:
     headers = {"X-API-KEY": key, "Content-Type": "application/json"}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=120, trust_env=False) as http:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=120, trust_env=False
+    ) as http:
         for start in range(0, messages, bulk):
             phones = [
                 {"msisdn": str(MSISDN_BASE + n), "reference": f"c{n}"}
                 for n in range(start, min(start + bulk, messages))
             ]
-            body = {"destination": "phones", "phones": phones, "originator": "test", "body": "test sms"}
+            body = {
+                "destination": "phones",
+                "phones": phones,
+                "originator": "test",
+                "body": "test sms",
+            }
             answer = await http.post("/rest/sms/create", content=orjson.dumps(body))
             if answer.status_code != 200:
                 raise RuntimeError(f"create answered {answer.status_code}: {answer.text[:300]}")
 
 
-def _stage(name: str, messages: int, wal: int, commits: int | None, writes: int, calls: int) -> StageCost:
+def _stage(
+    name: str, messages: int, wal: int, commits: int | None, writes: int, calls: int
+) -> StageCost:
     return StageCost(
         name,
         wal / messages,
@@ -165,7 +174,11 @@ def _stage(name: str, messages: int, wal: int, commits: int | None, writes: int,
 def analyse(messages: int, snaps: list[tuple[Snapshot, int]], top: int) -> Result:
     """Stages from four snapshots: before accept, after accept, after submit, after receipt."""
     (s0, o0), (s1, o1), (s2, o2), (s3, o3) = snaps
-    windows = [("accept", s0, s1, o1 - o0), ("submit", s1, s2, o2 - o1), ("receipt", s2, s3, o3 - o2)]
+    windows = [
+        ("accept", s0, s1, o1 - o0),
+        ("submit", s1, s2, o2 - o1),
+        ("receipt", s2, s3, o3 - o2),
+    ]
     stages: list[StageCost] = []
     callbacks: list[Statement] = []
     all_statements: list[Statement] = []
@@ -175,7 +188,10 @@ def analyse(messages: int, snaps: list[tuple[Snapshot, int]], top: int) -> Resul
         ours = [s for s in statements if not _is_callback(s.query)]
         theirs = [s for s in statements if _is_callback(s.query)]
         callbacks += theirs
-        table_writes = sum((after.tables[t] - before.tables.get(t, after.tables[t] - after.tables[t])).writes for t in after.tables)
+        table_writes = sum(
+            (after.tables[t] - before.tables.get(t, after.tables[t] - after.tables[t])).writes
+            for t in after.tables
+        )
         stages.append(
             _stage(
                 name if not theirs else f"{name} (commits incl. its callbacks)",
@@ -269,14 +285,20 @@ async def measure(args: argparse.Namespace, workdir: Path) -> Result:
         await post_bulks(f"http://{HOST}:{api_port}", key, n, args.bulk)
         snaps.append(await observer.snapshot())
         for number in range(1, args.workers + 1):
-            worker = Child(f"worker{number}", [str(TIDINGS), "worker"], workdir / f"worker{number}.log", env=env)
+            worker = Child(
+                f"worker{number}",
+                [str(TIDINGS), "worker"],
+                workdir / f"worker{number}.log",
+                env=env,
+            )
             children.append(worker.start())
 
         async def submitted() -> bool:
             return (
                 await count("SELECT count(*) FROM messages WHERE time_sent IS NOT NULL") >= n
                 and _receiver_callbacks(receiver_port) >= n
-                and await count("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'") == 0
+                and await count("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'")
+                == 0
             )
 
         await _until("every message sent and its first callback", submitted, args.timeout)
@@ -287,7 +309,8 @@ async def measure(args: argparse.Namespace, workdir: Path) -> Result:
             return (
                 await count("SELECT count(*) FROM messages WHERE time_dr IS NOT NULL") >= n
                 and _receiver_callbacks(receiver_port) >= 2 * n
-                and await count("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'") == 0
+                and await count("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'")
+                == 0
             )
 
         await _until("every message final and its second callback", finished, args.timeout)
@@ -296,7 +319,9 @@ async def measure(args: argparse.Namespace, workdir: Path) -> Result:
         await observer.connection.close()
         result = analyse(n, snaps, args.top)
         if early:
-            result.notes.append(f"{early} receipts arrived inside the submit window: raise --dlr-delay-ms")
+            result.notes.append(
+                f"{early} receipts arrived inside the submit window: raise --dlr-delay-ms"
+            )
         if callbacks != 2 * n:
             result.notes.append(f"the receiver got {callbacks} callbacks, not {2 * n}")
         return result
@@ -314,7 +339,8 @@ def render(result: Result) -> str:
     lines = [
         f"Per message ({result.messages:,} messages, PostgreSQL):",
         "",
-        f"| {'stage':<44} | {'WAL bytes':>10} | {'commits':>7} | {'row writes':>10} | {'statements':>10} |",
+        f"| {'stage':<44} | {'WAL bytes':>10} | {'commits':>7} |"
+        f" {'row writes':>10} | {'statements':>10} |",
         f"|{'-' * 46}|{'-' * 12}:|{'-' * 8}:|{'-' * 11}:|{'-' * 11}:|",
     ]
     for stage in [*result.stages, result.total]:
@@ -325,13 +351,18 @@ def render(result: Result) -> str:
     lines += ["", "Row writes per message by table (inserted / updated (HOT) / deleted):"]
     for table, c in result.tables.items():
         lines.append(
-            f"  {table:<24} {c['inserted']:6.2f} / {c['updated']:6.2f} ({c['hot_updated']:.2f}) / {c['deleted']:6.2f}"
+            f"  {table:<24} {c['inserted']:6.2f} / {c['updated']:6.2f}"
+            f" ({c['hot_updated']:.2f}) / {c['deleted']:6.2f}"
         )
     if result.top:
-        lines += ["", "Heaviest statements (per message: calls, rows, WAL bytes, full-page images):"]
+        lines += [
+            "",
+            "Heaviest statements (per message: calls, rows, WAL bytes, full-page images):",
+        ]
         for s in result.top:
             lines.append(
-                f"  {s['calls']:5.2f} {s['rows']:5.2f} {s['wal_bytes']:7.0f} {s['fpi']:5.2f}  {s['query']}"
+                f"  {s['calls']:5.2f} {s['rows']:5.2f} {s['wal_bytes']:7.0f}"
+                f" {s['fpi']:5.2f}  {s['query']}"
             )
     lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)
@@ -342,7 +373,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--bulk", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--dlr-delay-ms", type=int, default=45000, help="the simulator's report delay")
+    parser.add_argument(
+        "--dlr-delay-ms", type=int, default=45000, help="the simulator's report delay"
+    )
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--top", type=int, default=15, help="heaviest statements to list")
     parser.add_argument("--json", type=Path, help="also write the result here")

@@ -13,6 +13,7 @@ from tidings.db.ids import allocate_ids
 from tidings.delivery.models import DispatchJob
 from tidings.messages.changes import RECORD_FIELDS, MessageRecord
 from tidings.messages.models import Message, MessageEvent, Task, status_predicate
+from tidings.messages.status import FINAL_STATUSES, Status
 
 
 class MessageRepository:
@@ -108,13 +109,50 @@ class MessageRepository:
         )
         return int(result.scalar_one())
 
-    async def events(self, message_id: int) -> Sequence[MessageEvent]:
+    async def events(self, message: Message) -> list[MessageEvent]:
+        """The message's status changes after acceptance, in time order.
+
+        The hand-over and the final status are not stored as rows (the message row holds
+        them: `time_sent`; `status`, `status_detail`, `time_dr`), so they are rebuilt here
+        (transient objects, never added to the session); rows written before that rule
+        (or a `delivered` that a `read` replaced) are read as they are.
+        """
         result = await self.session.execute(
             select(MessageEvent)
-            .where(MessageEvent.message_id == message_id)
+            .where(MessageEvent.message_id == message.id)
             .order_by(MessageEvent.at, MessageEvent.id)
         )
-        return result.scalars().all()
+        stored = list(result.scalars().all())
+        seen = {event.status for event in stored}
+        rebuilt: list[MessageEvent] = []
+        if message.time_sent is not None and Status.SENT.value not in seen:
+            rebuilt.append(
+                MessageEvent(message_id=message.id, status=Status.SENT.value, at=message.time_sent)
+            )
+        if (
+            message.status in {s.value for s in FINAL_STATUSES}
+            and message.time_dr is not None
+            and message.status not in seen
+        ):
+            rebuilt.append(
+                MessageEvent(
+                    message_id=message.id,
+                    status=message.status,
+                    detail=message.status_detail,
+                    at=message.time_dr,
+                )
+            )
+        # Time order; at one time (a frozen clock, a supplier's coarse timestamps), the
+        # status machine's: the hand-over, then what is in flight, then final statuses,
+        # the one on the row last (the stored ones are what it replaced). Stable otherwise.
+        finals = {s.value for s in FINAL_STATUSES}
+
+        def phase(event: MessageEvent) -> int:
+            if event.status == Status.SENT.value:
+                return 0
+            return 1 if event.status not in finals else 2 + (event in rebuilt)
+
+        return sorted(stored + rebuilt, key=lambda event: (event.at, phase(event)))
 
     async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
