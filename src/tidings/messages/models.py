@@ -59,6 +59,18 @@ class Message(Base):
             sqlite_where=text(IN_FLIGHT_PREDICATE),
             postgresql_where=text(IN_FLIGHT_PREDICATE),
         ),
+        # The dispatch queue (docs/architecture.md, "The path of a message"): the messages
+        # still to hand to a supplier, in each supplier's claim order. Partial: a message
+        # leaves it with the update that records it sent (or final), so nothing is deleted,
+        # and the claim walks the first due rows whatever the planner knows.
+        Index(
+            "ix_messages_dispatch",
+            "supplier_id",
+            "due_at",
+            "id",
+            sqlite_where=text("due_at IS NOT NULL"),
+            postgresql_where=text("due_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -89,6 +101,14 @@ class Message(Base):
     time_in: Mapped[datetime] = mapped_column(UTCDateTime)
     time_sent: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     time_dr: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Its dispatch job: set while the message waits to be handed to `supplier_id` (when it is
+    # due), cleared by the update that records it sent or final. `locked_until` is a
+    # worker's lease on it, `attempts` the hand-overs tried, `last_error` the last failure.
+    # The lease changes no indexed column: a HOT update (PostgreSQL fillfactor 85).
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # The message this one stands in for: an SMS sent because its Viber message failed.
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id"), nullable=True, index=True

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.connectors.base import OutboundMessage
 from tidings.db.arrays import one_of
 from tidings.db.ids import allocate_ids
-from tidings.delivery.models import DispatchJob
 from tidings.messages.changes import RECORD_FIELDS, MessageRecord
 from tidings.messages.models import Message, MessageEvent, Task, status_predicate
 from tidings.messages.status import FINAL_STATUSES, Status
@@ -143,14 +142,15 @@ class MessageRepository:
                 )
             )
         # Time order; at one time (a frozen clock, a supplier's coarse timestamps), the
-        # status machine's: the hand-over, then what is in flight, then final statuses,
-        # the one on the row last (the stored ones are what it replaced). Stable otherwise.
+        # status machine's: queued again (failover), the hand-over, in flight, then final
+        # statuses, the one on the row last (stored ones are what it replaced).
+        order = {Status.SENT.value: 1, Status.UNKNOWN.value: 2}
         finals = {s.value for s in FINAL_STATUSES}
 
         def phase(event: MessageEvent) -> int:
-            if event.status == Status.SENT.value:
-                return 0
-            return 1 if event.status not in finals else 2 + (event in rebuilt)
+            if event.status in finals:
+                return 3 + (event in rebuilt)
+            return order.get(event.status, 0)
 
         return sorted(stored + rebuilt, key=lambda event: (event.at, phase(event)))
 
@@ -204,11 +204,10 @@ class MessageRepository:
         """Pending messages past validity whose dispatch job no worker holds right now."""
         result = await self.session.execute(
             select(Message.id)
-            .outerjoin(DispatchJob, DispatchJob.message_id == Message.id)
             .where(
                 text(status_predicate(frozenset(statuses))),
                 Message.expires_at < before,
-                or_(DispatchJob.locked_until.is_(None), DispatchJob.locked_until < before),
+                or_(Message.locked_until.is_(None), Message.locked_until < before),
             )
             .order_by(Message.expires_at)
             .limit(limit)

@@ -114,6 +114,11 @@ async def apply_changes(
             )
         message.status = row["status"] = change.status.value
         message.status_detail = row["status_detail"] = change.detail
+        if message.due_at is not None and (change.sent or change.status in FINAL_STATUSES):
+            # Its dispatch job is done: it leaves the queue's partial index with this same
+            # row version (no job row to delete).
+            message.due_at = row["due_at"] = None
+            message.locked_until = row["locked_until"] = None
         if change.status in FINAL_STATUSES:
             message.time_dr = row["time_dr"] = change.at
             # We only pay a supplier for what it took, so what never left is refunded.

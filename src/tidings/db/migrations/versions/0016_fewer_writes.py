@@ -1,6 +1,7 @@
-"""fewer writes per message (issue 18): no status history row that repeats the message row
-(the console counts those by `time_sent`/`time_dr`); a first webhook attempt that succeeds
-lives on its delivery row; room for HOT updates in the tables a lease updates
+"""fewer writes per message (issue 18): the dispatch job is columns of its message (the
+table becomes a view); no status history row that repeats the message row (the console
+counts those by `time_sent`/`time_dr`); a first webhook attempt that succeeds lives on its
+delivery row; room for HOT updates in the tables a lease updates
 
 Revision ID: 0016_fewer_writes
 Revises: 0013_supplier_rate_buckets
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from tidings.db.base import UTCDateTime
+
 revision: str = "0016_fewer_writes"
 down_revision: str | None = "0013_supplier_rate_buckets"
 branch_labels: str | Sequence[str] | None = None
@@ -20,10 +23,17 @@ depends_on: str | Sequence[str] | None = None
 # A lease changes only unindexed columns (`locked_until`, `attempts`): with room left in the
 # page PostgreSQL writes the new row version beside the old one (a HOT update) and no index
 # entry. Existing pages keep their fill; new pages get the room.
-HOT_TABLES = {"webhook_deliveries": 70, "dispatch_jobs": 70}
+HOT_TABLES = {"webhook_deliveries": 70, "messages": 85}
+
+JOB_COLUMNS = ("due_at", "locked_until", "attempts", "last_error")
+VIEW = (
+    "CREATE VIEW dispatch_jobs AS SELECT id AS message_id, supplier_id, due_at, attempts,"
+    " locked_until, last_error FROM messages WHERE due_at IS NOT NULL"
+)
 
 
 def upgrade() -> None:
+    _jobs_into_messages()
     for name, column in (
         ("ix_messages_time_sent", "time_sent"),
         ("ix_messages_time_dr", "time_dr"),
@@ -40,7 +50,63 @@ def upgrade() -> None:
             op.execute(f"ALTER TABLE {table} SET (fillfactor = {fillfactor})")
 
 
+def _jobs_into_messages() -> None:
+    """The dispatch queue moves into `messages`: four columns, a partial index, the waiting
+    jobs copied over (one UPDATE), the table dropped and a view by its name for readers."""
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("due_at", UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("locked_until", UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0"))
+        )
+        batch.add_column(sa.Column("last_error", sa.String(length=200), nullable=True))
+    copied = ", ".join(
+        f"{c} = (SELECT j.{c} FROM dispatch_jobs j WHERE j.message_id = messages.id)"
+        for c in JOB_COLUMNS
+    )
+    op.execute(
+        f"UPDATE messages SET {copied}, supplier_id = (SELECT j.supplier_id FROM dispatch_jobs j"
+        " WHERE j.message_id = messages.id) WHERE id IN (SELECT message_id FROM dispatch_jobs)"
+    )
+    op.drop_index("ix_dispatch_jobs_claim", table_name="dispatch_jobs")
+    op.drop_table("dispatch_jobs")
+    where = sa.text("due_at IS NOT NULL")
+    op.create_index(
+        "ix_messages_dispatch",
+        "messages",
+        ["supplier_id", "due_at", "id"],
+        sqlite_where=where,
+        postgresql_where=where,
+    )
+    op.execute(VIEW)
+
+
 def downgrade() -> None:
+    op.execute("DROP VIEW dispatch_jobs")
+    op.create_table(
+        "dispatch_jobs",
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("supplier_id", sa.Integer(), nullable=False),
+        sa.Column("due_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("locked_until", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(["message_id"], ["messages.id"]),
+        sa.ForeignKeyConstraint(["supplier_id"], ["suppliers.id"]),
+        sa.PrimaryKeyConstraint("message_id"),
+    )
+    op.create_index(
+        "ix_dispatch_jobs_claim", "dispatch_jobs", ["supplier_id", "due_at", "message_id"]
+    )
+    op.execute(
+        "INSERT INTO dispatch_jobs (message_id, supplier_id, due_at, attempts, locked_until,"
+        " last_error) SELECT id, supplier_id, due_at, attempts, locked_until, last_error"
+        " FROM messages WHERE due_at IS NOT NULL"
+    )
+    op.drop_index("ix_messages_dispatch", table_name="messages")
+    with op.batch_alter_table("messages") as batch:
+        for column in reversed(JOB_COLUMNS):
+            batch.drop_column(column)
     if op.get_bind().dialect.name == "postgresql":
         for table in HOT_TABLES:
             op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
