@@ -6,7 +6,8 @@ window holds, not what the database holds:
   `time_sent` and `time_dr` (partial indexes), the rest by `message_events (at, status)`;
 - accepted messages per bucket, per client: `messages (client_id, time_in, id)`, walked
   once per client (the clients table is small; the join makes both engines use the index);
-- queues: `dispatch_jobs` and pending `webhook_deliveries` hold only outstanding work;
+- queues: the dispatch queue (`messages.due_at`, a partial index; read through the view
+  `dispatch_jobs`) and pending `webhook_deliveries` hold only outstanding work;
 - search: the primary key, `messages (client_id, reference)` per client, `messages (msisdn)`.
 """
 
