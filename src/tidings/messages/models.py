@@ -42,7 +42,22 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("client_id", "reference"),
-        Index("ix_messages_supplier_ref", "supplier_id", "supplier_message_id"),
+        # Partial (migration 0016), as is `ix_messages_parent_id`: a row version without the
+        # value (a message not sent yet; any but an SMS fallback leg) writes no entry, and
+        # every look-up (`= ANY`, `=`) implies the column is not null.
+        Index(
+            "ix_messages_supplier_ref",
+            "supplier_id",
+            "supplier_message_id",
+            sqlite_where=text("supplier_message_id IS NOT NULL"),
+            postgresql_where=text("supplier_message_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_parent_id",
+            "parent_id",
+            sqlite_where=text("parent_id IS NOT NULL"),
+            postgresql_where=text("parent_id IS NOT NULL"),
+        ),
         # The sweeper's two queues, by validity: messages not sent yet, messages sent and
         # awaiting their final report. Partial, so the millions of final messages are not in
         # them and the sweeper reads the first expired ones in index order, whatever the
@@ -110,9 +125,7 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # The message this one stands in for: an SMS sent because its Viber message failed.
-    parent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("messages.id"), nullable=True, index=True
-    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)
 
 
 class MessageEvent(Base):

@@ -32,8 +32,19 @@ VIEW = (
 )
 
 
+# Indexes of messages made partial: the row versions without the value write no entry.
+PARTIAL = {
+    "ix_messages_supplier_ref": (["supplier_id", "supplier_message_id"], "supplier_message_id"),
+    "ix_messages_parent_id": (["parent_id"], "parent_id"),
+}
+
+
 def upgrade() -> None:
     _jobs_into_messages()
+    for name, (columns, column) in PARTIAL.items():
+        op.drop_index(name, table_name="messages")
+        where = sa.text(f"{column} IS NOT NULL")
+        op.create_index(name, "messages", columns, sqlite_where=where, postgresql_where=where)
     for name, column in (
         ("ix_messages_time_sent", "time_sent"),
         ("ix_messages_time_dr", "time_dr"),
@@ -41,10 +52,11 @@ def upgrade() -> None:
         columns = [column, "status"] if column == "time_dr" else [column]
         where = sa.text(f"{column} IS NOT NULL")
         op.create_index(name, "messages", columns, sqlite_where=where, postgresql_where=where)
-    with op.batch_alter_table("webhook_deliveries") as batch:
-        batch.add_column(sa.Column("status_code", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("duration_ms", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("response_body", sa.String(length=500), nullable=True))
+    op.add_column("webhook_deliveries", sa.Column("status_code", sa.Integer(), nullable=True))
+    op.add_column("webhook_deliveries", sa.Column("duration_ms", sa.Integer(), nullable=True))
+    op.add_column(
+        "webhook_deliveries", sa.Column("response_body", sa.String(length=500), nullable=True)
+    )
     if op.get_bind().dialect.name == "postgresql":
         for table, fillfactor in HOT_TABLES.items():
             op.execute(f"ALTER TABLE {table} SET (fillfactor = {fillfactor})")
@@ -53,13 +65,15 @@ def upgrade() -> None:
 def _jobs_into_messages() -> None:
     """The dispatch queue moves into `messages`: four columns, a partial index, the waiting
     jobs copied over (one UPDATE), the table dropped and a view by its name for readers."""
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(sa.Column("due_at", UTCDateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("locked_until", UTCDateTime(timezone=True), nullable=True))
-        batch.add_column(
-            sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0"))
-        )
-        batch.add_column(sa.Column("last_error", sa.String(length=200), nullable=True))
+    # Plain ALTER TABLE … ADD COLUMN on both engines: no batch, which on SQLite would copy
+    # the table and fail its DROP while other tables' rows refer to it.
+    op.add_column("messages", sa.Column("due_at", UTCDateTime(timezone=True), nullable=True))
+    op.add_column("messages", sa.Column("locked_until", UTCDateTime(timezone=True), nullable=True))
+    op.add_column(
+        "messages",
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    )
+    op.add_column("messages", sa.Column("last_error", sa.String(length=200), nullable=True))
     copied = ", ".join(
         f"{c} = (SELECT j.{c} FROM dispatch_jobs j WHERE j.message_id = messages.id)"
         for c in JOB_COLUMNS
@@ -82,6 +96,9 @@ def _jobs_into_messages() -> None:
 
 
 def downgrade() -> None:
+    for name, (columns, _) in PARTIAL.items():
+        op.drop_index(name, table_name="messages")
+        op.create_index(name, "messages", columns)
     op.execute("DROP VIEW dispatch_jobs")
     op.create_table(
         "dispatch_jobs",
@@ -104,15 +121,13 @@ def downgrade() -> None:
         " FROM messages WHERE due_at IS NOT NULL"
     )
     op.drop_index("ix_messages_dispatch", table_name="messages")
-    with op.batch_alter_table("messages") as batch:
-        for column in reversed(JOB_COLUMNS):
-            batch.drop_column(column)
+    for column in reversed(JOB_COLUMNS):
+        op.drop_column("messages", column)
     if op.get_bind().dialect.name == "postgresql":
         for table in HOT_TABLES:
             op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
-    with op.batch_alter_table("webhook_deliveries") as batch:
-        batch.drop_column("response_body")
-        batch.drop_column("duration_ms")
-        batch.drop_column("status_code")
+    # ALTER TABLE … DROP COLUMN (SQLite 3.35+): no table copy.
+    for column in ("response_body", "duration_ms", "status_code"):
+        op.drop_column("webhook_deliveries", column)
     op.drop_index("ix_messages_time_dr", table_name="messages")
     op.drop_index("ix_messages_time_sent", table_name="messages")
