@@ -399,8 +399,8 @@ async def test_receipt_before_the_submit_answer_is_recorded_is_applied_later(
     assert receipt.message_id == mid
     async with sessions() as session:
         events = await history_statuses(session)
-    # The report's time is before the submit answer's: the history is in time order.
-    assert events == ["delivered", "sent"]
+    # The report's time is before the submit answer's; the history follows the statuses.
+    assert events == ["sent", "delivered"]
 
 
 # --- Refused requests ----------------------------------------------------------------

@@ -109,7 +109,7 @@ class MessageRepository:
         return int(result.scalar_one())
 
     async def events(self, message: Message) -> list[MessageEvent]:
-        """The message's status changes after acceptance, in time order.
+        """The message's status changes after acceptance, in the status machine's order.
 
         The hand-over and the final status are not stored as rows (the message row holds
         them: `time_sent`; `status`, `status_detail`, `time_dr`), so they are rebuilt here
@@ -141,9 +141,10 @@ class MessageRepository:
                     at=message.time_dr,
                 )
             )
-        # Time order; at one time (a frozen clock, a supplier's coarse timestamps), the
-        # status machine's: queued again (failover), the hand-over, in flight, then final
-        # statuses, the one on the row last (stored ones are what it replaced).
+        # The status machine's order (statuses only move forward), then time: a report's
+        # time is the supplier's, which may be before our record of the hand-over (a fast
+        # receipt). Queued again (failover), the hand-over, in flight, then final statuses,
+        # the one on the row last (stored ones are what it replaced).
         order = {Status.SENT.value: 1, Status.UNKNOWN.value: 2}
         finals = {s.value for s in FINAL_STATUSES}
 
@@ -152,7 +153,7 @@ class MessageRepository:
                 return 3 + (event in rebuilt)
             return order.get(event.status, 0)
 
-        return sorted(stored + rebuilt, key=lambda event: (event.at, phase(event)))
+        return sorted(stored + rebuilt, key=lambda event: (phase(event), event.at))
 
     async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
