@@ -119,7 +119,7 @@ class Message(Base):
     # Its dispatch job: set while the message waits to be handed to `supplier_id` (when it is
     # due), cleared by the update that records it sent or final. `locked_until` is a
     # worker's lease on it, `attempts` the hand-overs tried, `last_error` the last failure.
-    # The lease changes no indexed column: a HOT update (PostgreSQL fillfactor 85).
+    # The lease changes no indexed column: a HOT update (PostgreSQL fillfactor 50).
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

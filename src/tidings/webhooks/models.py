@@ -16,7 +16,7 @@ class WebhookDelivery(Base):
     from the database on the schedule it was created with.
     """
 
-    # PostgreSQL: fillfactor 70 (migration 0016), room in each page for the lease's new row
+    # PostgreSQL: fillfactor 50 (migration 0016), room in each page for the lease's new row
     # version, so that the lease is a HOT update (it changes no indexed column).
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
