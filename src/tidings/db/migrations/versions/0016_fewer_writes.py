@@ -63,7 +63,28 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         for table, fillfactor in HOT_TABLES.items():
-            op.execute(f"ALTER TABLE {table} SET (fillfactor = {fillfactor})")
+            for target in _storage_tables(table):
+                op.execute(f"ALTER TABLE {target} SET (fillfactor = {fillfactor})")
+
+
+def _storage_tables(table: str) -> list[str]:
+    """The table, or, when it is partitioned (issue 18's history partitions), its partitions:
+    PostgreSQL 15 keeps storage parameters on the partitions only (a partition made later
+    must be created `WITH (fillfactor = …)` by whoever makes it)."""
+    bind = op.get_bind()
+    kind = bind.execute(
+        sa.text("SELECT relkind FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}
+    ).scalar()
+    if kind != "p":
+        return [table]
+    rows = bind.execute(
+        sa.text(
+            "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c"
+            " ON c.oid = i.inhrelid WHERE i.inhparent = CAST(:t AS regclass) ORDER BY 1"
+        ),
+        {"t": table},
+    )
+    return [row[0] for row in rows]
 
 
 def _jobs_into_messages() -> None:
@@ -129,7 +150,8 @@ def downgrade() -> None:
         op.drop_column("messages", column)
     if op.get_bind().dialect.name == "postgresql":
         for table in HOT_TABLES:
-            op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
+            for target in _storage_tables(table):
+                op.execute(f"ALTER TABLE {target} RESET (fillfactor)")
     # ALTER TABLE … DROP COLUMN (SQLite 3.35+): no table copy.
     for column in ("response_body", "duration_ms", "status_code"):
         op.drop_column("webhook_deliveries", column)
