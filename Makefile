@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench bench-postgres bench-e2e bench-e2e-postgres clean
+.PHONY: run test lint format bench bench-postgres bench-e2e bench-e2e-postgres bench-db-cost clean
 
 # Two levels: `make run` installs only what the gateway needs to run (RUNTIME); the dev
 # tools (pytest, ruff, mypy, playwright, schemathesis, …) come with `make test` / `lint`.
@@ -48,6 +48,10 @@ bench-e2e: $(STAMP)
 
 bench-e2e-postgres: $(STAMP)
 	$(BIN)/python -m bench.e2e --database postgres
+
+# What one message costs PostgreSQL, per stage (issue 18): bench/README.md, "Database cost".
+bench-db-cost: $(STAMP)
+	$(BIN)/python -m bench.dbcost
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidings.accounts.service import (
@@ -37,6 +38,8 @@ from tidings.delivery.service import (
 from tidings.delivery.worker import WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
 from tidings.messages.changes import MessageRecord
+from tidings.messages.models import Message, MessageEvent
+from tidings.messages.repository import MessageRepository
 from tidings.numbering import CountryTable
 from tidings.routing.models import Supplier
 from tidings.routing.service import create_route, create_supplier
@@ -329,3 +332,30 @@ def message_record(**fields: Any) -> MessageRecord:
     }
     values.update(fields)
     return MessageRecord(**values)
+
+
+async def history(
+    session: AsyncSession, message_ids: Sequence[int] | None = None
+) -> list[tuple[int, str]]:
+    """(message id, status) of every status change after acceptance, as the history shows
+    it (the hand-over and the final status are rebuilt from the message row, issue 18),
+    message by message in id order, each in time order."""
+    query = select(Message).order_by(Message.id)
+    if message_ids is not None:
+        query = query.where(Message.id.in_(list(message_ids)))
+    repo = MessageRepository(session)
+    changes: list[tuple[int, str]] = []
+    for message in (await session.scalars(query)).all():
+        changes += [(message.id, event.status) for event in await repo.events(message)]
+    return changes
+
+
+async def history_statuses(
+    session: AsyncSession, message_ids: Sequence[int] | None = None
+) -> list[str]:
+    return [status for _, status in await history(session, message_ids)]
+
+
+async def stored_events(session: AsyncSession) -> list[str]:
+    """The `message_events` rows themselves: only what the message rows do not hold."""
+    return list(await session.scalars(select(MessageEvent.status).order_by(MessageEvent.id)))

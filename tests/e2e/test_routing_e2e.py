@@ -24,7 +24,8 @@ from tests.e2e.gateway import Gateway, free_port
 from tests.e2e.test_gateway import wait_until
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.hlr.models import HlrLookup
-from tidings.messages.models import Message, MessageEvent
+from tidings.messages.models import Message
+from tidings.messages.repository import MessageRepository
 from tidings.routing.models import SupplierHealth
 
 PRICES = "type,tariff,country,price,currency\nsms,0,UA,0.02,EUR\n"
@@ -131,12 +132,8 @@ async def stored(database_url: str, ids: list[int]) -> dict[int, tuple[Message, 
             messages = (await session.execute(select(Message).where(Message.id.in_(ids)))).scalars()
             found = {}
             for message in messages:
-                events = await session.execute(
-                    select(MessageEvent.status, MessageEvent.detail)
-                    .where(MessageEvent.message_id == message.id)
-                    .order_by(MessageEvent.id)
-                )
-                found[message.id] = (message, [f"{s}: {d}" for s, d in events])
+                events = await MessageRepository(session).events(message)
+                found[message.id] = (message, [f"{e.status}: {e.detail}" for e in events])
             return found
     finally:
         await engine.dispose()

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support import World, build_world
+from tests.support import World, build_world, history_statuses
 from tidings.accounts.models import Client
 from tidings.accounts.service import Caller, KeyKind
 from tidings.clock import FrozenClock
@@ -36,7 +36,7 @@ from tidings.delivery.service import (
 )
 from tidings.delivery.worker import SupplierLane, WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
-from tidings.messages.models import Message, MessageEvent
+from tidings.messages.models import Message
 from tidings.messages.status import Status
 from tidings.routing.models import Supplier
 
@@ -179,9 +179,7 @@ async def test_status_is_monotonic_and_idempotent(
     assert late.matched == [True] and late.applied == []
     assert (await message(sessions, mid)).status == "delivered"
     async with sessions() as session:
-        events = (
-            await session.scalars(select(MessageEvent.status).order_by(MessageEvent.id))
-        ).all()
+        events = await history_statuses(session)
     assert events == ["sent", "delivered"]
 
 

@@ -6,18 +6,16 @@ import itertools
 
 import pytest
 from prometheus_client import generate_latest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.integration.test_delivery import ScriptedConnector, message
-from tests.support import World, build_world
+from tests.support import World, build_world, history_statuses
 from tidings.accounts.service import Caller, KeyKind
 from tidings.clock import FrozenClock
 from tidings.db.engine import transaction
 from tidings.delivery.models import DispatchJob
 from tidings.delivery.worker import SupplierLane, WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
-from tidings.messages.models import MessageEvent
 from tidings.messages.queries import history
 from tidings.observability.metrics import Metrics
 from tidings.routing.cache import PlanCache
@@ -124,7 +122,7 @@ async def test_a_permanent_refusal_does_not_fail_over(
     assert stored.status == "rejected" and stored.supplier_id == a
     assert await job_of(sessions, mid) is None
     async with sessions() as session:
-        events = (await session.execute(select(MessageEvent.status))).scalars().all()
+        events = await history_statuses(session)
     assert events == ["rejected"]
 
 

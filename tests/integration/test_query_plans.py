@@ -55,6 +55,7 @@ from tidings.db.statistics import MIN_ROWS, analyze_grown_tables
 from tidings.delivery.repository import DispatchRepository, PartRepository, ReceiptRepository
 from tidings.delivery.service import sweep_expired
 from tidings.hlr.repository import HlrRepository
+from tidings.messages.models import Message
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES
 from tidings.optouts.repository import OptOutRepository
@@ -82,7 +83,6 @@ BIG_TABLES = {
     "messages",
     "message_events",
     "message_parts",
-    "dispatch_jobs",
     "receipts",
     "webhook_deliveries",
     "smpp_receipts",
@@ -161,6 +161,7 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
         # The dispatch lane.
         ("dispatch.claim", lambda s: DispatchRepository(s).claim(SUPPLIER, NOW, lease, 100)),
         ("dispatch.complete", lambda s: DispatchRepository(s).complete(pending_ids)),
+        ("dispatch.complete", lambda s: DispatchRepository(s).complete(pending_ids)),
         ("dispatch.remove_unleased", lambda s: DispatchRepository(s).remove_unleased(ROWS, NOW)),
         (
             "dispatch.retry_later",
@@ -178,7 +179,7 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
             "webhooks.candidates(excluding)",
             lambda s: WebhookRepository(s).candidates(NOW, 100, [CLIENT + 1]),
         ),
-        ("webhooks.lease", lambda s: WebhookRepository(s).lease(pending_ids, lease)),
+        ("webhooks.lease", lambda s: WebhookRepository(s).lease(pending_ids, NOW, lease)),
         ("webhooks.record", lambda s: WebhookRepository(s).record([outcome])),
         # Receipt matching.
         ("receipts.match_messages", lambda s: ReceiptRepository(s).match_messages(SUPPLIER, smids)),
@@ -234,7 +235,12 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
             "messages.references_in_use",
             lambda s: MessageRepository(s).references_in_use(CLIENT, refs),
         ),
-        ("messages.events", lambda s: MessageRepository(s).events(ROWS // 2)),
+        (
+            "messages.events",
+            lambda s: MessageRepository(s).events(
+                Message(id=ROWS // 2, status="delivered", time_sent=NOW, time_dr=NOW)
+            ),
+        ),
         # The opt-out check of a write round: a bulk request's numbers, two clients.
         (
             "optouts.listed",
@@ -252,10 +258,11 @@ FILL = [
     f" ({CLIENT + 1}, 'other', 0, 0, false, :now, 'ketchup', 'ketchup', 2)",
     "INSERT INTO suppliers (id, name, kind, options, enabled, created_at) VALUES"
     f" ({SUPPLIER}, 'sim', 'simulator', '{{}}', true, :now)",
-    # Messages: all but the last BACKLOG delivered; those queued, each with its dispatch job.
+    # Messages: all but the last BACKLOG delivered; those queued, each with its dispatch job
+    # (`due_at` on the message row: the queue is a partial index of messages).
     "INSERT INTO messages (id, client_id, channel, source, msisdn, country, reference,"
     " originator, body, encoding, parts, tariff, price, currency, status, supplier_id,"
-    " supplier_message_id, expires_at, time_in, time_sent, time_dr)"
+    " supplier_message_id, expires_at, time_in, time_sent, time_dr, due_at)"
     f" SELECT i, {CLIENT}, 'sms', CASE WHEN i % 10 = 0 THEN 'smpp' ELSE 'api' END,"
     " '38050' || lpad(i::text, 7, '0'), 'UA', 'ref-' || i, 'Tidings', 'Your code is ' || i,"
     " 'gsm7', 1, 0, 20000, 'EUR',"
@@ -263,11 +270,9 @@ FILL = [
     " CASE WHEN i > :rows - :backlog THEN NULL ELSE 'sm-' || i END,"
     " :now + interval '1 day' - (:rows - i) * interval '1 second',"
     " :now - (:rows - i) * interval '1 second',"
-    " :now - (:rows - i) * interval '1 second', :now - (:rows - i) * interval '1 second'"
+    " :now - (:rows - i) * interval '1 second', :now - (:rows - i) * interval '1 second',"
+    " CASE WHEN i > :rows - :backlog THEN :now - interval '1 second' END"
     " FROM generate_series(1, :rows) AS i",
-    "INSERT INTO dispatch_jobs (message_id, supplier_id, due_at, attempts)"
-    " SELECT i, :supplier, :now - interval '1 second', 0"
-    " FROM generate_series(:rows - :backlog + 1, :rows) AS i",
     # One receipt per delivered message, matched; the last PENDING unmatched (early ones).
     "INSERT INTO receipts (id, supplier_id, supplier_message_id, status, received_at,"
     " message_id)"
@@ -433,7 +438,7 @@ async def _build(url: str) -> dict[str, list[Explained]]:
         sessions = create_sessionmaker(engine)
         async with sessions() as session, session.begin():
             analyzed = await analyze_grown_tables(session)
-        assert {"messages", "receipts", "webhook_deliveries", "dispatch_jobs"} <= {
+        assert {"messages", "receipts", "webhook_deliveries"} <= {
             _table_of(name) for name in analyzed
         }
         for explained in results.values():

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.e2e.gateway import free_port
-from tests.support import World, accept_messages, build_world
+from tests.support import World, accept_messages, build_world, history, history_statuses
 from tidings.accounts.service import Caller, KeyKind
 from tidings.clock import FrozenClock
 from tidings.connectors.base import SupplierReport
@@ -36,7 +36,7 @@ from tidings.delivery.worker import DeliveryWorker, SupplierLane, WorkerOptions
 from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
 from tidings.messages.changes import StatusChange
 from tidings.messages.encoding import decode_gsm7
-from tidings.messages.models import Message, MessageEvent
+from tidings.messages.models import Message
 from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
 from tidings.routing.models import Supplier
@@ -123,14 +123,8 @@ async def drive(
 async def events_per_message(sessions: async_sessionmaker[AsyncSession]) -> Counter[str]:
     """How often each (message, status) event was recorded, as "status:count" tallies."""
     async with sessions() as session:
-        rows = (
-            await session.execute(
-                select(MessageEvent.message_id, MessageEvent.status, func.count()).group_by(
-                    MessageEvent.message_id, MessageEvent.status
-                )
-            )
-        ).tuples()
-    return Counter(f"{status}:{count}" for _, status, count in rows)
+        rows = Counter(await history(session))
+    return Counter(f"{status}:{count}" for (_, status), count in rows.items())
 
 
 async def test_messages_go_out_and_receipts_match_despite_id_forms(
@@ -170,9 +164,7 @@ async def test_long_message_parts_and_receipts(
         async with sessions() as session:
             message = await session.get(Message, mid)
             receipts = (await session.scalars(select(Receipt).order_by(Receipt.id))).all()
-            events = (
-                await session.scalars(select(MessageEvent.status).order_by(MessageEvent.id))
-            ).all()
+            events = await history_statuses(session)
         assert message is not None and message.parts == 3
         assert message.supplier_message_id == canonical_id(parts[0].message_id)
         # Every part's receipt is stored under its own id against the message; the message

@@ -243,8 +243,8 @@ async def test_cancel_sm_refused_once_sent_or_being_sent(running: Running) -> No
     await _finish(running, sent.message_id, Status.SENT)
     leased = await client.submit()
     async with transaction(running.sessions) as session:
-        job = await session.get(DispatchJob, int(leased.message_id))
-        assert job is not None
+        job = await session.get(Message, int(leased.message_id))
+        assert job is not None and job.due_at is not None  # its dispatch job: columns of it
         job.locked_until = NOW + timedelta(seconds=30)  # a worker is handing it over
     for answer in (sent, leased):
         cancel = await client.call(CancelSm(message_id=answer.message_id))

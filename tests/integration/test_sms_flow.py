@@ -8,13 +8,13 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support import api_client, build_world
+from tests.support import api_client, build_world, history_statuses, stored_events
 from tidings.accounts.models import Client
 from tidings.clock import FrozenClock
 from tidings.db.engine import transaction
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
-from tidings.messages.models import Message, MessageEvent
+from tidings.messages.models import Message
 
 SINGLE = {
     "originator": "test",
@@ -87,10 +87,10 @@ async def test_single_sms_is_charged_sent_and_delivered(
         short = await api.get("/sms/12erdgm9", headers={"X-API-KEY": world.live_key})
         assert short.json() == status.json()
     async with transaction(sessions) as session:
-        events = (
-            await session.scalars(select(MessageEvent.status).order_by(MessageEvent.id))
-        ).all()
+        events = await history_statuses(session)
         assert events == ["sent", "delivered"]
+        # The message row holds both: no history row repeats it (issue 18).
+        assert await stored_events(session) == []
         assert await session.scalar(select(func.count()).select_from(DispatchJob)) == 0
         assert await session.scalar(select(func.count()).select_from(Receipt)) == 1
 

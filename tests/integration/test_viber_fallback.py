@@ -17,13 +17,13 @@ from tests.integration.test_viber_api import (
     settle,
     viber_request,
 )
-from tests.support import api_client, issue_dr_login
+from tests.support import api_client, history_statuses, issue_dr_login, stored_events
 from tidings.billing.models import LedgerEntry
 from tidings.clock import FrozenClock
 from tidings.db.engine import transaction
 from tidings.delivery.worker import DeliveryWorker, WorkerOptions
 from tidings.messages.changes import StatusChange
-from tidings.messages.models import Message, MessageEvent
+from tidings.messages.models import Message
 from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
 from tidings.webhooks.models import WebhookDelivery
@@ -315,11 +315,7 @@ async def test_a_balance_that_cannot_pay_the_sms_fails_the_fallback_without_char
     assert sms.status_detail == "fallback SMS not sent: the balance does not cover it"
     assert await balance_of(sessions, vw.world.client_id) == Decimal("0.005")
     async with sessions() as session:
-        events = (
-            await session.scalars(
-                select(MessageEvent.status).where(MessageEvent.message_id == sms.id)
-            )
-        ).all()
+        events = await history_statuses(session, [sms.id])
     assert events == ["failed"]
     async with api_client(database_url, clock) as api:
         status = (await api.get(f"/rest/viber/{viber_id}", headers=vw.key)).json()
@@ -360,13 +356,10 @@ async def test_a_read_report_on_a_sent_message_implies_delivered(
     assert [a.change.status for a in applied] == [Status.DELIVERED, Status.READ]
     assert late == []  # the delivery report that comes after changes nothing more
     async with sessions() as session:
-        events = (
-            await session.scalars(
-                select(MessageEvent.status)
-                .where(MessageEvent.message_id == viber_id)
-                .order_by(MessageEvent.id)
-            )
-        ).all()
+        events = await history_statuses(session, [viber_id])
+        rows = await stored_events(session)
         message = await session.get(Message, viber_id)
     assert list(events) == ["sent", "delivered", "read"]
+    # Only the delivered that the read replaced on the message row is a stored history row.
+    assert rows == ["delivered"]
     assert message is not None and message.status == "read"

@@ -28,6 +28,7 @@ from tidings.messages.changes import StatusChange
 from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
+from tidings.webhooks.repository import WebhookRepository
 from tidings.webhooks.service import recent_deliveries
 from tidings.webhooks.signing import verify
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
@@ -92,11 +93,19 @@ async def deliveries(sessions: async_sessionmaker[AsyncSession]) -> list[Webhook
 async def attempts(
     sessions: async_sessionmaker[AsyncSession], delivery_id: int | None = None
 ) -> list[WebhookAttempt]:
-    query = select(WebhookAttempt).order_by(WebhookAttempt.id)
+    """The delivery log as the CLI and the console show it: a first attempt that succeeded
+    has no row of its own, `with_attempts` rebuilds it from its delivery."""
+    query = select(WebhookDelivery).order_by(WebhookDelivery.id)
     if delivery_id is not None:
-        query = query.where(WebhookAttempt.delivery_id == delivery_id)
+        query = query.where(WebhookDelivery.id == delivery_id)
     async with sessions() as session:
-        return list(await session.scalars(query))
+        logs = await WebhookRepository(session).with_attempts(list(await session.scalars(query)))
+    return sorted((a for _, log in logs for a in log), key=lambda a: (a.at, a.delivery_id))
+
+
+async def attempt_rows(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(WebhookAttempt)) or 0)
 
 
 @pytest.fixture
@@ -264,6 +273,8 @@ async def test_delivers_signed_and_records_the_attempt(
     [attempt] = await attempts(sessions)
     assert (attempt.status_code, attempt.response_body, attempt.error) == (200, "ok", None)
     assert attempt.duration_ms >= 0
+    # A first-try success is logged on its delivery row: no attempt row written (issue 18).
+    assert await attempt_rows(sessions) == 0
 
 
 async def test_statuses_of_a_message_arrive_in_order(

@@ -82,7 +82,11 @@ def test_postgres_gets_aware_utc_datetimes() -> None:
 def test_message_record_has_exactly_the_message_columns() -> None:
     fields = {field.name for field in dataclasses.fields(MessageRecord)}
     assert fields == {column.key for column in Message.__table__.columns}
-    nullable = {c.key for c in Message.__table__.columns if c.nullable and not c.primary_key}
+    nullable = {
+        c.key
+        for c in Message.__table__.columns
+        if (c.nullable or c.server_default is not None) and not c.primary_key
+    }
     defaulted = {
         f.name for f in dataclasses.fields(MessageRecord) if f.default is not dataclasses.MISSING
     }

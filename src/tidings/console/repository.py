@@ -2,10 +2,12 @@
 
 Every aggregate is bounded by a time window on an indexed column, so a page costs what the
 window holds, not what the database holds:
-- status changes per time bucket: `message_events (at, status)`, an index-only range scan;
+- status changes per time bucket: the hand-over and final statuses by the message rows'
+  `time_sent` and `time_dr` (partial indexes), the rest by `message_events (at, status)`;
 - accepted messages per bucket, per client: `messages (client_id, time_in, id)`, walked
   once per client (the clients table is small; the join makes both engines use the index);
-- queues: `dispatch_jobs` and pending `webhook_deliveries` hold only outstanding work;
+- queues: the dispatch queue (`messages.due_at`, a partial index; read through the view
+  `dispatch_jobs`) and pending `webhook_deliveries` hold only outstanding work;
 - search: the primary key, `messages (client_id, reference)` per client, `messages (msisdn)`.
 """
 
@@ -24,12 +26,14 @@ from sqlalchemy import (
     case,
     cast,
     event,
+    exists,
     func,
     literal_column,
     or_,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import aliased
 from sqlalchemy.pool import NullPool
 
 from tidings.accounts.models import Client
@@ -38,6 +42,7 @@ from tidings.delivery.models import DispatchJob, Receipt
 from tidings.exports.models import BUILDING, PENDING, Export
 from tidings.messages.models import Message, MessageEvent
 from tidings.messages.repository import MessageRepository
+from tidings.messages.status import FINAL_STATUSES, Status
 from tidings.routing.models import Supplier, SupplierHealth
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.repository import WebhookRepository
@@ -46,6 +51,22 @@ from tidings.webhooks.repository import WebhookRepository
 # message, say). The console shows such relatives beside a message's history whichever of
 # these names the messages table has; none exists yet.
 LINK_COLUMNS = ("parent_id", "parent_message_id", "fallback_of_id", "fallback_for_id")
+
+
+FINAL_VALUES = frozenset(status.value for status in FINAL_STATUSES)
+
+
+def _history_rows() -> ColumnElement[bool]:
+    """The `message_events` rows that the message rows do not already count: not `sent` and
+    not a final status (`time_sent`, `time_dr`), except a first final status that a later
+    one replaced (delivered, then read). Rows written before the message row held those
+    (migration 0016) are skipped by the same rule, so nothing is counted twice."""
+    now = aliased(Message)  # its own alias: the callers' queries may join messages too
+    replaced = exists().where(now.id == MessageEvent.message_id, now.status != MessageEvent.status)
+    return or_(
+        MessageEvent.status.not_in(sorted(FINAL_VALUES | {Status.SENT.value})),
+        and_(MessageEvent.status.in_(sorted(FINAL_VALUES)), replaced),
+    )
 
 
 def create_reader_engine(url: str) -> AsyncEngine:
@@ -151,14 +172,35 @@ class ConsoleRepository:
     async def event_counts(
         self, since: datetime, until: datetime, bucket_seconds: int
     ) -> list[tuple[int, str, int]]:
-        """(bucket, status, count) of status changes in [since, until)."""
+        """(bucket, status, count) of status changes in [since, until).
+
+        A message's hand-over and final status live on its row (`time_sent`, `time_dr`),
+        the rest in `message_events` (`_history_rows`): three range scans, merged here.
+        """
+        counts: dict[tuple[int, str], int] = {}
+        sent = self._bucket(Message.time_sent, bucket_seconds).label("bucket")
+        final = self._bucket(Message.time_dr, bucket_seconds).label("bucket")
+        queries: list[Any] = [
+            select(sent, literal_column(f"'{Status.SENT.value}'"), func.count())
+            .where(Message.time_sent >= since, Message.time_sent < until)
+            .group_by(sent),
+            select(final, Message.status, func.count())
+            .where(Message.time_dr >= since, Message.time_dr < until)
+            .group_by(final, Message.status),
+        ]
+        for query in queries:
+            for b, status, n in await self.session.execute(query):
+                counts[(int(b), str(status))] = counts.get((int(b), str(status)), 0) + int(n)
         bucket = self._bucket(MessageEvent.at, bucket_seconds).label("bucket")
-        result = await self.session.execute(
+        history = (
             select(bucket, MessageEvent.status, func.count())
-            .where(MessageEvent.at >= since, MessageEvent.at < until)
+            .select_from(MessageEvent)
+            .where(MessageEvent.at >= since, MessageEvent.at < until, _history_rows())
             .group_by(bucket, MessageEvent.status)
         )
-        return [(int(b), str(s), int(n)) for b, s, n in result]
+        for b, status, n in await self.session.execute(history):
+            counts[(int(b), str(status))] = counts.get((int(b), str(status)), 0) + int(n)
+        return [(b, status, n) for (b, status), n in sorted(counts.items())]
 
     async def accepted_counts(
         self,
@@ -197,40 +239,81 @@ class ConsoleRepository:
     ) -> list[tuple[int | None, str, str, int]]:
         """(supplier id, country, status, count) of changes to `statuses` since `since`:
         one walk of the window serves both the per-supplier and the per-country view."""
-        result = await self.session.execute(
+        wanted = set(statuses)
+        counts: dict[tuple[int | None, str, str], int] = {}
+        queries: list[Any] = []
+        if Status.SENT.value in wanted:
+            queries.append(
+                select(
+                    Message.supplier_id,
+                    Message.country,
+                    literal_column(f"'{Status.SENT.value}'"),
+                    func.count(),
+                )
+                .where(Message.time_sent >= since)
+                .group_by(Message.supplier_id, Message.country)
+            )
+        finals = sorted(wanted & FINAL_VALUES)
+        if finals:
+            queries.append(
+                select(Message.supplier_id, Message.country, Message.status, func.count())
+                .where(Message.time_dr >= since, Message.status.in_(finals))
+                .group_by(Message.supplier_id, Message.country, Message.status)
+            )
+        queries.append(
             select(Message.supplier_id, Message.country, MessageEvent.status, func.count())
             .select_from(MessageEvent)
             .join(Message, Message.id == MessageEvent.message_id)
-            .where(MessageEvent.at >= since, MessageEvent.status.in_(list(statuses)))
+            .where(
+                MessageEvent.at >= since,
+                MessageEvent.status.in_(sorted(wanted)),
+                _history_rows(),
+            )
             .group_by(Message.supplier_id, Message.country, MessageEvent.status)
         )
-        return [(None if i is None else int(i), c, str(s), int(n)) for i, c, s, n in result]
+        for query in queries:
+            for i, c, st, n in await self.session.execute(query):
+                key = (None if i is None else int(i), str(c), str(st))
+                counts[key] = counts.get(key, 0) + int(n)
+        return [(i, c, st, n) for (i, c, st), n in counts.items()]
 
     async def latest_failures(
         self, since: datetime, statuses: Collection[str], limit: int
     ) -> list[Failure]:
-        result = await self.session.execute(
-            select(
-                MessageEvent.at,
-                MessageEvent.status,
-                MessageEvent.detail,
-                Message.id,
-                Message.channel,
-                Message.msisdn,
-                Message.country,
-                Client.id,
-                Client.name,
-                Supplier.name,
-            )
+        """The latest changes to `statuses` (final failures: the message rows' `time_dr`;
+        anything else from the history rows), newest first."""
+        wanted = sorted(statuses)
+        common = (
+            Message.id,
+            Message.channel,
+            Message.msisdn,
+            Message.country,
+            Client.id,
+            Client.name,
+            Supplier.name,
+        )
+        final = (
+            select(Message.time_dr, Message.status, Message.status_detail, *common)
+            .join(Client, Client.id == Message.client_id)
+            .outerjoin(Supplier, Supplier.id == Message.supplier_id)
+            .where(Message.time_dr >= since, Message.status.in_(wanted))
+            .order_by(Message.time_dr.desc(), Message.id.desc())
+            .limit(limit)
+        )
+        history = (
+            select(MessageEvent.at, MessageEvent.status, MessageEvent.detail, *common)
             .select_from(MessageEvent)
             .join(Message, Message.id == MessageEvent.message_id)
             .join(Client, Client.id == Message.client_id)
             .outerjoin(Supplier, Supplier.id == Message.supplier_id)
-            .where(MessageEvent.at >= since, MessageEvent.status.in_(list(statuses)))
+            .where(MessageEvent.at >= since, MessageEvent.status.in_(wanted), _history_rows())
             .order_by(MessageEvent.at.desc(), MessageEvent.id.desc())
             .limit(limit)
         )
-        return [Failure(*row) for row in result]
+        rows = [Failure(*row) for row in await self.session.execute(final)]
+        rows += [Failure(*row) for row in await self.session.execute(history)]
+        rows.sort(key=lambda f: (f.at, f.message_id), reverse=True)
+        return rows[:limit]
 
     # Queues and suppliers.
 
@@ -409,8 +492,8 @@ class ConsoleRepository:
             found.update((m.id, m) for m in result.scalars())
         return sorted(found.values(), key=lambda m: m.id, reverse=True)[:limit]
 
-    async def events(self, message_id: int) -> Sequence[MessageEvent]:
-        return await MessageRepository(self.session).events(message_id)
+    async def events(self, message: Message) -> Sequence[MessageEvent]:
+        return await MessageRepository(self.session).events(message)
 
     async def receipts(self, message_id: int) -> Sequence[Receipt]:
         result = await self.session.execute(

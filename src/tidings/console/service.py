@@ -451,7 +451,7 @@ async def _history(
         [message.client_id], [message.supplier_id] if message.supplier_id else []
     )
     steps = [Step("accepted", message.time_in, None, None)]
-    for event in await repo.events(message.id):
+    for event in await repo.events(message):
         after = (event.at - steps[-1].at).total_seconds()
         steps.append(Step(event.status, event.at, event.detail, after))
     return MessageHistory(

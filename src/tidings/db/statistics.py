@@ -28,7 +28,6 @@ GROWING_TABLES = (
     "messages",
     "message_events",
     "message_parts",
-    "dispatch_jobs",
     "receipts",
     "webhook_deliveries",
     "webhook_attempts",

@@ -3,28 +3,32 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tidings.db.base import Base, UTCDateTime
+from tidings.db.base import Base, BigId, UTCDateTime
 
 
-class DispatchJob(Base):
-    """The durable work item for one message still to be handed to its supplier.
+class Views(DeclarativeBase):
+    """Read-only views: their own metadata, so nothing creates, truncates or writes them."""
 
-    Written in the same transaction as the message; deleted in the same transaction that
-    records the supplier's answer. A worker that dies holding a job only holds its lease:
-    once `locked_until` passes, another worker takes it over.
+
+class DispatchJob(Views):
+    """A message still to be handed to its supplier, as the view `dispatch_jobs` shows it.
+
+    The job is columns of the message row (`due_at` set while it waits; migration 0016),
+    not a row of its own: inserted with the message, leased by a HOT update of it, gone with
+    the update that records it sent or final. `DispatchRepository` writes those columns;
+    this view is for reading them (the console, metrics, tests), by the old names. A worker
+    that dies holding a job only holds its lease: once `locked_until` passes, another worker
+    takes it over.
     """
 
     __tablename__ = "dispatch_jobs"
-    # The claim's order within a supplier, complete: the claim reads the first due rows in
-    # index order and stops at its LIMIT, whatever the planner knows of the table.
-    __table_args__ = (Index("ix_dispatch_jobs_claim", "supplier_id", "due_at", "message_id"),)
 
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
-    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))
+    message_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    supplier_id: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
 

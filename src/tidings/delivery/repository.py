@@ -10,7 +10,6 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    delete,
     func,
     insert,
     literal,
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.arrays import is_postgres, one_of, one_of_selected
 from tidings.db.ids import allocate_ids
-from tidings.delivery.models import DispatchJob, MessagePart, Receipt
+from tidings.delivery.models import MessagePart, Receipt
 from tidings.messages.models import Message
 from tidings.wakeups import dispatch_channel, wake_after_commit
 
@@ -36,20 +35,22 @@ class ClaimedJob:
 
 
 class DispatchRepository:
+    """The dispatch queue: columns of `messages` (`due_at`, `locked_until`, `attempts`,
+    `last_error`) and the partial index `ix_messages_dispatch`, not a table of its own.
+
+    A message enters it with its insert (`due_at` set by the acceptance) and leaves it with
+    the update that records it sent or final (`apply_changes` clears `due_at`): a job costs
+    no row of its own, and the lease is a HOT update of the message.
+    """
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def enqueue(self, jobs: Sequence[tuple[int, int]], due_at: datetime) -> None:
-        """Jobs are (message_id, supplier_id)."""
-        if jobs:
-            wake_after_commit(self.session, *{dispatch_channel(s) for _, s in jobs})
-            await self.session.execute(
-                insert(cast(Table, DispatchJob.__table__)),
-                [
-                    {"message_id": m, "supplier_id": s, "due_at": due_at, "attempts": 0}
-                    for m, s in jobs
-                ],
-            )
+    def enqueued(self, supplier_ids: Iterable[int]) -> None:
+        """Messages of these suppliers were inserted with `due_at` set: wake their lanes."""
+        channels = {dispatch_channel(s) for s in supplier_ids}
+        if channels:
+            wake_after_commit(self.session, *channels)
 
     async def claim(
         self, supplier_id: int, now: datetime, lease_until: datetime, limit: int
@@ -61,22 +62,22 @@ class DispatchRepository:
         On SQLite the write lock taken by BEGIN IMMEDIATE serialises claims instead.
         """
         claimable = (
-            select(DispatchJob.message_id)
+            select(Message.id)
             .where(
-                DispatchJob.supplier_id == supplier_id,
-                DispatchJob.due_at <= now,
-                or_(DispatchJob.locked_until.is_(None), DispatchJob.locked_until < now),
+                Message.supplier_id == supplier_id,
+                Message.due_at <= now,
+                or_(Message.locked_until.is_(None), Message.locked_until < now),
             )
-            .order_by(DispatchJob.due_at, DispatchJob.message_id)
+            .order_by(Message.due_at, Message.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        jobs = cast(Table, DispatchJob.__table__)
+        messages = cast(Table, Message.__table__)
         result = await self.session.execute(
-            update(jobs)
-            .where(one_of_selected(self.session, jobs.c.message_id, claimable))
-            .values(locked_until=lease_until, attempts=jobs.c.attempts + 1)
-            .returning(jobs.c.message_id, jobs.c.attempts)
+            update(messages)
+            .where(one_of_selected(self.session, messages.c.id, claimable))
+            .values(locked_until=lease_until, attempts=messages.c.attempts + 1)
+            .returning(messages.c.id, messages.c.attempts)
         )
         return sorted(
             (ClaimedJob(message_id=row[0], attempts=row[1]) for row in result),
@@ -84,20 +85,29 @@ class DispatchRepository:
         )
 
     async def complete(self, message_ids: Iterable[int]) -> None:
+        """Take these messages out of the queue, where `apply_changes` has not already (it
+        does for every message it records sent or final): usually no row is written."""
         ids = list(message_ids)
         if ids:
-            jobs = cast(Table, DispatchJob.__table__)
+            messages = cast(Table, Message.__table__)
             await self.session.execute(
-                delete(jobs).where(one_of(self.session, jobs.c.message_id, ids))
+                update(messages)
+                .where(one_of(self.session, messages.c.id, ids), messages.c.due_at.is_not(None))
+                .values(due_at=None, locked_until=None)
             )
 
     async def remove_unleased(self, message_id: int, now: datetime) -> bool:
-        """Delete a job no worker holds (cancelling); False when it is gone or leased."""
+        """Take a message no worker holds out of the queue (cancelling); False when it is
+        not in it or leased."""
+        messages = cast(Table, Message.__table__)
         result = await self.session.execute(
-            delete(DispatchJob).where(
-                DispatchJob.message_id == message_id,
-                or_(DispatchJob.locked_until.is_(None), DispatchJob.locked_until < now),
+            update(messages)
+            .where(
+                messages.c.id == message_id,
+                messages.c.due_at.is_not(None),
+                or_(messages.c.locked_until.is_(None), messages.c.locked_until < now),
             )
+            .values(due_at=None, locked_until=None)
         )
         return bool(getattr(result, "rowcount", 0))
 
@@ -105,11 +115,11 @@ class DispatchRepository:
         """Release leased jobs to run again at a later time: (message_id, due_at, error)."""
         if not retries:
             return
-        jobs = cast(Table, DispatchJob.__table__)
+        messages = cast(Table, Message.__table__)
         # Core (not ORM) UPDATE, so that one executemany carries every row.
         await self.session.execute(
-            update(jobs)
-            .where(jobs.c.message_id == bindparam("job_id"))
+            update(messages)
+            .where(messages.c.id == bindparam("job_id"))
             .values(due_at=bindparam("due"), locked_until=None, last_error=bindparam("error")),
             [{"job_id": m, "due": due, "error": error[:200]} for m, due, error in retries],
         )
@@ -120,16 +130,16 @@ class DispatchRepository:
         being tried (a supplier out of routing) gives its claim's attempt back."""
         if not moves:
             return
-        jobs = cast(Table, DispatchJob.__table__)
+        messages = cast(Table, Message.__table__)
         await self.session.execute(
-            update(jobs)
-            .where(jobs.c.message_id == bindparam("job_id"))
+            update(messages)
+            .where(messages.c.id == bindparam("job_id"))
             .values(
                 supplier_id=bindparam("to"),
                 due_at=bindparam("due"),
                 locked_until=None,
                 last_error=bindparam("error"),
-                attempts=jobs.c.attempts - bindparam("refund"),
+                attempts=messages.c.attempts - bindparam("refund"),
             ),
             [
                 {"job_id": m, "to": s, "due": due, "error": error[:200], "refund": refund}

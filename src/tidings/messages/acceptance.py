@@ -397,16 +397,13 @@ async def write_accepted(
         task_of[i] = next(next_task) if request.is_batch else None
         for item in prepared[i].quote.items:
             item = rerouted.get((i, item.index), item)
-            rows.append(_message_row(prepared[i], item, task_of[i], now))
+            assert item.supplier_id is not None, "prepared items are routed"
+            # Inserted into the dispatch queue: its job is `due_at` on the row itself.
+            due_at = _send_at(prepared[i].request, now) or now
+            rows.append({**_message_row(prepared[i], item, task_of[i], now), "due_at": due_at})
             owners.append((i, item))
     ids = await messages.insert_many(rows)
-    jobs = DispatchRepository(session)
-    by_due: dict[datetime, list[tuple[int, int]]] = defaultdict(list)
-    for message_id, (i, item) in zip(ids, owners, strict=True):
-        assert item.supplier_id is not None, "prepared items are routed"
-        by_due[_send_at(prepared[i].request, now) or now].append((message_id, item.supplier_id))
-    for due_at, pairs in by_due.items():
-        await jobs.enqueue(pairs, due_at=due_at)
+    DispatchRepository(session).enqueued({item.supplier_id or 0 for _, item in owners})
 
     accepted: dict[int, list[AcceptedItem]] = defaultdict(list)
     for message_id, (i, item) in zip(ids, owners, strict=True):

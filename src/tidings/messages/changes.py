@@ -60,6 +60,10 @@ class MessageRecord:
     time_sent: datetime | None = None
     time_dr: datetime | None = None
     parent_id: int | None = None
+    due_at: datetime | None = None
+    locked_until: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
     reply_to: int | None = None  # the inbound message this answers (docs/inbound.md)
 
 

@@ -48,7 +48,22 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("client_id", "reference"),
-        Index("ix_messages_supplier_ref", "supplier_id", "supplier_message_id"),
+        # Partial (migration 0016), as is `ix_messages_parent_id`: a row version without the
+        # value (a message not sent yet; any but an SMS fallback leg) writes no entry, and
+        # every look-up (`= ANY`, `=`) implies the column is not null.
+        Index(
+            "ix_messages_supplier_ref",
+            "supplier_id",
+            "supplier_message_id",
+            sqlite_where=text("supplier_message_id IS NOT NULL"),
+            postgresql_where=text("supplier_message_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_parent_id",
+            "parent_id",
+            sqlite_where=text("parent_id IS NOT NULL"),
+            postgresql_where=text("parent_id IS NOT NULL"),
+        ),
         # The sweeper's two queues, by validity: messages not sent yet, messages sent and
         # awaiting their final report. Partial, so the millions of final messages are not in
         # them and the sweeper reads the first expired ones in index order, whatever the
@@ -64,6 +79,18 @@ class Message(Base):
             "expires_at",
             sqlite_where=text(IN_FLIGHT_PREDICATE),
             postgresql_where=text(IN_FLIGHT_PREDICATE),
+        ),
+        # The dispatch queue (docs/architecture.md, "The path of a message"): the messages
+        # still to hand to a supplier, in each supplier's claim order. Partial: a message
+        # leaves it with the update that records it sent (or final), so nothing is deleted,
+        # and the claim walks the first due rows whatever the planner knows.
+        Index(
+            "ix_messages_dispatch",
+            "supplier_id",
+            "due_at",
+            "id",
+            sqlite_where=text("due_at IS NOT NULL"),
+            postgresql_where=text("due_at IS NOT NULL"),
         ),
     )
 
@@ -95,10 +122,16 @@ class Message(Base):
     time_in: Mapped[datetime] = mapped_column(UTCDateTime)
     time_sent: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     time_dr: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Its dispatch job: set while the message waits to be handed to `supplier_id` (when it is
+    # due), cleared by the update that records it sent or final. `locked_until` is a
+    # worker's lease on it, `attempts` the hand-overs tried, `last_error` the last failure.
+    # The lease changes no indexed column: a HOT update (PostgreSQL fillfactor 50).
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # The message this one stands in for: an SMS sent because its Viber message failed.
-    parent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("messages.id"), nullable=True, index=True
-    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)
     # The inbound message (inbound_messages.id) this one answers. No foreign key: adding one
     # to this big table would make SQLite copy it (docs/inbound.md, "Replies").
     reply_to: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -62,6 +62,6 @@ async def history(
     """The message's statuses in order, acceptance first."""
     initial = Status.SCHEDULED if message.send_at else Status.QUEUED
     entries: list[tuple[str, datetime, str | None]] = [(initial.value, message.time_in, None)]
-    events: Sequence[MessageEvent] = await MessageRepository(session).events(message.id)
+    events: Sequence[MessageEvent] = await MessageRepository(session).events(message)
     entries.extend((event.status, event.at, event.detail) for event in events)
     return entries

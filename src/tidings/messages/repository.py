@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidings.connectors.base import OutboundMessage
 from tidings.db.arrays import one_of
 from tidings.db.ids import allocate_ids
-from tidings.delivery.models import DispatchJob
 from tidings.messages.changes import RECORD_FIELDS, MessageRecord
 from tidings.messages.models import Message, MessageEvent, Task, status_predicate
+from tidings.messages.status import FINAL_STATUSES, Status
 
 
 class MessageRepository:
@@ -108,13 +108,52 @@ class MessageRepository:
         )
         return int(result.scalar_one())
 
-    async def events(self, message_id: int) -> Sequence[MessageEvent]:
+    async def events(self, message: Message) -> list[MessageEvent]:
+        """The message's status changes after acceptance, in the status machine's order.
+
+        The hand-over and the final status are not stored as rows (the message row holds
+        them: `time_sent`; `status`, `status_detail`, `time_dr`), so they are rebuilt here
+        (transient objects, never added to the session); rows written before that rule
+        (or a `delivered` that a `read` replaced) are read as they are.
+        """
         result = await self.session.execute(
             select(MessageEvent)
-            .where(MessageEvent.message_id == message_id)
+            .where(MessageEvent.message_id == message.id)
             .order_by(MessageEvent.at, MessageEvent.id)
         )
-        return result.scalars().all()
+        stored = list(result.scalars().all())
+        seen = {event.status for event in stored}
+        rebuilt: list[MessageEvent] = []
+        if message.time_sent is not None and Status.SENT.value not in seen:
+            rebuilt.append(
+                MessageEvent(message_id=message.id, status=Status.SENT.value, at=message.time_sent)
+            )
+        if (
+            message.status in {s.value for s in FINAL_STATUSES}
+            and message.time_dr is not None
+            and message.status not in seen
+        ):
+            rebuilt.append(
+                MessageEvent(
+                    message_id=message.id,
+                    status=message.status,
+                    detail=message.status_detail,
+                    at=message.time_dr,
+                )
+            )
+        # The status machine's order (statuses only move forward), then time: a report's
+        # time is the supplier's, which may be before our record of the hand-over (a fast
+        # receipt). Queued again (failover), the hand-over, in flight, then final statuses,
+        # the one on the row last (stored ones are what it replaced).
+        order = {Status.SENT.value: 1, Status.UNKNOWN.value: 2}
+        finals = {s.value for s in FINAL_STATUSES}
+
+        def phase(event: MessageEvent) -> int:
+            if event.status in finals:
+                return 3 + (event in rebuilt)
+            return order.get(event.status, 0)
+
+        return sorted(stored + rebuilt, key=lambda event: (phase(event), event.at))
 
     async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
@@ -166,11 +205,10 @@ class MessageRepository:
         """Pending messages past validity whose dispatch job no worker holds right now."""
         result = await self.session.execute(
             select(Message.id)
-            .outerjoin(DispatchJob, DispatchJob.message_id == Message.id)
             .where(
                 text(status_predicate(frozenset(statuses))),
                 Message.expires_at < before,
-                or_(DispatchJob.locked_until.is_(None), DispatchJob.locked_until < before),
+                or_(Message.locked_until.is_(None), Message.locked_until < before),
             )
             .order_by(Message.expires_at)
             .limit(limit)

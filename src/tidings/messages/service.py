@@ -56,12 +56,24 @@ def _with_implied_deliveries(changes: Sequence[StatusChange]) -> list[StatusChan
     return expanded
 
 
+def _held_by_row(change: StatusChange, sent_now: bool) -> bool:
+    """Whether the message row itself records this change, so that a `message_events` row
+    would only repeat it: the hand-over (`time_sent`, set once) and a final status
+    (`status`, `status_detail`, `time_dr`). History rows are kept for the rest (`unknown`, a
+    final status a later one replaces); `MessageRepository.events` puts the two back."""
+    if change.status is Status.SENT:
+        return sent_now and change.detail is None
+    return change.status in FINAL_STATUSES
+
+
 async def apply_changes(
     session: AsyncSession, clock: Clock, changes: Sequence[StatusChange]
 ) -> list[AppliedChange]:
     """Apply status changes monotonically; return those that moved a message.
 
     Duplicates, late intermediate reports and anything after a final status change nothing.
+    A status history row is written only for what the message row does not keep itself
+    (`_held_by_row`): one message costs the database two rows fewer.
     A message that reaches a final status without ever being taken by a supplier (failed,
     expired before sending, rejected at submit) is refunded.
     """
@@ -82,14 +94,31 @@ async def apply_changes(
             continue
         current = Status(message.status)
         row = updates.setdefault(message.id, {})
-        if change.sent and message.time_sent is None:
+        sent_now = change.sent and message.time_sent is None
+        if sent_now:
             message.time_sent = row["time_sent"] = change.at
         if change.supplier_message_id is not None:
             message.supplier_message_id = row["supplier_message_id"] = change.supplier_message_id
         if not can_transition(current, change.status):
             continue
+        if current in FINAL_STATUSES and message.time_dr is not None:
+            # The one move out of a final status (delivered → read): the row is about to
+            # forget the first final status, so it becomes a history row now.
+            events.append(
+                {
+                    "message_id": message.id,
+                    "status": current.value,
+                    "detail": message.status_detail,
+                    "at": message.time_dr,
+                }
+            )
         message.status = row["status"] = change.status.value
         message.status_detail = row["status_detail"] = change.detail
+        if message.due_at is not None and (change.sent or change.status in FINAL_STATUSES):
+            # Its dispatch job is done: it leaves the queue's partial index with this same
+            # row version (no job row to delete).
+            message.due_at = row["due_at"] = None
+            message.locked_until = row["locked_until"] = None
         if change.status in FINAL_STATUSES:
             message.time_dr = row["time_dr"] = change.at
             # We only pay a supplier for what it took, so what never left is refunded.
@@ -98,14 +127,15 @@ async def apply_changes(
                 refunds.entries.append(
                     (message.client_id, message.price, "refund", f"message:{message.id}")
                 )
-        events.append(
-            {
-                "message_id": message.id,
-                "status": change.status.value,
-                "detail": change.detail,
-                "at": change.at,
-            }
-        )
+        if not _held_by_row(change, sent_now):
+            events.append(
+                {
+                    "message_id": message.id,
+                    "status": change.status.value,
+                    "detail": change.detail,
+                    "at": change.at,
+                }
+            )
         applied.append(AppliedChange(message=message, previous=current, change=change))
     await repo.update_columns(updates)
     await repo.add_events(events)

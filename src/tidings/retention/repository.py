@@ -10,7 +10,7 @@ from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.ids import first_id_at
-from tidings.delivery.models import DispatchJob, MessagePart, Receipt
+from tidings.delivery.models import MessagePart, Receipt
 from tidings.messages.models import Message, MessageEvent
 from tidings.messages.status import FINAL_STATUSES
 from tidings.retention.models import MaintenanceRun
@@ -109,7 +109,6 @@ class RetentionRepository:
             (MessageEvent, MessageEvent.message_id),
             (MessagePart, MessagePart.message_id),
             (Receipt, Receipt.message_id),
-            (DispatchJob, DispatchJob.message_id),
             (ViberContent, ViberContent.message_id),
         ):
             await session.execute(delete(table).where(column.in_(wanted)))

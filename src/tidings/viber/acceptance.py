@@ -251,7 +251,14 @@ async def write_viber(
         if used:
             raise Conflict(f"external_id {used[0]!r} is used already", reason="duplicate_reference")
     now = clock.now()
-    rows = [_message_row(caller, request, quote.tariff, p, now) for p in quote.items]
+    # Inserted into the dispatch queue: each job is `due_at` on the message row itself.
+    rows = [
+        {
+            **_message_row(caller, request, quote.tariff, p, now),
+            "due_at": _send_at(p.item, now) or now,
+        }
+        for p in quote.items
+    ]
     ids = await messages.insert_many(rows)
     await ViberRepository(session).add_contents(
         [
@@ -259,13 +266,8 @@ async def write_viber(
             for message_id, p in zip(ids, quote.items, strict=True)
         ]
     )
-    jobs = DispatchRepository(session)
-    by_due: dict[datetime, list[tuple[int, int]]] = {}
-    for message_id, p in zip(ids, quote.items, strict=True):
-        assert p.supplier_id is not None, "prepared items are routed"
-        by_due.setdefault(_send_at(p.item, now) or now, []).append((message_id, p.supplier_id))
-    for due_at, pairs in by_due.items():
-        await jobs.enqueue(pairs, due_at=due_at)
+    assert all(p.supplier_id is not None for p in quote.items), "prepared items are routed"
+    DispatchRepository(session).enqueued({p.supplier_id or 0 for p in quote.items})
     await LedgerRepository(session).add_many(
         [(caller.client_id, -quote.total_price, "charge", f"viber:{ids[0]}")], now
     )

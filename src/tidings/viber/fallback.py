@@ -72,13 +72,15 @@ async def start_fallbacks(
     await _refuse_opted_out(session, legs, now)
     await _charge(session, legs)
     messages = MessageRepository(session)
-    ids = await messages.insert_many([leg.row for leg in legs])
+    # A leg that can go is inserted into the dispatch queue (`due_at` on its row).
+    ids = await messages.insert_many(
+        [{**leg.row, "due_at": now if leg.error is None else None} for leg in legs]
+    )
     await viber.link_fallbacks(
         [(leg.viber.id, sms_id) for leg, sms_id in zip(legs, ids, strict=True)]
     )
     sent = [(sms_id, leg) for sms_id, leg in zip(ids, legs, strict=True) if leg.error is None]
-    jobs = DispatchRepository(session)
-    await jobs.enqueue([(sms_id, leg.row["supplier_id"]) for sms_id, leg in sent], due_at=now)
+    DispatchRepository(session).enqueued({leg.row["supplier_id"] for _, leg in sent})
     await LedgerRepository(session).add_many(
         [
             (leg.viber.client_id, -leg.row["price"], "charge", f"message:{sms_id}")

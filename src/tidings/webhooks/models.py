@@ -16,6 +16,8 @@ class WebhookDelivery(Base):
     from the database on the schedule it was created with.
     """
 
+    # PostgreSQL: fillfactor 50 (migration 0016), room in each page for the lease's new row
+    # version, so that the lease is a HOT update (it changes no indexed column).
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         # The claim's queue: only pending rows, in the order they are claimed. Partial, so
@@ -53,6 +55,11 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The answer of a first attempt that succeeded, which has no `webhook_attempts` row
+    # (most deliveries: one row fewer each); None otherwise.
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
 class WebhookAttempt(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, exists, insert, literal_column, or_, select, update
@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ColumnClause
 
 from tidings.accounts.models import Client
-from tidings.db.arrays import none_of, one_of
+from tidings.db.arrays import none_of, one_of, one_of_selected
 from tidings.wakeups import WEBHOOKS, wake_after_commit
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
@@ -111,9 +111,9 @@ class WebhookRepository:
         """Due, unleased deliveries that are first in line for their message, oldest first.
 
         A delivery waits while an earlier one of its message is pending (retrying or in
-        flight), so one message's statuses reach the client in order. On PostgreSQL the rows
-        are locked with SKIP LOCKED until the claim's transaction ends, so concurrent workers
-        take different rows without waiting; on SQLite BEGIN IMMEDIATE serialises claims.
+        flight), so one message's statuses reach the client in order. Nothing is locked
+        here: the worker leaves some candidates unleased (an endpoint with enough in hand),
+        and a row lock is a WAL record of its own; `lease` locks only the chosen ones.
         """
         earlier = aliased(WebhookDelivery)
         query = (
@@ -130,28 +130,43 @@ class WebhookRepository:
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(limit)
-            .with_for_update(of=WebhookDelivery, skip_locked=True)
         )
         if exclude_clients:
             query = query.where(none_of(self.session, WebhookDelivery.client_id, exclude_clients))
         result = await self.session.execute(query)
         return [Candidate(*row) for row in result.tuples()]
 
-    async def lease(self, ids: Sequence[int], lease_until: datetime) -> list[ClaimedDelivery]:
-        """Lease the chosen candidates (locked by `candidates` in this same transaction).
+    async def lease(
+        self, ids: Sequence[int], now: datetime, lease_until: datetime
+    ) -> list[ClaimedDelivery]:
+        """Lease those of the chosen candidates that are still pending and unleased.
 
-        `next_attempt_at` moves to the lease's end with it: the rows in flight leave the
-        front of the claim's index (the next claim does not walk over them), and if this
-        worker dies they are due again exactly when the lease runs out.
+        On PostgreSQL the inner SELECT locks them with SKIP LOCKED and re-checks them on
+        their latest version, so of two workers that chose the same row one leases it and
+        the other skips it, without waiting; on SQLite BEGIN IMMEDIATE serialises claims.
+        Only `locked_until` changes, a column no index holds, so the update is HOT (the
+        table keeps room in its pages: fillfactor): no index entry is written. The rows in
+        flight stay at the front of the claim's index, where `candidates` steps over them
+        (at most the deliveries in flight); a dead worker's rows are due again when its
+        lease runs out.
         """
         if not ids:
             return []
         deliveries = cast(Table, WebhookDelivery.__table__)
         c = deliveries.c
+        leasable = (
+            select(c.id)
+            .where(
+                one_of(self.session, c.id, ids),
+                c.state == PENDING_CONSTANT,
+                or_(c.locked_until.is_(None), c.locked_until < now),
+            )
+            .with_for_update(skip_locked=True)
+        )
         result = await self.session.execute(
             update(deliveries)
-            .where(one_of(self.session, c.id, ids))
-            .values(locked_until=lease_until, next_attempt_at=lease_until)
+            .where(one_of_selected(self.session, c.id, leasable))
+            .values(locked_until=lease_until)
             .returning(
                 c.id,
                 c.client_id,
@@ -216,9 +231,11 @@ class WebhookRepository:
 
         The update only applies while the delivery still carries the lease it was sent
         under: if the lease ran out and another worker took the delivery over, that
-        worker's outcome is the one that counts (the attempt is logged either way).
+        worker's outcome is the one that counts (the attempt is logged either way). A
+        first attempt that succeeds has no attempt row: the delivery row keeps its answer
+        (`with_attempts` shows it as the one attempt), one insert fewer for most deliveries.
         """
-        attempts = [o.attempt for o in outcomes if o.attempt is not None]
+        attempts = [o.attempt for o in outcomes if o.attempt is not None and not first_success(o)]
         if attempts:
             await self.session.execute(insert(cast(Table, WebhookAttempt.__table__)), attempts)
         if not outcomes:
@@ -239,6 +256,9 @@ class WebhookRepository:
                 next_attempt_at=bindparam("next_at"),
                 finished_at=bindparam("finished"),
                 last_error=bindparam("error"),
+                status_code=bindparam("answer_code"),
+                duration_ms=bindparam("answer_ms"),
+                response_body=bindparam("answer_body"),
                 locked_until=None,
             ),
             [
@@ -250,6 +270,7 @@ class WebhookRepository:
                     "next_at": o.next_attempt_at,
                     "finished": o.finished_at,
                     "error": None if o.last_error is None else o.last_error[:200],
+                    **_answer(o),
                 }
                 for o in outcomes
             ],
@@ -280,7 +301,7 @@ class WebhookRepository:
             )
             for attempt in attempts.scalars():
                 by_delivery[attempt.delivery_id].append(attempt)
-        return [(d, by_delivery[d.id]) for d in deliveries]
+        return [(d, by_delivery[d.id] or _first_success(d)) for d in deliveries]
 
     async def get_secret(self, client_id: int) -> str | None:
         result = await self.session.execute(
@@ -295,3 +316,36 @@ class WebhookRepository:
             .values(webhook_secret=secret)
             .execution_options(synchronize_session=False)
         )
+
+
+def _answer(outcome: Outcome) -> dict[str, Any]:
+    """The delivery row's copy of a first attempt that succeeded (no attempt row for it)."""
+    attempt = outcome.attempt
+    if attempt is None or not first_success(outcome):
+        return {"answer_code": None, "answer_ms": None, "answer_body": None}
+    return {
+        "answer_code": attempt["status_code"],
+        "answer_ms": attempt["duration_ms"],
+        "answer_body": attempt["response_body"],
+    }
+
+
+def first_success(outcome: Outcome) -> bool:
+    return outcome.attempt is not None and outcome.state == DELIVERED and outcome.attempts == 1
+
+
+def _first_success(delivery: WebhookDelivery) -> list[WebhookAttempt]:
+    """The attempt of a delivery that succeeded at once, rebuilt from the delivery row
+    (not added to the session: nothing is written)."""
+    if delivery.state != DELIVERED or delivery.finished_at is None:
+        return []
+    return [
+        WebhookAttempt(
+            delivery_id=delivery.id,
+            at=delivery.finished_at - timedelta(milliseconds=delivery.duration_ms or 0),
+            status_code=delivery.status_code,
+            response_body=delivery.response_body,
+            error=None,
+            duration_ms=delivery.duration_ms or 0,
+        )
+    ]

@@ -286,7 +286,7 @@ class WebhookWorker:
                     continue  # left unleased: the endpoint has enough in hand already
                 taking[host] += 1
                 chosen.append(candidate.id)
-            claimed = await repo.lease(chosen, lease_until)
+            claimed = await repo.lease(chosen, now, lease_until)
         for delivery in claimed:
             host = endpoint_of(delivery.url)
             self._held[delivery.id] = (host, delivery.client_id)

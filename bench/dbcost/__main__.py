@@ -1,0 +1,3 @@
+from bench.dbcost.run import main
+
+main()
