@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,14 +45,15 @@ def _postgres_reachable() -> bool:
     return asyncio.run(probe())
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh database for this test session, migrated once, dropped at the end."""
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own, dropped afterwards; fails the test when the
+    server is required (TIDINGS_REQUIRE_POSTGRES=1) but away, skips it otherwise."""
     if not _postgres_reachable():
         if os.environ.get("TIDINGS_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL is required but not reachable at {POSTGRES_SERVER}")
         pytest.skip("PostgreSQL is not reachable")
-    name = f"tidings_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:
         connection = await asyncpg.connect(POSTGRES_SERVER)
@@ -61,11 +63,18 @@ def postgres_database() -> Iterator[str]:
             await connection.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base, _, _ = POSTGRES_SERVER.rpartition("/")
-    url = f"{base}/{name}"
-    asyncio.run(upgrade(url))
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield f"{POSTGRES_SERVER.rpartition('/')[0]}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database for this test session, migrated once, dropped at the end."""
+    with fresh_postgres_database("tidings_test") as url:
+        asyncio.run(upgrade(url))
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -6,35 +6,19 @@ message (issue 18: durability unchanged).
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
-from alembic import command
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 
-from tests.conftest import POSTGRES_SERVER, _postgres_reachable
+from tests.conftest import fresh_postgres_database
 from tidings.db.engine import create_engine
-from tidings.db.migrate import alembic_config, upgrade
+from tidings.db.migrate import downgrade, upgrade
 
 BEFORE = "0013_supplier_rate_buckets"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def _admin(sql: str) -> None:
-    async def run() -> None:
-        connection = await asyncpg.connect(POSTGRES_SERVER)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -43,29 +27,8 @@ def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    if not _postgres_reachable():
-        if os.environ.get("TIDINGS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but not reachable at {POSTGRES_SERVER}")
-        pytest.skip("PostgreSQL is not reachable")
-    name = f"tidings_mig_{uuid.uuid4().hex[:10]}"
-    _admin(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES_SERVER.rpartition('/')[0]}/{name}"
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _downgrade(url: str, revision: str) -> None:
-    engine = create_engine(url)
-    config = alembic_config(url)
-
-    def run(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
-
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(run)
-    finally:
-        await engine.dispose()
+    with fresh_postgres_database("tidings_mig") as url:
+        yield url
 
 
 async def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -113,7 +76,7 @@ async def test_waiting_jobs_move_into_their_messages_and_back(blank_url: str) ->
     assert moved == [(1, True, 1, "timed out"), (2, False, 0, None)]
     # Readers keep the old names through the view.
     assert await _rows(blank_url, "SELECT message_id, supplier_id FROM dispatch_jobs") == [(1, 7)]
-    await _downgrade(blank_url, BEFORE)
+    await downgrade(blank_url, BEFORE)
     back = await _rows(
         blank_url, "SELECT message_id, supplier_id, attempts, last_error FROM dispatch_jobs"
     )

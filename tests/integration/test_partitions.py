@@ -8,8 +8,7 @@ import asyncio
 import json
 import os
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,14 +20,14 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from tests.conftest import POSTGRES_SERVER, _postgres_reachable
+from tests.conftest import fresh_postgres_database
 from tests.integration.test_webhooks import hook_world, move
 from tests.support import Receiver, accept_messages
 from tidings.cli.main import app
 from tidings.clock import FrozenClock
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.ids import MAX_ID, first_id_at, time_of_id
-from tidings.db.migrate import alembic_config, upgrade
+from tidings.db.migrate import downgrade, upgrade
 from tidings.db.partitions import (
     create_weeks,
     ensure_weeks,
@@ -214,23 +213,9 @@ HISTORY = int(os.environ.get("TIDINGS_MIGRATION_ROWS", "50000"))  # bench/partit
 
 
 @pytest.fixture
-def scratch_database() -> Any:
-    if not _postgres_reachable():
-        if os.environ.get("TIDINGS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but not reachable at {POSTGRES_SERVER}")
-        pytest.skip("PostgreSQL is not reachable")
-    name = f"tidings_migrate_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_SERVER)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield f"{POSTGRES_SERVER.rpartition('/')[0]}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def scratch_database() -> Iterator[str]:
+    with fresh_postgres_database("tidings_migrate") as url:
+        yield url
 
 
 async def _scalar(url: str, sql: str) -> Any:
@@ -324,7 +309,7 @@ async def test_migration_moves_a_database_with_history_into_weekly_partitions(
         await engine.dispose()
 
     # And back: plain tables again, nothing lost (the ids stay bigint).
-    await _downgrade(url, "0013_supplier_rate_buckets")
+    await downgrade(url, "0013_supplier_rate_buckets")
     assert (
         await _scalar(url, "SELECT relkind::text FROM pg_class WHERE relname = 'messages'") == "r"
     )
@@ -332,23 +317,6 @@ async def test_migration_moves_a_database_with_history_into_weekly_partitions(
     assert remaining == HISTORY + 2 - sum(d.rows for d in report.partitions)
     await upgrade(url)
     assert await _scalar(url, "SELECT count(*) FROM messages") == remaining
-
-
-async def _downgrade(url: str, revision: str) -> None:
-    from alembic import command
-
-    engine = create_engine(url)
-    config = alembic_config(url)
-
-    def run(connection: Any) -> None:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
-
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(run)
-    finally:
-        await engine.dispose()
 
 
 def _row(like: Message, reference: str) -> dict[str, Any]:

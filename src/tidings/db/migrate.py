@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -24,16 +25,25 @@ def alembic_config(database_url: str) -> Config:
 
 async def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the database to `revision`, on the caller's event loop."""
+    await _run(database_url, command.upgrade, revision)
+
+
+async def downgrade(database_url: str, revision: str) -> None:
+    """Take the database back to `revision` (the migration tests; an operator's way back)."""
+    await _run(database_url, command.downgrade, revision)
+
+
+async def _run(database_url: str, step: Callable[[Config, str], None], revision: str) -> None:
     engine = create_engine(database_url)
     config = alembic_config(database_url)
 
-    def _upgrade(connection: Connection) -> None:
+    def run(connection: Connection) -> None:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
 
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade)
+            await connection.run_sync(run)
     finally:
         await engine.dispose()
 

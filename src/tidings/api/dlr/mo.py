@@ -8,11 +8,11 @@ is answered 200 with the first one's id and `"duplicate": true`, and stored once
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from tidings.api.dlr.auth import authenticated_supplier
 from tidings.api.dlr.mo_parsing import parse_mo
 from tidings.api.dlr.parsing import ArgumentsRejected, credentials
 from tidings.api.dlr.wire import (
@@ -24,12 +24,10 @@ from tidings.api.dlr.wire import (
     read_arguments,
 )
 from tidings.api.dlr.wire import errors_response as _errors
-from tidings.api.limits import limit_supplier
 from tidings.api.state import app_state
 from tidings.connectors.base import InboundMo
 from tidings.db.engine import transaction
 from tidings.inbound.service import StoredInbound, receive
-from tidings.routing.service import authenticate_dlr
 
 router = APIRouter(route_class=DlrRoute, tags=["Supplier MO (inbound messages)"])
 
@@ -90,13 +88,7 @@ async def receive_mo(request: Request) -> Response:
     except ArgumentsRejected as rejected:
         parsed = rejected
 
-    async def supplier_of_login() -> int:
-        async with state.sessions() as session:
-            return (await authenticate_dlr(session, login.login, login.password)).id
-
-    digest = hashlib.sha256(login.password.encode()).hexdigest()  # never cache the password
-    supplier_id = await state.dlr_logins.get((login.login, digest), supplier_of_login)
-    limit_supplier(request, supplier_id)
+    supplier_id = await authenticated_supplier(request, login)
     if isinstance(parsed, ArgumentsRejected):
         raise parsed
     async with transaction(state.sessions) as session:

@@ -7,10 +7,9 @@ submit answer carrying that id is recorded, so an unknown id is not an error her
 
 from __future__ import annotations
 
-import hashlib
-
 from fastapi import APIRouter, Request, Response
 
+from tidings.api.dlr.auth import authenticated_supplier
 from tidings.api.dlr.parsing import ArgumentsRejected, Triple, credentials, parse_triples
 from tidings.api.dlr.wire import (
     AUTHENTICATION_FAILED,
@@ -21,11 +20,9 @@ from tidings.api.dlr.wire import (
     errors_response,
     read_arguments,
 )
-from tidings.api.limits import limit_supplier
 from tidings.api.openapi import routes as doc
 from tidings.api.state import app_state
 from tidings.connectors.base import SupplierReport
-from tidings.routing.service import authenticate_dlr
 
 router = APIRouter(route_class=DlrRoute, tags=["Supplier DLR (seeds 001/002)"])
 
@@ -45,13 +42,7 @@ async def receive_dlr(request: Request) -> Response:
     except ArgumentsRejected as rejected:
         parsed = rejected
 
-    async def supplier_of_login() -> int:
-        async with state.sessions() as session:
-            return (await authenticate_dlr(session, login.login, login.password)).id
-
-    digest = hashlib.sha256(login.password.encode()).hexdigest()  # never cache the password
-    supplier_id = await state.dlr_logins.get((login.login, digest), supplier_of_login)
-    limit_supplier(request, supplier_id)
+    supplier_id = await authenticated_supplier(request, login)
     if isinstance(parsed, ArgumentsRejected):
         raise parsed
     now = state.clock.now()
