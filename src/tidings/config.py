@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(10.0, gt=0)
     webhook_connect_timeout: float = Field(5.0, gt=0)
     webhook_concurrency: int = Field(200, ge=1)
-    webhook_per_host: int = Field(16, ge=1)
+    webhook_per_host: int = Field(64, ge=1)  # docs/webhooks.md, "Isolation"
 
     # Statistics exports (docs/exports.md). A directory (TIDINGS_EXPORT_STORAGE=directory)
     # defaults to `<db>-exports/` beside the SQLite file, or `./tidings-exports` for

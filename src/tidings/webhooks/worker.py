@@ -57,7 +57,7 @@ class WebhookOptions:
     timeout: float = 10.0  # the whole request, connect to last byte
     connect_timeout: float = 5.0
     concurrency: int = 200  # requests in flight at once, over all endpoints
-    per_host: int = 16  # requests in flight to one endpoint (scheme://host:port)
+    per_host: int = 64  # requests in flight to one endpoint (scheme://host:port)
     record_interval: float = 0.02  # how long results may wait to be written together
     # How long a woken claim loop waits for more work to come due before it claims: every
     # commit that makes a status change wakes it, and one claim per commit (hundreds a
