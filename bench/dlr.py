@@ -201,8 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     if delivered != total:
         print("FAIL: not every triple was applied")
         return 1
-    best = max(r.rate for r in results)
-    print(f"  target {args.target:.0f}/s: {'met' if best >= args.target else 'NOT met'}")
+    # Issue 13's target is for one triple per request, as real suppliers post.
+    single = [r.rate for r in results if r.batch == 1]
+    if single:
+        verdict = "met" if max(single) >= args.target else "NOT met"
+        print(f"  target {args.target:.0f}/s with one triple per request: {verdict}")
     return 0
 
 
