@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.errors import InvalidRequest
 from tidings.inbound.repository import reply_targets
-from tidings.messages.acceptance import PreparedSms, PricedItem, Quote, SmsRequest
+from tidings.messages.acceptance import PreparedSms, SmsRequest
 
 
 async def resolve_replies(
@@ -51,28 +51,14 @@ async def resolve_replies(
 
 def pin_suppliers(prepared: PreparedSms, suppliers: dict[int, int]) -> PreparedSms:
     """Send items (by index) through the given suppliers rather than routing's choice: a
-    reply goes out through the supplier its inbound message came from. The supplier's cost
-    is routing's when one of its routes covers the destination, else unknown."""
+    reply goes out through the supplier its inbound message came from. Routing's cost was
+    for its own choice, so a pinned item's supplier cost is left unknown."""
     if not suppliers:
         return prepared
-    routes = prepared.routes
-    items = []
-    for item in prepared.quote.items:
-        supplier_id = suppliers.get(item.index)
-        if supplier_id is None or supplier_id == item.supplier_id:
-            items.append(item)
-            continue
-        items.append(
-            PricedItem(
-                index=item.index,
-                item=item.item,
-                destination=item.destination,
-                encoding=item.encoding,
-                parts=item.parts,
-                price=item.price,
-                currency=item.currency,
-                supplier_id=supplier_id,
-            )
-        )
-    quote = Quote(items, prepared.quote.total_price, prepared.quote.currency, prepared.quote.tariff)
-    return PreparedSms(caller=prepared.caller, request=prepared.request, quote=quote, routes=routes)
+    items = [
+        item
+        if suppliers.get(item.index) in (None, item.supplier_id)
+        else replace(item, supplier_id=suppliers[item.index], cost=None, cost_currency=None)
+        for item in prepared.quote.items
+    ]
+    return replace(prepared, quote=replace(prepared.quote, items=items))

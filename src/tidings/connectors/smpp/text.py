@@ -366,6 +366,17 @@ def decode_short_message(
     tlvs = tlvs or {}
     data = tlvs.get(Tag.MESSAGE_PAYLOAD, short_message)
     packed = packed and _alphabet_of(data_coding) == "gsm"  # packing is for septets only
+    data, udh, concat, skip_bits = _split_user_data(data, esm_class, tlvs, packed=packed)
+    return DecodedText(
+        decode_text(data, data_coding, packed=packed, skip_bits=skip_bits), concat, udh
+    )
+
+
+def _split_user_data(
+    data: bytes, esm_class: int, tlvs: dict[int, bytes], *, packed: bool
+) -> tuple[bytes, bytes, Concat | None, int]:
+    """(text bytes, UDH, concatenation by UDH or else SAR, septets' bit offset): with packed
+    GSM-7 the UDH is padded to a septet boundary inside the packed data, which is kept."""
     udh = b""
     concat: Concat | None = None
     skip_bits = 0
@@ -377,9 +388,7 @@ def decode_short_message(
         data = rest
     if concat is None:
         concat = _sar(tlvs)
-    return DecodedText(
-        decode_text(data, data_coding, packed=packed, skip_bits=skip_bits), concat, udh
-    )
+    return data, udh, concat, skip_bits
 
 
 def _sar(tlvs: dict[int, bytes]) -> Concat | None:
@@ -465,16 +474,7 @@ def read_part(
     if alphabet not in ("gsm", "latin1", "ascii", "ucs2"):
         raise TextRefused(f"data_coding 0x{data_coding:02X} ({alphabet}) is not supported")
     packed = alphabet == "gsm" and default is TextCharset.GSM7_PACKED
-    concat: Concat | None = None
-    skip_bits = 0
-    if esm_class & ESM_UDHI:
-        udh, concat, rest = parse_udh(data)
-        if packed and udh:
-            skip_bits = -(-len(udh) * 8 // 7) * 7
-            rest = data
-        data = rest
-    if concat is None:
-        concat = _sar(tlvs)
+    data, _, concat, skip_bits = _split_user_data(data, esm_class, tlvs, packed=packed)
     units = _unpack(data, skip_bits) if packed else data
     return InboundPart(concat, units, alphabet)
 
