@@ -35,7 +35,7 @@ from tidings.console.auth import (
 from tidings.console.inbound import inbound_page
 from tidings.console.repository import create_reader_engine
 from tidings.db.engine import create_sessionmaker, transaction
-from tidings.db.ids import MAX_ROW_ID
+from tidings.db.ids import MAX_ROW_ID, parse_id
 from tidings.errors import AuthError
 from tidings.operators import service as operators
 from tidings.operators.models import Operator
@@ -305,7 +305,7 @@ def build_router(settings: Settings) -> APIRouter:
         if signed is None:
             return to_login(request)
         state = app_state(request)
-        number = service.parse_id(client_id, MAX_ROW_ID)
+        number = parse_id(client_id, MAX_ROW_ID)
         async with transaction(web.reads(app_state(request))) as db:
             data = (
                 None if number is None else await service.client_page(db, state.clock.now(), number)
@@ -349,7 +349,7 @@ def build_router(settings: Settings) -> APIRouter:
         signed = await signed_in(request)
         if signed is None:
             return to_login(request)
-        number = service.parse_id(message_id)
+        number = parse_id(message_id)
         async with transaction(web.reads(app_state(request))) as db:
             history = None if number is None else await service.message_history(db, number)
         if history is None:

@@ -22,7 +22,7 @@ from tidings.console.repository import (
     Failure,
     QueueDepths,
 )
-from tidings.db.ids import MAX_ID
+from tidings.db.ids import parse_id
 from tidings.delivery.models import DispatchJob, Receipt
 from tidings.messages.models import Message
 from tidings.messages.status import FINAL_STATUSES, Status
@@ -414,13 +414,6 @@ class MessageHistory:
     webhooks: list[tuple[WebhookDelivery, list[WebhookAttempt]]]
     related: list[MessageHistory] = field(default_factory=list)
     relation: str | None = None  # how a related message is related to the one shown
-
-
-def parse_id(text: str, limit: int = MAX_ID) -> int | None:
-    """An id as typed (ASCII digits, in the column's range), else None."""
-    if text.isascii() and text.isdigit() and len(text) <= 16 and int(text) <= limit:
-        return int(text)
-    return None
 
 
 def parse_query(query: str) -> tuple[int | None, str | None, str | None]:

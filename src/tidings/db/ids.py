@@ -75,3 +75,12 @@ async def allocate_ids(
     if time_ordered:
         start = max(start, first_id_at(datetime.fromtimestamp(time.time(), UTC)))
     return list(range(start, start + count))
+
+
+def parse_id(text: str, limit: int = MAX_ID) -> int | None:
+    """An id as a client or an operator typed it: ASCII digits within the column's range
+    (`MAX_ID` for message and task ids, `MAX_ROW_ID` for 32-bit ones), else None — which the
+    APIs answer as "not found" or as an invalid parameter, never as a database error."""
+    if text.isascii() and text.isdigit() and len(text) <= 16 and int(text) <= limit:
+        return int(text)
+    return None

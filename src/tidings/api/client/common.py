@@ -12,11 +12,11 @@ from typing import Any, Protocol, TypeVar
 from fastapi import APIRouter, Request, Response
 
 from tidings.accounts.service import Caller
-from tidings.api.client.parsing import parse_id
 from tidings.api.client.render import format_time
 from tidings.api.client.wire import json_response, read_payload
 from tidings.api.state import app_state
 from tidings.billing.service import format_money, price_table
+from tidings.db.ids import parse_id
 from tidings.errors import InvalidRequest, TidingsError
 
 Parsed = TypeVar("Parsed")

@@ -21,14 +21,14 @@ from tidings.api.client.common import add_price_tables, read_then_authenticate
 from tidings.api.client.errors import HLR_CODES
 from tidings.api.client.hlr_docs import HLR_CREATE, HLR_PRICES, HLR_RESULT
 from tidings.api.client.hlr_parsing import parse_hlr_request
-from tidings.api.client.parsing import REFERENCE, parse_id
+from tidings.api.client.parsing import REFERENCE
 from tidings.api.client.wire import ClientApiRoute, error_response, json_response
 from tidings.api.openapi.routes import USE_PUT_OR_POST
 from tidings.api.state import app_state
 from tidings.billing.service import format_money
 from tidings.connectors.hlr.base import FINAL_STATUSES
 from tidings.db.engine import transaction
-from tidings.db.ids import MAX_ROW_ID
+from tidings.db.ids import MAX_ROW_ID, parse_id
 from tidings.db.replica import read_with_fallback
 from tidings.errors import InvalidRequest, NotFound
 from tidings.hlr.models import HlrLookup

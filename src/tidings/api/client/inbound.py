@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from tidings.api.client.wire import json_response
 from tidings.api.openapi.routes import seed_errors
 from tidings.api.state import app_state
+from tidings.db.ids import MAX_ROW_ID, parse_id
 from tidings.errors import InvalidRequest
 from tidings.inbound.repository import InboundRepository
 from tidings.inbound.service import inbound_body
@@ -57,7 +58,7 @@ def parse_since(value: str | None) -> tuple[int, datetime | None]:
     if value is None or value == "":
         return 0, None
     if value.isascii() and value.isdigit():
-        if len(value) > 18:
+        if parse_id(value, MAX_ROW_ID) is None:  # inbound ids are 32-bit
             raise InvalidRequest(f"since {value!r} is out of range", reason="invalid")
         return int(value), None
     try:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tidings.db.ids import MAX_ID
+from tidings.db.ids import MAX_ROW_ID, parse_id
 from tidings.errors import InvalidRequest
 from tidings.messages.acceptance import SmsItem, SmsRequest
 
@@ -73,14 +73,6 @@ def parse_datetime(value: Any, *, name: str, now: datetime) -> datetime | None:
     return moment
 
 
-def parse_id(text: str, limit: int = MAX_ID) -> int | None:
-    """A path id: ASCII digits within the id range (message and task ids by default; HLR
-    lookups' are 32-bit), else None (which means "not found")."""
-    if text.isascii() and text.isdigit() and 0 < len(text) <= 16 and int(text) <= limit:
-        return int(text)
-    return None
-
-
 def parse_msisdn_field(value: Any, index: int | None) -> str:
     if value is None or value == "":
         raise InvalidRequest(_where(index, "msisdn is missing"), reason="bad_msisdn")
@@ -121,7 +113,9 @@ def parse_reply_to(value: Any, index: int | None) -> int | None:
     if value is None or value == "":
         return None
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or parse_id(text) is None:
+    # Inbound messages have 32-bit ids: a larger one names none (and PostgreSQL would refuse
+    # it as a parameter).
+    if not isinstance(text, str) or parse_id(text, MAX_ROW_ID) is None:
         raise InvalidRequest(
             _where(index, "reply_to must be an inbound message id"),
             reason="invalid",

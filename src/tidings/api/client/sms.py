@@ -19,12 +19,13 @@ from tidings.api.client.common import (
     read_then_authenticate,
 )
 from tidings.api.client.inbound import add_inbound_routes
-from tidings.api.client.parsing import REFERENCE, parse_id, parse_sms_request
+from tidings.api.client.parsing import REFERENCE, parse_sms_request
 from tidings.api.client.render import batch_result, status_body, task_body
 from tidings.api.client.wire import ClientApiRoute, json_response
 from tidings.api.openapi import routes as doc
 from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money
+from tidings.db.ids import parse_id
 from tidings.db.replica import read_with_fallback
 from tidings.errors import InvalidRequest, NotFound
 from tidings.inbound.replies import pin_suppliers, resolve_replies

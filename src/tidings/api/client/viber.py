@@ -27,7 +27,6 @@ from tidings.api.client.common import (
     read_then_authenticate,
 )
 from tidings.api.client.errors import DESCRIPTIONS, VIBER_CODES, code_for
-from tidings.api.client.parsing import parse_id
 from tidings.api.client.render import viber_status_body
 from tidings.api.client.viber_parsing import EXTERNAL_ID, parse_viber_request
 from tidings.api.client.wire import ClientApiRoute, json_response
@@ -35,6 +34,7 @@ from tidings.api.openapi.routes import USE_PUT_OR_POST
 from tidings.api.state import AppState, app_state
 from tidings.billing.service import format_money
 from tidings.db.engine import transaction
+from tidings.db.ids import parse_id
 from tidings.db.replica import read_with_fallback
 from tidings.errors import Conflict, InvalidRequest, NotFound
 from tidings.viber.acceptance import (

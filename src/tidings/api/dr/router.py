@@ -26,7 +26,7 @@ from tidings.api.dr.wire import DrRoute, Forbidden, basic_credentials, json_resp
 from tidings.api.limits import limit_client
 from tidings.api.openapi import routes as doc
 from tidings.api.state import app_state
-from tidings.db.ids import MAX_ID
+from tidings.db.ids import parse_id
 from tidings.db.replica import read_with_fallback
 from tidings.errors import NotFound
 from tidings.messages.models import Message
@@ -81,16 +81,12 @@ async def _viber_channels(session: AsyncSession, message: Message) -> Channels:
 
 def _by_id(message_id: str) -> Lookup:
     async def find(session: AsyncSession, client_id: int) -> Message:
-        number = int(message_id) if _is_number(message_id) else None
-        if number is None or number > MAX_ID:
+        number = parse_id(message_id)
+        if number is None:
             raise NotFound(f"no message {message_id}", reason="message_not_found")
         return await get_message(session, client_id, number)
 
     return find
-
-
-def _is_number(text: str) -> bool:
-    return text.isascii() and text.isdigit() and len(text) <= 16
 
 
 def _by_extra_id(extra_id: str) -> Lookup:
