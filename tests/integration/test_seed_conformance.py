@@ -156,6 +156,7 @@ async def test_hlr_references_follow_the_same_rule(
 
 CLIENT_PATHS = [
     "/rest/nothing",
+    "/optout/a/b",
     "/rest/sms/nothing/here",
     "/sms/a/b",
     "/hlr/a/b",
@@ -167,7 +168,7 @@ CLIENT_PATHS = [
     "/rest/%2E%2E/%2E%2E/etc",
     "/rest/viber/x/y",
 ]
-DLR_PATHS = ["/api/dlr/x", "/api/dlr/%0A", "/api/dlr/%2E%2E"]
+DLR_PATHS = ["/api/dlr/x", "/api/dlr/%0A", "/api/dlr/%2E%2E", "/api/mo/x"]
 DR_PATHS = [
     "/7/api/dr/1",
     "/7/api/dr/%0A",

@@ -22,8 +22,8 @@ log = logging.getLogger("tidings.api")
 
 # The seed-004 client API, with and without /rest (api/app.py mounts both). DOTALL: a
 # decoded %0A is part of the path too.
-_CLIENT = re.compile(r"^/(rest|sms|hlr|viber|stat|message)(/|$)", re.DOTALL)
-_DLR = re.compile(r"^/api/dlr(/|$)", re.DOTALL)
+_CLIENT = re.compile(r"^/(rest|sms|hlr|viber|stat|message|optout)(/|$)", re.DOTALL)
+_DLR = re.compile(r"^/api/(dlr|mo)(/|$)", re.DOTALL)  # the supplier APIs: DLRs, inbound (MO)
 _DR = re.compile(r"^/[^/]*/api/dr(/|$)", re.DOTALL)
 
 
