@@ -29,6 +29,7 @@ class AnswerRecorder:
         self.record = record
         self.group_delay = group_delay
         self.recorded: set[int] = set()
+        self._claimed = {m.message_id: m for m in batch.to_send}
         self._pending: list[SubmitOutcome] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -50,9 +51,10 @@ class AnswerRecorder:
                 await asyncio.sleep(self.group_delay)  # let the answers of this moment join
                 taken, self._pending = self._pending, []
                 ids = {o.message_id for o in taken}
-                part = ClaimedBatch(
-                    [m for m in self.batch.to_send if m.message_id in ids], self.batch.attempts, []
-                )
+                claimed = [
+                    self._claimed[o.message_id] for o in taken if o.message_id in self._claimed
+                ]
+                part = ClaimedBatch(claimed, self.batch.attempts, [])
                 try:
                     await self.record(part, taken)
                 except Exception:  # the batch's own transaction writes them instead

@@ -177,7 +177,9 @@ class MessageRepository:
     async def references(self, message_ids: Sequence[int]) -> dict[int, str | None]:
         """The client's reference of each of these messages."""
         result = await self.session.execute(
-            select(Message.id, Message.reference).where(Message.id.in_(message_ids))
+            select(Message.id, Message.reference).where(
+                one_of(self.session, Message.id, message_ids)
+            )
         )
         return {message_id: reference for message_id, reference in result.tuples()}
 

@@ -21,6 +21,9 @@ class Confirmations:
     optin: str | None = None
 
 
+_ROWS_PER_INSERT = 1_000
+
+
 class OptOutRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -72,13 +75,17 @@ class OptOutRepository:
             }
             for msisdn in dict.fromkeys(msisdns)
         ]
-        result = await self.session.execute(
-            insert(OptOut)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["client_id", "msisdn"])
-            .returning(OptOut.msisdn)
-        )
-        return list(result.scalars())
+        added: list[str] = []
+        # A multi-row VALUES binds 5 parameters a row: SQLite takes 32,766 at most.
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            result = await self.session.execute(
+                insert(OptOut)
+                .values(rows[start : start + _ROWS_PER_INSERT])
+                .on_conflict_do_nothing(index_elements=["client_id", "msisdn"])
+                .returning(OptOut.msisdn)
+            )
+            added += result.scalars()
+        return added
 
     async def remove(self, client_id: int, msisdns: Sequence[str]) -> list[str]:
         """Take numbers off a client's list; the ones that were on it."""

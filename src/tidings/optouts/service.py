@@ -29,7 +29,6 @@ SOURCES = (KEYWORD, API, CLI, IMPORT)
 
 MAX_PAGE = 10_000
 # Rows per INSERT of an import: five parameters a row stays well under SQLite's 32,766.
-_IMPORT_CHUNK = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +141,7 @@ async def import_numbers(
     """Add every number of a CSV file (all or nothing); numbers listed already stay as they
     were."""
     numbers = parse_optout_csv(text)
-    repository = OptOutRepository(session)
-    added: list[str] = []
-    for start in range(0, len(numbers), _IMPORT_CHUNK):
-        chunk = numbers[start : start + _IMPORT_CHUNK]
-        added += await repository.add(client_id, chunk, source=IMPORT, at=now)
+    added = await OptOutRepository(session).add(client_id, numbers, source=IMPORT, at=now)
     return ListChange(numbers, added)
 
 

@@ -26,6 +26,7 @@ from tidings.accounts.models import Client
 from tidings.accounts.service import Caller, KeyKind, password_matches
 from tidings.clock import Clock
 from tidings.config import Settings
+from tidings.connectors.smpp.concat import charset_named
 from tidings.connectors.smpp.pdu import (
     CommandStatus,
     DataSm,
@@ -232,12 +233,13 @@ class SmppServer:
             if bucket is None or bucket.rate != client.smpp_throughput:
                 bucket = self._buckets[client.id] = TokenBucket(client.smpp_throughput)
         caller = Caller(client_id=client.id, key_kind=KeyKind.LIVE, tariff=client.tariff)
-        try:
-            charset = TextCharset(client.smpp_charset)
-        except ValueError:
-            charset = TextCharset.GSM7
         return CommandStatus.ESME_ROK, BoundClient(
-            client.id, system_id, caller, client.smpp_max_binds, bucket, charset
+            client.id,
+            system_id,
+            caller,
+            client.smpp_max_binds,
+            bucket,
+            charset_named(client.smpp_charset),
         )
 
     def register(self, connection: ServerConnection, client: BoundClient) -> bool:

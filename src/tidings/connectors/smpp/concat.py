@@ -9,6 +9,7 @@ and a join that never loses a message whose parts do not decode as one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from tidings.connectors.smpp.text import (
@@ -21,6 +22,9 @@ from tidings.connectors.smpp.text import (
 from tidings.messages.encoding import decode_gsm7
 
 __all__ = ["assembly_key", "charset_named", "join_leniently"]
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but TAB, LF, CR
 
 
 def assembly_key(source_addr: str, destination_addr: str, concat: Concat) -> str:
@@ -43,7 +47,9 @@ def join_leniently(parts: Sequence[InboundPart]) -> str:
     try:
         return join_text(parts)
     except TextRefused:
-        return "".join(_lenient(p) for p in parts)
+        # Control characters become U+FFFD: NUL in particular, which PostgreSQL text refuses
+        # (the message could then never be stored, and its supplier would resend it forever).
+        return _CONTROL.sub("\ufffd", "".join(_lenient(p) for p in parts))
 
 
 def _lenient(part: InboundPart) -> str:

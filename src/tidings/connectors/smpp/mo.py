@@ -6,9 +6,9 @@ import hashlib
 from datetime import datetime
 
 from tidings.connectors.base import InboundItem, InboundMo, InboundPiece
-from tidings.connectors.smpp.concat import assembly_key
+from tidings.connectors.smpp.concat import assembly_key, join_leniently
 from tidings.connectors.smpp.pdu import HEADER, DataSm, DeliverSm, encode
-from tidings.connectors.smpp.text import TextCharset, TextRefused, join_text, read_part
+from tidings.connectors.smpp.text import TextCharset, TextRefused, read_part
 
 __all__ = ["fingerprint", "inbound_item"]
 
@@ -38,7 +38,7 @@ def inbound_item(pdu: DeliverSm | DataSm, charset: TextCharset, now: datetime) -
     return InboundMo(
         sender=pdu.source_addr,
         recipient=pdu.destination_addr,
-        text=join_text([part]),
+        text=join_leniently([part]),  # as for long ones: kept whatever its octets
         received_at=now,
         fingerprint=fingerprint(pdu),
     )
