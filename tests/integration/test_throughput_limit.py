@@ -269,3 +269,4 @@ async def test_a_wait_longer_than_half_the_lease_puts_the_batch_back_unsent(
     assert job.due_at == clock.now() + timedelta(seconds=10)  # when its turn would have come
     assert job.last_error == "held back by the supplier's throughput limit"
     assert bucket is not None and bucket.booked_until_us == booked_before  # given back
+    assert job.attempts == 0  # our own limit held it back: no attempt used up, no failover

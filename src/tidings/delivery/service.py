@@ -426,3 +426,22 @@ async def cancel_unsent(
 
 def _short(text: str | None) -> str | None:
     return None if text is None else text[:200]
+
+
+async def hold_back(
+    session: AsyncSession,
+    clock: Clock,
+    supplier_id: int,
+    message_ids: Sequence[int],
+    seconds: float,
+    why: str,
+) -> None:
+    """Put claimed jobs back on their supplier's queue, due in `seconds`, without counting
+    the claim as an attempt: our own limit held them back, the supplier never saw them, so
+    this may neither use up their retries nor move them elsewhere (failover) nor count
+    against the supplier's health."""
+    due = clock.now() + timedelta(seconds=seconds)
+    await DispatchRepository(session).repoint(
+        [(message_id, supplier_id, due, why, 1) for message_id in message_ids]
+    )
+    wake_after_commit_in(session, dispatch_channel(supplier_id), seconds)

@@ -50,6 +50,7 @@ from tidings.delivery.service import (
     apply_early_receipts,
     claim_batch,
     drain_batch,
+    hold_back,
     record_outcomes,
     sweep_expired,
 )
@@ -230,15 +231,17 @@ class SupplierLane:
                     self.name,
                     booking.wait,
                 )
-                outcomes = [
-                    SubmitOutcome(
-                        m.message_id,
-                        SubmitResult.RETRY,
-                        error="held back by the supplier's throughput limit",
-                        retry_after=booking.wait,
+                async with transaction(self.sessions) as session:
+                    await hold_back(
+                        session,
+                        self.clock,
+                        self.supplier_id,
+                        [m.message_id for m in batch.to_send],
+                        booking.wait,
+                        "held back by the supplier's throughput limit",
                     )
-                    for m in batch.to_send
-                ]
+                batch = ClaimedBatch([], batch.attempts, batch.expired)  # expired: as ever
+                outcomes = []
             elif booking.wait > 0:
                 waited = booking.wait
                 await asyncio.sleep(waited)
