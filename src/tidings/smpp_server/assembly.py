@@ -284,6 +284,12 @@ class Assembler:
             status = _status_of(error)
             answer(status, "")
             last.stored.set_result(False)
+            if not isinstance(error, TidingsError):
+                # The database, not the message: the parts answered OK stay, and the client
+                # sends this last part again (it got a system error), which completes it.
+                del assembly.parts[last.seqnum]
+                self._open.setdefault((assembly.client_id, assembly.key), assembly)
+                return
             await self._give_up(
                 assembly.client_id, stored_ids, Status.REJECTED, f"refused: 0x{status:08X}"
             )
