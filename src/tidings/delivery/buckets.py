@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import cast
 
 from sqlalchemy import BigInteger, Table, bindparam, case, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.upsert import insert_for
 from tidings.delivery.models import SupplierRateBucket
 
 
@@ -32,11 +31,7 @@ class RateBucketRepository:
         buckets = cast(Table, SupplierRateBucket.__table__)
         now = bindparam("now_us", now_us, type_=BigInteger)
         span = bindparam("span_us", span_us, type_=BigInteger)
-        insert = (
-            postgres_insert
-            if self.session.get_bind().dialect.name == "postgresql"
-            else sqlite_insert
-        )
+        insert = insert_for(self.session)
         first = insert(buckets).values(supplier_id=supplier_id, booked_until_us=now + span)
         booked = buckets.c.booked_until_us
         statement = first.on_conflict_do_update(

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import Client
 from tidings.db.arrays import is_postgres, one_of
+from tidings.db.upsert import insert_for
 from tidings.inbound.models import InboundMessage, InboundPart, Number
 from tidings.routing.models import Supplier
 
@@ -75,9 +75,8 @@ class InboundRepository:
         ON CONFLICT DO NOTHING rather than a look-up first: two deliveries of one message
         racing in two transactions end as one row, and neither transaction fails.
         """
-        dialect = postgresql if is_postgres(self.session) else sqlite
         statement = (
-            dialect.insert(InboundMessage)
+            insert_for(self.session)(InboundMessage)
             .values(**row)
             .on_conflict_do_nothing(index_elements=["supplier_id", "supplier_message_id"])
             .returning(InboundMessage.id)

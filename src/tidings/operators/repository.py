@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.db.upsert import insert_for
 from tidings.operators.models import ConsoleSecret, Operator
 
 
@@ -63,8 +62,7 @@ class ConsoleSecretRepository:
 
         Insert-if-absent, then read: two processes starting at once agree on one secret.
         """
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        insert = insert_for(self.session)
         await self.session.execute(
             insert(ConsoleSecret)
             .values(name=name, value=candidate, created_at=at)
@@ -84,8 +82,7 @@ class ConsoleSecretRepository:
 
     async def put(self, name: str, value: str, at: datetime) -> None:
         """Store `value` as `name`, replacing what was there."""
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        insert = insert_for(self.session)
         statement = insert(ConsoleSecret).values(name=name, value=value, created_at=at)
         await self.session.execute(
             statement.on_conflict_do_update(

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db.arrays import is_postgres, one_of
+from tidings.db.arrays import one_of
+from tidings.db.upsert import insert_for
 from tidings.optouts.models import OptOut, OptOutSettings
 
 
@@ -64,7 +63,7 @@ class OptOutRepository:
         one number at once both succeed (the second adds nothing)."""
         if not msisdns:
             return []
-        insert = postgresql_insert if is_postgres(self.session) else sqlite_insert
+        insert = insert_for(self.session)
         rows = [
             {
                 "client_id": client_id,

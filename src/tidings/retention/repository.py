@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.ids import first_id_at
+from tidings.db.upsert import insert_for
 from tidings.delivery.models import MessagePart, Receipt
 from tidings.messages.models import Message, MessageEvent
 from tidings.messages.status import FINAL_STATUSES
@@ -34,14 +35,12 @@ class RetentionRepository:
     async def claim(self, name: str, now: datetime, due_before: datetime) -> bool:
         """Take the job for this run if it last ran before `due_before`: True for the one
         worker that does. SKIP LOCKED: a worker running it right now is not waited for."""
-        if (
-            await self.session.scalar(
-                select(MaintenanceRun.name).where(MaintenanceRun.name == name)
-            )
-            is None
-        ):
-            await self.session.execute(insert(MaintenanceRun).values(name=name, last_run_at=None))
-            await self.session.flush()
+        # The job's row, made by whichever worker comes first (two at once: one row).
+        await self.session.execute(
+            insert_for(self.session)(MaintenanceRun)
+            .values(name=name, last_run_at=None)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
         due = (
             select(MaintenanceRun.name)
             .where(
