@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -57,10 +56,6 @@ function done(summary, latency, requests)
     latency:percentile(99), latency.max, e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
-
-
-def wrk_available() -> bool:
-    return shutil.which("wrk") is not None
 
 
 @dataclass(slots=True)

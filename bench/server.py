@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from typing import Any
 
 import httpx
 import psutil
+
+from bench.e2e.procs import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -34,12 +35,6 @@ ACTIVITY_QUERY = (
     "left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_activity "
     "WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()"
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 # --- Databases -----------------------------------------------------------------------

@@ -280,7 +280,7 @@ def export_query(client_id: int, spec: ExportFilter) -> Select[Any]:
     if wants_inbound(spec):
         parts.append(inbound_export_query(client_id, spec))
     if len(parts) == 1:
-        return _message_query(client_id, spec).order_by(Message.time_in, Message.id)
+        return parts[0].order_by(Message.time_in, Message.id)  # the messages alone
     merged = union_all(*parts).subquery()
     return select(merged).order_by(merged.c.time_in, merged.c.id)
 
