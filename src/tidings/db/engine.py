@@ -54,6 +54,7 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
             "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL mode
             "PRAGMA busy_timeout=10000",  # as sqlite_driver restores it after an inline BEGIN
             "PRAGMA foreign_keys=ON",
+            "PRAGMA mmap_size=1073741824",
         ):
             cursor.execute(pragma)
         cursor.close()
