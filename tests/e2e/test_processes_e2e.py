@@ -1,5 +1,5 @@
-"""`tidings serve --processes 2`: one port, two event loops, the loops spread over them,
-one /metrics for both, and `kill -9` of the parent takes the children with it."""
+"""`tidings serve --processes 2`: two event loops, the loops spread over them (the first
+takes the requests and the supplier lanes, the second sends the webhooks), one /metrics for both, and `kill -9` of the parent takes the children with it."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_two_processes_share_the_port_and_the_work(gateway: Gateway, tmp_path: P
     assert len(serving) == 2
     headers = {"X-API-KEY": client["live_key"]}
     ids = []
-    # New connections each time: the kernel hands them to either process.
+    # New connections each time (with three or more processes, the kernel spreads them).
     for n in range(20):
         with httpx.Client(base_url=gateway.base_url, headers=headers, timeout=10) as http:
             ids.append(send(http, f"p{n}"))
@@ -65,7 +65,7 @@ def test_two_processes_share_the_port_and_the_work(gateway: Gateway, tmp_path: P
             return all(http.get(f"/rest/sms/{i}").json()["status"] == "delivered" for i in ids)
 
         wait_until(all_delivered, timeout=60)
-        # Whichever process answers, /metrics holds both processes' counters.
+        # /metrics holds both processes' counters (the webhook sender's: delivered reports).
         for _ in range(4):
             with httpx.Client(base_url=gateway.base_url, timeout=10) as fresh:
                 text = fresh.get("/metrics").text

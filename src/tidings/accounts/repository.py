@@ -3,11 +3,33 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, Table, Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.models import ApiKey, Client
+from tidings.db.prebuilt import dialect_of, one_of_param, one_of_values
+
+CLIENTS = cast(Table, Client.__table__)
+
+
+@cache
+def _balances(dialect: str) -> Select[tuple[int, Decimal]]:
+    return select(CLIENTS.c.id, CLIENTS.c.balance).where(
+        one_of_param(dialect, CLIENTS.c.id, "client_ids")
+    )
+
+
+@cache
+def _debit_if_covered() -> Update:
+    amount = bindparam("amount", type_=CLIENTS.c.balance.type)
+    return (
+        update(CLIENTS)
+        .where(CLIENTS.c.id == bindparam("client_id"), CLIENTS.c.balance >= amount)
+        .values(balance=CLIENTS.c.balance - amount)
+    )
 
 
 class ClientRepository:
@@ -36,17 +58,14 @@ class ClientRepository:
 
     async def balances(self, client_ids: Iterable[int]) -> dict[int, Decimal]:
         result = await self.session.execute(
-            select(Client.id, Client.balance).where(Client.id.in_(list(client_ids)))
+            _balances(dialect_of(self.session)), one_of_values("client_ids", client_ids)
         )
         return {client_id: balance for client_id, balance in result.tuples()}
 
     async def debit_if_covered(self, client_id: int, amount: Decimal) -> bool:
         """Take `amount` off the balance only if it covers it, atomically in SQL."""
         result = await self.session.execute(
-            update(Client)
-            .where(Client.id == client_id, Client.balance >= amount)
-            .values(balance=Client.balance - amount)
-            .execution_options(synchronize_session=False)
+            _debit_if_covered(), {"client_id": client_id, "amount": amount}
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -63,6 +63,7 @@ class Roles:
     webhooks: bool = True
     background: bool = True  # HLR lookups and statistics exports
     smpp: bool = True  # the SMPP server, where TIDINGS_SMPP_PORT is set
+    http: bool = True  # accepts HTTP requests (a process with False runs only its loops)
 
     @classmethod
     def none(cls) -> Roles:

@@ -3,9 +3,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Insert, Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.billing.models import LedgerEntry, Price
@@ -39,6 +40,11 @@ class PriceRepository:
             await self.session.execute(insert(Price), list(rows))
 
 
+@cache
+def _insert_entries() -> Insert:
+    return insert(cast(Table, LedgerEntry.__table__))
+
+
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -50,7 +56,7 @@ class LedgerRepository:
         if not entries:
             return
         await self.session.execute(
-            insert(cast(Table, LedgerEntry.__table__)),
+            _insert_entries(),
             [
                 {"client_id": c, "amount": a, "reason": r, "reference": ref, "created_at": at}
                 for c, a, r, ref in entries

@@ -52,7 +52,15 @@ RESTART_PAUSE = 1.0
 
 
 def roles_for(index: int, count: int, *, with_workers: bool = True) -> Roles:
-    """Which loops child `index` of `count` runs beside its HTTP API."""
+    """Which loops child `index` of `count` runs, and whether it serves HTTP.
+
+    With two processes, one takes the requests and the supplier lanes, the other sends the
+    webhooks and serves no HTTP: the client API's group commits (messages/writer.py) carry
+    every request in flight then, not half of them each, and a transaction costs much the
+    same whatever it carries. Measured on the end-to-end benchmark (SQLite, 2 cores), HTTP in
+    both processes cost 3.7 ms of CPU per message, HTTP in one 2.3 ms. A third process and
+    beyond take requests and send webhooks.
+    """
     if not with_workers:  # the API alone; the SMPP server (if any) in one of them
         return Roles(delivery=False, webhooks=False, background=False, smpp=index == 0)
     if count <= 1:
@@ -60,7 +68,7 @@ def roles_for(index: int, count: int, *, with_workers: bool = True) -> Roles:
     if index == 0:
         return Roles(delivery=True, webhooks=False, background=False, smpp=True)
     if index == 1:
-        return Roles(delivery=False, webhooks=True, background=True, smpp=False)
+        return Roles(delivery=False, webhooks=True, background=True, smpp=False, http=False)
     return Roles(delivery=False, webhooks=True, background=False, smpp=False)
 
 
@@ -217,11 +225,9 @@ def _child_main(
 
     settings = Settings()
     configure_logging(settings.log_level)
-    app = create_app(
-        settings,
-        roles=roles_for(index, count, with_workers=with_workers),
-        process_group=(group_folder, index),
-    )
+    roles = roles_for(index, count, with_workers=with_workers)
+    app = create_app(settings, roles=roles, process_group=(group_folder, index))
     server = QuietServer(uvicorn_config(settings, app))
     tune_gc_for_service()
-    server.run(sockets=[listener])
+    # Without HTTP, uvicorn still runs the app's lifespan (its loops) and stops on a signal.
+    server.run(sockets=[listener] if roles.http else [])

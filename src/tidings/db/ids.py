@@ -19,8 +19,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Integer, Select, Table, TextClause, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 ID_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
@@ -55,26 +56,34 @@ async def allocate_ids(
         return []
     time_ordered = table.name in TIME_ORDERED
     if session.bind.dialect.name == "postgresql":
-        # tidings_time_id: migration 0017, the same formula as first_id_at in SQL.
-        function = "tidings_time_id" if time_ordered else "nextval"
         result = await session.execute(
-            text(
-                f"SELECT {function}(pg_get_serial_sequence(:table, 'id')::regclass) "
-                "FROM generate_series(1, :n)"
-            ),
-            {"table": table.name, "n": count},
+            _next_values(time_ordered), {"table": table.name, "n": count}
         )
         return [row[0] for row in result]
     # SQLite: the transaction began with BEGIN IMMEDIATE and holds the write lock, so no other
     # writer can take these ids between this read and our insert.
-    last = 0
-    for each in (table, *shared_with):
-        found = await session.scalar(select(func.coalesce(func.max(each.c.id), 0)))
-        last = max(last, int(found or 0))
-    start = last + 1
+    found = await session.scalar(_largest_id((table, *shared_with)))
+    start = int(found or 0) + 1
     if time_ordered:
         start = max(start, first_id_at(datetime.fromtimestamp(time.time(), UTC)))
     return list(range(start, start + count))
+
+
+@cache
+def _next_values(time_ordered: bool) -> TextClause:
+    # tidings_time_id: migration 0017, the same formula as first_id_at in SQL.
+    function = "tidings_time_id" if time_ordered else "nextval"
+    return text(
+        f"SELECT {function}(pg_get_serial_sequence(:table, 'id')::regclass) "
+        "FROM generate_series(1, :n)"
+    ).bindparams(bindparam("n", type_=Integer))
+
+
+@cache
+def _largest_id(tables: tuple[Table, ...]) -> Select[tuple[int]]:
+    """The largest id of any of these tables (0 if all are empty), in one statement."""
+    largest = [select(func.coalesce(func.max(t.c.id), 0)).scalar_subquery() for t in tables]
+    return select(func.max(*largest) if len(largest) > 1 else largest[0])
 
 
 def parse_id(text: str, limit: int = MAX_ID) -> int | None:

@@ -2,17 +2,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Insert, Select, Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.connectors.base import OutboundMessage
 from tidings.db.arrays import one_of
 from tidings.db.ids import allocate_ids
+from tidings.db.prebuilt import dialect_of, one_of_param, one_of_values
 from tidings.messages.changes import RECORD_FIELDS, MessageRecord
 from tidings.messages.models import Message, MessageEvent, Task, status_predicate
 from tidings.messages.status import FINAL_STATUSES, Status
+
+MESSAGES = cast(Table, Message.__table__)
+TASKS = cast(Table, Task.__table__)
+
+
+@cache
+def _insert(table: Table) -> Insert:
+    return insert(table)
+
+
+@cache
+def _references_in_use(dialect: str) -> Select[tuple[str]]:
+    return select(MESSAGES.c.reference).where(
+        MESSAGES.c.client_id == bindparam("client_id"),
+        one_of_param(dialect, MESSAGES.c.reference, "references"),
+    )
 
 
 class MessageRepository:
@@ -26,12 +44,9 @@ class MessageRepository:
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert messages with one executemany; the new ids come back in the rows' order."""
-        table = cast(Table, Message.__table__)
-        ids = await allocate_ids(
-            self.session, table, len(rows), shared_with=(cast(Table, Task.__table__),)
-        )
+        ids = await allocate_ids(self.session, MESSAGES, len(rows), shared_with=(TASKS,))
         await self.session.execute(
-            insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
+            _insert(MESSAGES), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
         return ids
 
@@ -40,20 +55,16 @@ class MessageRepository:
             return []
         # Task ids are taken from the messages' numbers, so that `GET /sms/{id}` is never
         # both a message and a task (docs/api.md, "Short form").
-        table = cast(Table, Task.__table__)
-        ids = await allocate_ids(
-            self.session, cast(Table, Message.__table__), len(rows), shared_with=(table,)
-        )
+        ids = await allocate_ids(self.session, MESSAGES, len(rows), shared_with=(TASKS,))
         await self.session.execute(
-            insert(table), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
+            _insert(TASKS), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
         return ids
 
     async def references_in_use(self, client_id: int, references: Iterable[str]) -> list[str]:
         result = await self.session.execute(
-            select(Message.reference).where(
-                Message.client_id == client_id, one_of(self.session, Message.reference, references)
-            )
+            _references_in_use(dialect_of(self.session)),
+            {"client_id": client_id, **one_of_values("references", references)},
         )
         return [row[0] for row in result]
 

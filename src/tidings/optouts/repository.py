@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.arrays import one_of
+from tidings.db.prebuilt import dialect_of, one_of_param, one_of_values
 from tidings.db.upsert import insert_for
 from tidings.optouts.models import OptOut, OptOutSettings
 
@@ -21,6 +24,15 @@ class Confirmations:
 
 
 _ROWS_PER_INSERT = 1_000
+OPTOUTS = cast(Table, OptOut.__table__)
+
+
+@cache
+def _listed(dialect: str) -> Select[tuple[int, str]]:
+    return select(OPTOUTS.c.client_id, OPTOUTS.c.msisdn).where(
+        one_of_param(dialect, OPTOUTS.c.client_id, "client_ids"),
+        one_of_param(dialect, OPTOUTS.c.msisdn, "msisdns"),
+    )
 
 
 class OptOutRepository:
@@ -41,10 +53,8 @@ class OptOutRepository:
         if not clients or not numbers:
             return set()
         result = await self.session.execute(
-            select(OptOut.client_id, OptOut.msisdn).where(
-                one_of(self.session, OptOut.client_id, clients),
-                one_of(self.session, OptOut.msisdn, numbers),
-            )
+            _listed(dialect_of(self.session)),
+            {**one_of_values("client_ids", clients), **one_of_values("msisdns", numbers)},
         )
         return {(row.client_id, row.msisdn) for row in result}
 
