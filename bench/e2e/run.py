@@ -32,7 +32,7 @@ from bench.e2e.loadgen import KANNEL_SCRIPT, TIDINGS_SCRIPT, LoadResult, run_wrk
 from bench.e2e.peers import Peers
 from bench.e2e.procs import CpuMeter, free_port, postgres_backends
 from bench.e2e.report import RoundResult, print_table, summarize
-from bench.e2e.tidings import Tidings, TidingsSeed, describe, seed
+from bench.e2e.tidings import Tidings, TidingsSeed, describe, print_statement_counts, seed
 from bench.server import (
     PG_ADMIN_URL,
     BenchDatabase,
@@ -115,6 +115,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "is 1.5) and Tidings drained with nothing lost and nothing duplicated",
     )
     parser.add_argument("--json", type=Path, help="save the results here")
+    parser.add_argument(
+        "--query-stats",
+        type=Path,
+        help="count Tidings' SQL statements (bench.instrumented) into this folder, one file "
+        "per round and process, and print the statements per accepted message "
+        "(one-process modes: forked `--processes` children are not counted)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and its logs")
     args = parser.parse_args(argv)
     if any("=" not in item for item in args.tidings_env):
@@ -196,6 +203,9 @@ class Bench:
                 workers=args.workers,
                 serve_args=args.serve_arg,
                 extra_env=env,
+                query_stats=(
+                    args.query_stats / f"round{number}" if args.query_stats is not None else None
+                ),
             )
         load_before = os.getloadavg()[0]
         try:
@@ -232,6 +242,8 @@ class Bench:
             peers.stop()
             if database is not None:
                 database.drop()
+        if system == "tidings" and args.query_stats is not None:
+            print_statement_counts(args.query_stats / f"round{number}", load.accepted)
         return RoundResult.build(
             system=system,
             label=self.tidings_label() if system == "tidings" else self.kannel_label(),

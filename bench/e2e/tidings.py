@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,8 @@ class Tidings:
     workers: int = 1  # `tidings worker` processes beside the API when split
     serve_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # With a folder, each process runs under bench.instrumented and counts its statements.
+    query_stats: Path | None = None
     port: int = field(default_factory=free_port)
     children: list[Child] = field(default_factory=list)
 
@@ -97,7 +100,12 @@ class Tidings:
             commands = [("serve", [str(TIDINGS), "serve", *self.serve_args])]
         for name, command in commands:
             log = self.workdir / f"tidings-{name}.log"
-            self.children.append(Child(name, command, log, env=dict(env)).start())
+            child_env = dict(env)
+            if self.query_stats is not None:
+                self.query_stats.mkdir(parents=True, exist_ok=True)
+                command = [sys.executable, "-m", "bench.instrumented", *command[1:]]
+                child_env["BENCH_QUERY_STATS"] = str(self.query_stats / f"{name}.json")
+            self.children.append(Child(name, command, log, env=child_env).start())
         wait_port(self.port, timeout, self.children)
 
     @property
@@ -120,3 +128,16 @@ def describe(split: bool, database: str, serve_args: list[str], workers: int = 1
         return f"tidings api + {workers_text}, {database}"
     extra = f" {' '.join(serve_args)}" if serve_args else ""
     return f"tidings serve{extra}, {database}"
+
+
+def print_statement_counts(folder: Path, accepted: int, top: int = 12) -> None:
+    """The statements the gateway ran per accepted message, the most frequent first."""
+    counts: dict[str, int] = {}
+    for path in sorted(folder.glob("*.json")):
+        for row in json.loads(path.read_text("utf-8")):
+            counts[row["statement"]] = counts.get(row["statement"], 0) + int(row["executions"])
+    total = sum(counts.values())
+    per = total / accepted if accepted else float("nan")
+    print(f"  SQL statements: {total} for {accepted} messages ({per:.2f} per message)")
+    for statement, count in sorted(counts.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {count:>8}  {statement[:110]}")
