@@ -1,10 +1,14 @@
 """`tidings serve --processes 2`: two event loops, the loops spread over them (the first
-takes the requests and the supplier lanes, the second sends the webhooks), one /metrics for both, and `kill -9` of the parent takes the children with it."""
+takes the requests and the supplier lanes, the second sends the webhooks), one /metrics for
+both, and `kill -9` of the parent takes the children with it. `tidings worker --processes 2`
+spreads its loops the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +17,9 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.gateway import Gateway
+from tests.e2e.gateway import TIDINGS, Gateway
 from tests.e2e.test_gateway import setup_world, wait_until
+from tests.support import Receiver
 
 
 @pytest.fixture
@@ -110,3 +115,66 @@ def test_sigterm_stops_every_process(gateway: Gateway, tmp_path: Path) -> None:
     psutil.wait_procs(children, timeout=15)
     assert time.monotonic() - started < 15
     assert gateway.process.returncode is not None
+
+
+def start_worker(gateway: Gateway, workdir: Path, *args: str) -> subprocess.Popen[bytes]:
+    with (workdir / "worker.log").open("ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [TIDINGS, "worker", *args],
+            env=gateway.env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_worker_processes_spread_the_loops_beside_the_api(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    """`tidings api` + `tidings worker --processes 2`: one worker process runs the supplier
+    lanes, the other sends the webhooks; every message is delivered and reported once, and
+    SIGTERM to the worker stops both of its processes."""
+    client = setup_world(gateway, tmp_path)
+    async with Receiver() as receiver:
+        gateway.cli("clients", "update", str(client["id"]), "--callback-url", receiver.url)
+        await asyncio.to_thread(gateway.start, command="api")
+        worker = start_worker(gateway, tmp_path, "--processes", "2")
+        try:
+            headers = {"X-API-KEY": client["live_key"]}
+            async with httpx.AsyncClient(base_url=gateway.base_url, headers=headers) as http:
+                ids = []
+                for n in range(10):
+                    created = (
+                        await http.post(
+                            "/rest/sms/create",
+                            json={
+                                "destination": "phone",
+                                "msisdn": "380972000000",
+                                "reference": f"w{n}",
+                                "originator": "test",
+                                "body": "spread",
+                            },
+                        )
+                    ).json()
+                    assert created["error"] == "0", created
+                    ids.append(str(created["id"]))
+                deadline = time.monotonic() + 60
+                while True:
+                    statuses = [(await http.get(f"/rest/sms/{i}")).json()["status"] for i in ids]
+                    delivered = [r for r in receiver.answered() if b"delivered" in r.body]
+                    if set(statuses) == {"delivered"} and len(delivered) >= len(ids):
+                        break
+                    assert time.monotonic() < deadline, (statuses, len(delivered))
+                    await asyncio.sleep(0.2)
+            workers = [
+                p
+                for p in psutil.Process(worker.pid).children()
+                if "multiprocessing.resource_tracker" not in " ".join(p.cmdline())
+            ]
+            assert len(workers) == 2
+            assert all(count == 1 for count in receiver.successes_by_id().values())
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+        for process in workers:
+            assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE

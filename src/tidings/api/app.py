@@ -65,6 +65,11 @@ class Roles:
     smpp: bool = True  # the SMPP server, where TIDINGS_SMPP_PORT is set
     http: bool = True  # accepts HTTP requests (a process with False runs only its loops)
 
+    def loop_names(self) -> list[str]:
+        names = ("supplier lanes", "webhooks", "HLR and exports", "SMPP server")
+        wanted = (self.delivery, self.webhooks, self.background, self.smpp)
+        return [name for name, on in zip(names, wanted, strict=True) if on] or ["nothing"]
+
     @classmethod
     def none(cls) -> Roles:
         return cls(delivery=False, webhooks=False, background=False, smpp=True)

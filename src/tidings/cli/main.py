@@ -29,20 +29,10 @@ from tidings.config import Settings
 from tidings.db.engine import create_engine, create_sessionmaker
 from tidings.db.migrate import upgrade, upgrade_sync
 from tidings.db.readiness import DatabaseNotReady, check_exists, check_migrated
-from tidings.delivery.worker import DeliveryWorker, WorkerOptions
 from tidings.demo import DemoKeys, ensure_demo
-from tidings.exports.repository import create_reader_engine
-from tidings.exports.storage import storage_for
-from tidings.exports.worker import ExportOptions, ExportWorker
-from tidings.hlr.worker import HlrOptions, HlrWorker
-from tidings.inbound.hooks import after_inbound_stored
 from tidings.numbering import CountryTable
-from tidings.observability.exposition import MetricsServer
 from tidings.observability.logging import configure_logging
-from tidings.observability.metrics import build_metrics
 from tidings.runtime import tune_gc_for_service
-from tidings.wakeups import Wakeups
-from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
 app = typer.Typer(
     help="Tidings, an A2P messaging gateway. Settings come from TIDINGS_* variables.",
@@ -185,85 +175,29 @@ def worker(
     metrics_port: int | None = typer.Option(
         None,
         "--metrics-port",
-        help="Serve GET /metrics on this port of TIDINGS_HTTP_HOST (TIDINGS_METRICS_PORT).",
+        help="Serve GET /metrics on this port of TIDINGS_HTTP_HOST (TIDINGS_METRICS_PORT); "
+        "with --processes, process i on this port + i.",
+    ),
+    processes: int | None = typer.Option(
+        None,
+        "--processes",
+        min=1,
+        help="Worker processes, the loops spread over them (default: TIDINGS_WORKER_PROCESSES, "
+        "else 1).",
     ),
 ) -> None:
     """Run only the delivery, webhook, export and HLR workers; several may share one PostgreSQL."""
+    from tidings.cli.processes import worker_processes
+    from tidings.cli.worker import run_worker, worker_roles
+
     settings = Settings()
     _logging(settings)
     port = settings.metrics_port if metrics_port is None else metrics_port
-
-    async def main() -> None:
-        engine = create_engine(settings.database_url)
-        wakeups = Wakeups.for_database(settings.database_url, idle_poll=settings.idle_poll)
-        await wakeups.start()
-        sessions = create_sessionmaker(engine, wakeups)
-        # Each process has its own metrics; this one's are served only when a port is set.
-        metrics = build_metrics(settings, clock)
-        delivery = DeliveryWorker(
-            sessions,
-            clock,
-            WorkerOptions.from_settings(settings),
-            metrics=metrics,
-            inbound_hooks=after_inbound_stored(settings),
-        )
-        webhooks = WebhookWorker(
-            sessions,
-            clock,
-            WebhookOptions.from_settings(settings),
-            metrics=metrics,
-        )
-        exposition = (
-            MetricsServer(metrics, settings.http_host, port)
-            if metrics is not None and port is not None
-            else None
-        )
-        exports = ExportWorker(
-            sessions,
-            # The message stream may read a replica; the files are written to the primary.
-            create_reader_engine(settings.database_replica_url or settings.database_url),
-            storage_for(settings, sessions, clock),
-            clock,
-            CountryTable.load(),
-            ExportOptions.from_settings(settings),
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await delivery.start()
-        await webhooks.start()
-        await exports.start()
-        hlr = HlrWorker(
-            sessions,
-            clock,
-            CountryTable.load(),
-            HlrOptions.from_settings(settings),
-        )
-        await hlr.start()
-        if exposition is not None:
-            await exposition.start()
-            typer.echo(
-                f"metrics on http://{settings.http_host}:{exposition.port}/metrics", err=True
-            )
-        typer.echo(f"worker {delivery.worker_id} running", err=True)
-        try:
-            await stop.wait()
-        finally:
-            if exposition is not None:
-                await exposition.stop()
-            await delivery.stop()
-            await webhooks.stop()
-            await exports.stop()
-            await hlr.stop()
-            await exports.reader.dispose()
-            if metrics is not None:
-                await metrics.close()
-            await wakeups.stop()
-            await engine.dispose()
-
-    run_service(main)
+    count = processes or settings.worker_processes
+    if count > 1:
+        worker_processes(count, port)
+        return
+    run_service(lambda: run_worker(settings, worker_roles(0, 1), port))
 
 
 @app.command()

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
@@ -134,17 +135,45 @@ def serve_processes(settings: Settings, count: int, *, with_workers: bool = True
     listener = uvicorn_config(settings, None).bind_socket()
     # Where each child announces its own metrics port (observability/group.py).
     group_folder = Path(tempfile.mkdtemp(prefix="tidings-serve-"))
+    try:
+        supervise(
+            count,
+            _child_main,
+            lambda index: (index, count, with_workers, listener, group_folder),
+            f"tidings serve: {count} processes on http://{settings.http_host}:{settings.http_port}",
+        )
+    finally:
+        listener.close()
+        shutil.rmtree(group_folder, ignore_errors=True)
+
+
+def worker_processes(count: int, metrics_port: int | None) -> None:
+    """`tidings worker --processes N`: the loops spread over N children (cli/worker.py);
+    with a metrics port, child i serves its own /metrics on that port + i."""
+    supervise(
+        count,
+        _worker_child_main,
+        lambda index: (index, count, metrics_port),
+        f"tidings worker: {count} processes",
+    )
+
+
+def supervise(
+    count: int,
+    target: Callable[..., None],
+    arguments: Callable[[int], tuple[Any, ...]],
+    announcement: str,
+) -> None:
+    """Run `target(*arguments(i))` in children 0..count-1 until SIGINT/SIGTERM, restarting
+    any that dies; on the way out, SIGTERM to every child, SIGKILL after 15 s."""
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     context: Any = multiprocessing.get_context(method)
     children: dict[int, BaseProcess] = {}
     stopping = threading.Event()
 
     def start(index: int) -> None:
-        child = context.Process(
-            target=_child_main,
-            args=(index, count, with_workers, listener, group_folder),
-            name=f"tidings-serve-{index}",
-        )
+        name = announcement.split(":", 1)[0].replace(" ", "-")
+        child = context.Process(target=target, args=arguments(index), name=f"{name}-{index}")
         child.start()
         children[index] = child
 
@@ -159,12 +188,8 @@ def serve_processes(settings: Settings, count: int, *, with_workers: bool = True
     try:
         for index in range(count):
             start(index)
-        print(
-            f"tidings serve: {count} processes on http://{settings.http_host}:"
-            f"{settings.http_port} (pids {' '.join(str(c.pid) for c in children.values())})",
-            file=sys.stderr,
-            flush=True,
-        )
+        pids = " ".join(str(c.pid) for c in children.values())
+        print(f"{announcement} (pids {pids})", file=sys.stderr, flush=True)
         while not stopping.is_set():
             # Asleep until a child ends or a signal comes (the wake-up pipe), not polling.
             multiprocessing.connection.wait(
@@ -175,7 +200,7 @@ def serve_processes(settings: Settings, count: int, *, with_workers: bool = True
             for index, child in list(children.items()):
                 if child.exitcode is not None and not stopping.is_set():
                     log.error(
-                        "serve process %d (pid %s) exited with %s; restarting",
+                        "process %d (pid %s) exited with %s; restarting",
                         index,
                         child.pid,
                         child.exitcode,
@@ -193,8 +218,6 @@ def serve_processes(settings: Settings, count: int, *, with_workers: bool = True
             if child.exitcode is None:
                 child.kill()
                 child.join(2)
-        listener.close()
-        shutil.rmtree(group_folder, ignore_errors=True)
         signal.set_wakeup_fd(previous_wakeup)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -231,3 +254,17 @@ def _child_main(
     tune_gc_for_service()
     # Without HTTP, uvicorn still runs the app's lifespan (its loops) and stops on a signal.
     server.run(sockets=[listener] if roles.http else [])
+
+
+def _worker_child_main(index: int, count: int, metrics_port: int | None) -> None:
+    _die_with_parent()
+    with contextlib.suppress(ValueError):
+        signal.set_wakeup_fd(-1)
+    from tidings.cli.common import run_service
+    from tidings.cli.worker import run_worker, worker_roles
+    from tidings.observability.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    port = None if metrics_port is None else metrics_port + index
+    run_service(lambda: run_worker(settings, worker_roles(index, count), port))
