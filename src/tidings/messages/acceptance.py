@@ -377,7 +377,8 @@ async def write_accepted(
         await _refuse_opted_out(session, admission)
     prepared = admission.prepared  # without the numbers that opted out
     await _refuse_used_references(session, admission)
-    await _refuse_uncovered(session, admission)
+    paid = await _debit_whole_totals(session, admission)
+    await _refuse_uncovered(session, admission, paid)
     admitted = admission.open()
     if not admitted:
         return [r for r in admission.outcome if r is not None]
@@ -419,7 +420,7 @@ async def write_accepted(
             accepted[i], quote.total_price, quote.currency, task_of[i], admission.refused.get(i, [])
         )
     await LedgerRepository(session).add_many(ledger, now)
-    await _debit(session, admission, admitted)
+    await _debit(session, admission, admitted, paid)
     for i in admitted:
         after_write = prepared[i].request.after_write
         if after_write is not None:
@@ -504,13 +505,35 @@ async def _refuse_used_references(session: AsyncSession, admission: _Admission) 
         taken.update(refs)
 
 
-async def _refuse_uncovered(session: AsyncSession, admission: _Admission) -> None:
-    """Admit each client's requests in order while its balance covers them."""
-    clients = {admission.prepared[i].caller.client_id for i in admission.open()}
+async def _debit_whole_totals(session: AsyncSession, admission: _Admission) -> set[int]:
+    """Debit each client's whole total at once where its balance covers it: the clients
+    paid for. Nearly always all of them, and then one UPDATE per client is the whole
+    balance check (a read and a later debit would be two statements). The row stays locked
+    from here to the commit, a few statements later."""
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for i in admission.open():
+        request = admission.prepared[i]
+        totals[request.caller.client_id] += request.quote.total_price
+    clients = ClientRepository(session)
+    return {
+        client_id
+        for client_id, total in totals.items()
+        if await clients.debit_if_covered(client_id, total)
+    }
+
+
+async def _refuse_uncovered(session: AsyncSession, admission: _Admission, paid: set[int]) -> None:
+    """Admit each client's requests in order while its balance covers them (the clients in
+    `paid` are debited for all of theirs already)."""
+    clients = {admission.prepared[i].caller.client_id for i in admission.open()} - paid
+    if not clients:
+        return
     balances = await ClientRepository(session).balances(clients)
     for i in admission.open():
         request = admission.prepared[i]
         client_id = request.caller.client_id
+        if client_id in paid:
+            continue
         cost = request.quote.total_price
         if balances.get(client_id, Decimal(0)) < cost:
             admission.outcome[i] = InsufficientFunds(f"the balance does not cover {cost}")
@@ -518,11 +541,16 @@ async def _refuse_uncovered(session: AsyncSession, admission: _Admission) -> Non
         balances[client_id] -= cost
 
 
-async def _debit(session: AsyncSession, admission: _Admission, admitted: list[int]) -> None:
-    """Debit last, so a client's balance row stays locked only from here to the commit."""
+async def _debit(
+    session: AsyncSession, admission: _Admission, admitted: list[int], paid: set[int]
+) -> None:
+    """Debit the clients not `paid` for yet last, so that their balance rows stay locked
+    only from here to the commit."""
     spent: dict[int, Decimal] = defaultdict(Decimal)
     for i in admitted:
-        spent[admission.prepared[i].caller.client_id] += admission.prepared[i].quote.total_price
+        client_id = admission.prepared[i].caller.client_id
+        if client_id not in paid:
+            spent[client_id] += admission.prepared[i].quote.total_price
     clients = ClientRepository(session)
     for client_id, amount in spent.items():
         if not await clients.debit_if_covered(client_id, amount):
