@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     # `tidings serve`: processes sharing the HTTP port, each with its own event loop (the
     # loops spread over them, tidings/cli/processes.py); unset: one per core.
     processes: int | None = Field(None, ge=1)
-    # `tidings worker`: processes, the loops spread over them (tidings/cli/worker.py).
-    worker_processes: int = Field(1, ge=1)
+    # `tidings worker`: processes, the loops spread over them (tidings/cli/worker.py);
+    # unset: one per core, as `serve`.
+    worker_processes: int | None = Field(None, ge=1)
 
     # Workers.
     # A waiting loop is woken by the commits that create its work (in any process: see

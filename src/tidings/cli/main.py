@@ -183,17 +183,17 @@ def worker(
         "--processes",
         min=1,
         help="Worker processes, the loops spread over them (default: TIDINGS_WORKER_PROCESSES, "
-        "else 1).",
+        "else one per core).",
     ),
 ) -> None:
     """Run only the delivery, webhook, export and HLR workers; several may share one PostgreSQL."""
-    from tidings.cli.processes import worker_processes
+    from tidings.cli.processes import core_count, worker_processes
     from tidings.cli.worker import run_worker, worker_roles
 
     settings = Settings()
     _logging(settings)
     port = settings.metrics_port if metrics_port is None else metrics_port
-    count = processes or settings.worker_processes
+    count = processes or settings.worker_processes or core_count()
     if count > 1:
         worker_processes(count, port)
         return

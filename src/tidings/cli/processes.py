@@ -86,6 +86,11 @@ def default_process_count(settings: Settings) -> int:
     """
     if settings.is_sqlite:
         return 1
+    return core_count()
+
+
+def core_count() -> int:
+    """The cores this process may run on."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
