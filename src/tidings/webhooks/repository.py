@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -158,7 +158,8 @@ class WebhookRepository:
         table keeps room in its pages: fillfactor): no index entry is written. The rows in
         flight stay at the front of the claim's index, where `candidates` steps over them
         (at most the deliveries in flight); a dead worker's rows are due again when its
-        lease runs out.
+        lease runs out. Each comes with its client's credentials, read with the claim (not
+        cached: a rotated secret signs the very next request).
         """
         if not ids:
             return []
@@ -166,41 +167,24 @@ class WebhookRepository:
             _lease_statement(dialect_of(self.session)),
             {**one_of_values("b_ids", ids), "b_now": now, "b_until": lease_until},
         )
-        rows = sorted(result.tuples(), key=lambda row: row[0])
-        return [
-            ClaimedDelivery(
-                id=id_,
-                # Rows made before webhook ids existed keep sending their row id.
-                webhook_id=webhook_id or str(id_),
-                client_id=client_id,
-                message_id=message_id,
-                url=url,
-                format=format_,
-                content_type=content_type,
-                body=body,
-                attempts=attempts,
-                schedule=[int(delay) for delay in schedule],
-                lease=lease_until,
-                secret=secret,
-                login=login,
-                password=password,
-            )
-            for (
-                id_,
-                client_id,
-                message_id,
-                url,
-                format_,
-                content_type,
-                body,
-                attempts,
-                schedule,
-                webhook_id,
-                secret,
-                login,
-                password,
-            ) in rows
-        ]
+        return _claimed(result.tuples(), lease_until)
+
+    async def claim(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[ClaimedDelivery]:
+        """`candidates` and `lease` in one statement, for a worker that would lease every
+        candidate (none of their endpoints could reach its budget): the due deliveries, in
+        the claim's order, leased as they are found.
+
+        On PostgreSQL the inner SELECT locks its rows with SKIP LOCKED, so a row another
+        worker holds is passed over (and the next due one taken in its place), never waited
+        for; on SQLite BEGIN IMMEDIATE serialises claims, as for `lease`.
+        """
+        result = await self.session.execute(
+            _claim_statement(dialect_of(self.session)),
+            {"b_now": now, "b_limit": limit, "b_until": lease_until},
+        )
+        return _claimed(result.tuples(), lease_until)
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Log the attempts and move the deliveries, in the caller's one transaction.
@@ -291,10 +275,10 @@ _INSERT_DELIVERIES: Insert = insert(DELIVERIES)
 _INSERT_ATTEMPTS: Insert = insert(ATTEMPTS)
 
 
-@functools.cache
-def _candidates_statement(dialect: str, excluding: bool) -> Select[Any]:
-    """`candidates`, with `b_exclude` (clients left out) when `excluding`: two statements,
-    so that the usual claim (nobody saturated) has no filter to evaluate."""
+def _due(dialect: str, *, excluding: bool = False) -> Select[tuple[int, int, str]]:
+    """Due, unleased deliveries first in line for their message, in the claim's order
+    (`candidates`), at most `b_limit`; with `b_exclude` (clients left out) when
+    `excluding`."""
     c = DELIVERIES.c
     earlier = DELIVERIES.alias("earlier")
     now: BindParameter[datetime] = bindparam("b_now")
@@ -319,15 +303,14 @@ def _candidates_statement(dialect: str, excluding: bool) -> Select[Any]:
 
 
 @functools.cache
-def _lease_statement(dialect: str) -> Update:
-    """`lease`: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING the
-    delivery and its client's credentials.
+def _candidates_statement(dialect: str, excluding: bool) -> Select[tuple[int, int, str]]:
+    # Two statements, so that the usual look (nobody saturated) has no filter to evaluate.
+    return _due(dialect, excluding=excluding)
 
-    The credentials are scalar subqueries of the RETURNING (a primary-key look-up each)
-    rather than a SELECT of their own after the claim: one statement fewer per claim, and
-    still read in the claim's transaction, so a rotated secret signs the very next request
-    as before (they are never cached).
-    """
+
+@functools.cache
+def _lease_statement(dialect: str) -> Update:
+    """`lease`: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING."""
     c = DELIVERIES.c
     leasable = (
         select(c.id)
@@ -338,6 +321,26 @@ def _lease_statement(dialect: str) -> Update:
         )
         .with_for_update(skip_locked=True)
     )
+    return _leasing(dialect, leasable)
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Update:
+    """`claim`: `lease` over `candidates`' own query, locked as it is read."""
+    due = _due(dialect).with_only_columns(DELIVERIES.c.id).with_for_update(skip_locked=True)
+    return _leasing(dialect, due)
+
+
+def _leasing(dialect: str, leasable: Select[Any]) -> Update:
+    """Lease the rows `leasable` selects, returning each delivery (`_claimed`) with its
+    client's credentials.
+
+    The credentials are scalar subqueries of the RETURNING (a primary-key look-up each)
+    rather than a SELECT of their own after the claim: one statement fewer per claim, and
+    still read in the claim's transaction, so a rotated secret signs the very next request
+    as before (they are never cached).
+    """
+    c = DELIVERIES.c
     return (
         update(DELIVERIES)
         .where(_one_of_selected(dialect, c.id, leasable))
@@ -358,6 +361,44 @@ def _lease_statement(dialect: str) -> Update:
             _of_client(CLIENTS.c.webhook_password),
         )
     )
+
+
+def _claimed(rows: Iterable[tuple[Any, ...]], lease: datetime) -> list[ClaimedDelivery]:
+    """The leased rows (`_LEASED`), in id order."""
+    return [
+        ClaimedDelivery(
+            id=id_,
+            # Rows made before webhook ids existed keep sending their row id.
+            webhook_id=webhook_id or str(id_),
+            client_id=client_id,
+            message_id=message_id,
+            url=url,
+            format=format_,
+            content_type=content_type,
+            body=body,
+            attempts=attempts,
+            schedule=[int(delay) for delay in schedule],
+            lease=lease,
+            secret=secret,
+            login=login,
+            password=password,
+        )
+        for (
+            id_,
+            client_id,
+            message_id,
+            url,
+            format_,
+            content_type,
+            body,
+            attempts,
+            schedule,
+            webhook_id,
+            secret,
+            login,
+            password,
+        ) in sorted(rows, key=lambda row: row[0])
+    ]
 
 
 def _of_client(column: ColumnElement[Any]) -> ColumnElement[Any]:
