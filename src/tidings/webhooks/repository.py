@@ -364,7 +364,7 @@ def _leasing(dialect: str, leasable: Select[Any]) -> Update:
 
 
 def _claimed(rows: Iterable[tuple[Any, ...]], lease: datetime) -> list[ClaimedDelivery]:
-    """The leased rows (`_LEASED`), in id order."""
+    """The rows `_leasing` returns, as deliveries in id order."""
     return [
         ClaimedDelivery(
             id=id_,
