@@ -180,6 +180,7 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
             lambda s: WebhookRepository(s).candidates(NOW, 100, [CLIENT + 1]),
         ),
         ("webhooks.lease", lambda s: WebhookRepository(s).lease(pending_ids, NOW, lease)),
+        ("webhooks.claim", lambda s: WebhookRepository(s).claim(NOW, 100, lease)),
         ("webhooks.record", lambda s: WebhookRepository(s).record([outcome])),
         # Receipt matching.
         ("receipts.match_messages", lambda s: ReceiptRepository(s).match_messages(SUPPLIER, smids)),

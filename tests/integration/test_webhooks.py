@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -29,7 +30,7 @@ from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 from tidings.webhooks.repository import WebhookRepository
-from tidings.webhooks.service import recent_deliveries
+from tidings.webhooks.service import Response, ensure_secret, outcome_of, recent_deliveries
 from tidings.webhooks.signing import verify
 from tidings.webhooks.worker import WebhookOptions, WebhookWorker
 
@@ -124,6 +125,11 @@ async def workers(
     yield make
     for worker in made:
         await worker.stop(grace=1)
+
+
+def json_status(body: str) -> str:
+    status: str = orjson.loads(body)["status"]
+    return status
 
 
 def status_of(request: Received) -> str:
@@ -563,3 +569,101 @@ async def test_two_gateways_first_webhooks_carry_different_ids(
     ids = [r.webhook_id for r in receiver.requests]
     assert len(ids) == 2 and len(set(ids)) == 2
     assert all(i.startswith("msg_") and len(i) == 36 for i in ids)
+
+
+# --- Claiming -----------------------------------------------------------------------------
+
+
+async def test_a_claim_is_one_statement_with_the_credentials_read_as_it_leases(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    workers: Callable[..., WebhookWorker],
+) -> None:
+    """A worker whose endpoints are far from their budget looks and leases in one UPDATE,
+    which also returns each client's credentials: as current as a SELECT after it."""
+    first = await hook_world(sessions, clock, "http://a.invalid/hook", login="la", password="pa")
+    second = await hook_world(sessions, clock, "http://b.invalid/hook", name="beta", login="lb")
+    ids = await accept_messages(sessions, clock, first, 3)
+    ids += await accept_messages(sessions, clock, second, 3, first_phone=380972000000)
+    await move(sessions, clock, ids, Status.SENT, Status.DELIVERED)
+    secrets = {w.client_id: await secret_of(sessions, w.client_id) for w in (first, second)}
+    worker = workers(batch_size=4)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        claimed = await worker._claim(4)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    [claim] = [s for s in statements if "webhook_deliveries" in s or "clients" in s]
+    assert claim.startswith("UPDATE webhook_deliveries")
+    # The oldest due, first in line for their message: the `sent` reports, in id order.
+    assert [d.id for d in claimed] == sorted(d.id for d in claimed)
+    stored = {d.id: d for d in await deliveries(sessions)}
+    assert all(json_status(stored[d.id].body) == "sent" for d in claimed)
+    assert {d.client_id for d in claimed} == {first.client_id, second.client_id}
+    for delivery in claimed:
+        expected = {first.client_id: ("la", "pa"), second.client_id: ("lb", None)}
+        assert (delivery.login, delivery.password) == expected[delivery.client_id]
+        assert delivery.secret == secrets[delivery.client_id]
+        assert delivery.webhook_id == stored[delivery.id].webhook_id
+        assert stored[delivery.id].locked_until == delivery.lease
+    # A rotated secret signs the very next claim's requests.
+    async with transaction(sessions) as session:
+        rotated = await ensure_secret(session, second.client_id, rotate=True)
+    more = await worker._claim(4)
+    assert more and {(d.client_id, d.secret) for d in more} == {(second.client_id, rotated)}
+
+
+async def test_an_endpoint_near_its_budget_is_claimed_only_up_to_it(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    workers: Callable[..., WebhookWorker],
+) -> None:
+    """When a claim could take an endpoint past its budget, the candidates are read first
+    and chosen per endpoint: the busy one gets its budget, the others what is due."""
+    busy = await hook_world(sessions, clock, "http://busy.invalid/hook")
+    calm = await hook_world(sessions, clock, "http://calm.invalid/hook", name="calm")
+    await move(sessions, clock, await accept_messages(sessions, clock, busy, 6), Status.SENT)
+    calm_ids = await accept_messages(sessions, clock, calm, 3, first_phone=380972000000)
+    await move(sessions, clock, calm_ids, Status.SENT)
+    # Two rounds of one request fit a lease: a budget of 2 per endpoint.
+    worker = workers(per_host=1, timeout=10, lease_seconds=30, batch_size=10)
+    claimed = await worker._claim(10)
+    by_client = Counter(d.client_id for d in claimed)
+    assert by_client == {busy.client_id: 2, calm.client_id: 2}
+    # Both at their budget: nothing more is claimed.
+    assert await worker._claim(10) == []
+    # The calm endpoint answers: the busy client is left out of the next look (saturated),
+    # the calm one's last report is taken.
+    ok = Response(at=clock.now(), duration_ms=1, status_code=200, body=b"ok")
+    for delivery in claimed:
+        if delivery.client_id == calm.client_id:
+            worker._results.append(outcome_of(delivery, ok, clock.now()))
+    await worker._flush()
+    assert [d.client_id for d in await worker._claim(10)] == [calm.client_id]
+
+
+async def test_a_claim_passes_over_rows_another_worker_is_leasing(
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+) -> None:
+    """PostgreSQL: rows locked by a claim not yet committed are skipped, not waited for,
+    and the next due ones are taken instead (SQLite serialises claims: BEGIN IMMEDIATE)."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite claims one at a time")
+    world = await hook_world(sessions, clock, "http://a.invalid/hook")
+    await move(sessions, clock, await accept_messages(sessions, clock, world, 5), Status.SENT)
+    now = clock.now()
+    lease = now + timedelta(seconds=60)
+    async with transaction(sessions) as holding:
+        held = await WebhookRepository(holding).claim(now, 2, lease)
+        async with transaction(sessions) as other:
+            taken = await asyncio.wait_for(WebhookRepository(other).claim(now, 2, lease), 5)
+    assert len(held) == len(taken) == 2
+    assert not {d.id for d in held} & {d.id for d in taken}

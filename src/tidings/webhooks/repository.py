@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, exists, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Insert,
+    Integer,
+    Select,
+    Table,
+    Update,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ColumnClause
 
 from tidings.accounts.models import Client
-from tidings.db.arrays import none_of, one_of, one_of_selected
+from tidings.db.prebuilt import POSTGRESQL, dialect_of, one_of_param, one_of_values
 from tidings.wakeups import WEBHOOKS, wake_after_commit
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
@@ -25,6 +44,12 @@ FAILED = "failed"
 # get one after five executions) cannot use the partial index `WHERE state = 'pending'` for
 # `state = $1`, since $1 could be anything; for the constant it can.
 PENDING_CONSTANT: ColumnClause[str] = literal_column(f"'{PENDING}'")
+
+# The hot statements (enqueue, claim, record) are built once, over the tables' Core columns,
+# and executed with their values as parameters (tidings/db/prebuilt.py says why).
+DELIVERIES = cast(Table, WebhookDelivery.__table__)
+ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+CLIENTS = cast(Table, Client.__table__)
 
 
 def new_webhook_id() -> str:
@@ -92,9 +117,7 @@ class WebhookRepository:
 
     async def targets(self, client_ids: Collection[int]) -> dict[int, WebhookTarget]:
         result = await self.session.execute(
-            select(
-                Client.id, Client.callback_url, Client.webhook_format, Client.retry_schedule
-            ).where(one_of(self.session, Client.id, client_ids))
+            _targets_statement(dialect_of(self.session)), one_of_values("ids", client_ids)
         )
         return {row[0]: WebhookTarget(*row) for row in result.tuples()}
 
@@ -103,7 +126,7 @@ class WebhookRepository:
             wake_after_commit(self.session, WEBHOOKS)
             # Core (not ORM) INSERT: the ORM's bulk path costs more than the insert itself
             # here, and this runs in every status-change transaction.
-            await self.session.execute(insert(cast(Table, WebhookDelivery.__table__)), list(rows))
+            await self.session.execute(_INSERT_DELIVERIES, list(rows))
 
     async def candidates(
         self, now: datetime, limit: int, exclude_clients: Collection[int]
@@ -115,25 +138,12 @@ class WebhookRepository:
         here: the worker leaves some candidates unleased (an endpoint with enough in hand),
         and a row lock is a WAL record of its own; `lease` locks only the chosen ones.
         """
-        earlier = aliased(WebhookDelivery)
-        query = (
-            select(WebhookDelivery.id, WebhookDelivery.client_id, WebhookDelivery.url)
-            .where(
-                WebhookDelivery.state == PENDING_CONSTANT,
-                WebhookDelivery.next_attempt_at <= now,
-                or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
-                ~exists().where(
-                    earlier.message_id == WebhookDelivery.message_id,
-                    earlier.state == PENDING_CONSTANT,
-                    earlier.id < WebhookDelivery.id,
-                ),
-            )
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(limit)
-        )
+        parameters: dict[str, Any] = {"b_now": now, "b_limit": limit}
         if exclude_clients:
-            query = query.where(none_of(self.session, WebhookDelivery.client_id, exclude_clients))
-        result = await self.session.execute(query)
+            parameters.update(one_of_values("b_exclude", exclude_clients))
+        result = await self.session.execute(
+            _candidates_statement(dialect_of(self.session), bool(exclude_clients)), parameters
+        )
         return [Candidate(*row) for row in result.tuples()]
 
     async def lease(
@@ -148,83 +158,33 @@ class WebhookRepository:
         table keeps room in its pages: fillfactor): no index entry is written. The rows in
         flight stay at the front of the claim's index, where `candidates` steps over them
         (at most the deliveries in flight); a dead worker's rows are due again when its
-        lease runs out.
+        lease runs out. Each comes with its client's credentials, read with the claim (not
+        cached: a rotated secret signs the very next request).
         """
         if not ids:
             return []
-        deliveries = cast(Table, WebhookDelivery.__table__)
-        c = deliveries.c
-        leasable = (
-            select(c.id)
-            .where(
-                one_of(self.session, c.id, ids),
-                c.state == PENDING_CONSTANT,
-                or_(c.locked_until.is_(None), c.locked_until < now),
-            )
-            .with_for_update(skip_locked=True)
-        )
         result = await self.session.execute(
-            update(deliveries)
-            .where(one_of_selected(self.session, c.id, leasable))
-            .values(locked_until=lease_until)
-            .returning(
-                c.id,
-                c.client_id,
-                c.message_id,
-                c.url,
-                c.format,
-                c.content_type,
-                c.body,
-                c.attempts,
-                c.schedule,
-                c.webhook_id,
-            )
+            _lease_statement(dialect_of(self.session)),
+            {**one_of_values("b_ids", ids), "b_now": now, "b_until": lease_until},
         )
-        rows = sorted(result.tuples(), key=lambda row: row[0])
-        credentials = await self._credentials({row[1] for row in rows})
-        return [
-            ClaimedDelivery(
-                id=id_,
-                # Rows made before webhook ids existed keep sending their row id.
-                webhook_id=webhook_id or str(id_),
-                client_id=client_id,
-                message_id=message_id,
-                url=url,
-                format=format_,
-                content_type=content_type,
-                body=body,
-                attempts=attempts,
-                schedule=[int(delay) for delay in schedule],
-                lease=lease_until,
-                secret=credentials[client_id][0],
-                login=credentials[client_id][1],
-                password=credentials[client_id][2],
-            )
-            for (
-                id_,
-                client_id,
-                message_id,
-                url,
-                format_,
-                content_type,
-                body,
-                attempts,
-                schedule,
-                webhook_id,
-            ) in rows
-        ]
+        return _claimed(result.tuples(), lease_until)
 
-    async def _credentials(
-        self, client_ids: Collection[int]
-    ) -> dict[int, tuple[str | None, str | None, str | None]]:
-        """Each client's signing secret and webhook login, read with the claim (not cached:
-        a rotated secret signs the very next request)."""
+    async def claim(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[ClaimedDelivery]:
+        """`candidates` and `lease` in one statement, for a worker that would lease every
+        candidate (none of their endpoints could reach its budget): the due deliveries, in
+        the claim's order, leased as they are found.
+
+        On PostgreSQL the inner SELECT locks its rows with SKIP LOCKED, so a row another
+        worker holds is passed over (and the next due one taken in its place), never waited
+        for; on SQLite BEGIN IMMEDIATE serialises claims, as for `lease`.
+        """
         result = await self.session.execute(
-            select(
-                Client.id, Client.webhook_secret, Client.webhook_login, Client.webhook_password
-            ).where(one_of(self.session, Client.id, client_ids))
+            _claim_statement(dialect_of(self.session)),
+            {"b_now": now, "b_limit": limit, "b_until": lease_until},
         )
-        return {row[0]: (row[1], row[2], row[3]) for row in result.tuples()}
+        return _claimed(result.tuples(), lease_until)
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Log the attempts and move the deliveries, in the caller's one transaction.
@@ -237,30 +197,12 @@ class WebhookRepository:
         """
         attempts = [o.attempt for o in outcomes if o.attempt is not None and not first_success(o)]
         if attempts:
-            await self.session.execute(insert(cast(Table, WebhookAttempt.__table__)), attempts)
+            await self.session.execute(_INSERT_ATTEMPTS, attempts)
         if not outcomes:
             return
-        deliveries = cast(Table, WebhookDelivery.__table__)
         # Core (not ORM) UPDATE, so that one executemany carries every row.
         await self.session.execute(
-            update(deliveries)
-            .where(
-                and_(
-                    deliveries.c.id == bindparam("delivery_id"),
-                    deliveries.c.locked_until == bindparam("lease"),
-                )
-            )
-            .values(
-                state=bindparam("new_state"),
-                attempts=bindparam("new_attempts"),
-                next_attempt_at=bindparam("next_at"),
-                finished_at=bindparam("finished"),
-                last_error=bindparam("error"),
-                status_code=bindparam("answer_code"),
-                duration_ms=bindparam("answer_ms"),
-                response_body=bindparam("answer_body"),
-                locked_until=None,
-            ),
+            _RECORD,
             [
                 {
                     "delivery_id": o.delivery_id,
@@ -316,6 +258,197 @@ class WebhookRepository:
             .values(webhook_secret=secret)
             .execution_options(synchronize_session=False)
         )
+
+
+# --- The hot statements, built once -------------------------------------------------------
+
+
+@functools.cache
+def _targets_statement(dialect: str) -> Select[Any]:
+    c = CLIENTS.c
+    return select(c.id, c.callback_url, c.webhook_format, c.retry_schedule).where(
+        one_of_param(dialect, c.id, "ids")
+    )
+
+
+_INSERT_DELIVERIES: Insert = insert(DELIVERIES)
+_INSERT_ATTEMPTS: Insert = insert(ATTEMPTS)
+
+
+def _due(dialect: str, *, excluding: bool = False) -> Select[tuple[int, int, str]]:
+    """Due, unleased deliveries first in line for their message, in the claim's order
+    (`candidates`), at most `b_limit`; with `b_exclude` (clients left out) when
+    `excluding`."""
+    c = DELIVERIES.c
+    earlier = DELIVERIES.alias("earlier")
+    now: BindParameter[datetime] = bindparam("b_now")
+    query = (
+        select(c.id, c.client_id, c.url)
+        .where(
+            c.state == PENDING_CONSTANT,
+            c.next_attempt_at <= now,
+            or_(c.locked_until.is_(None), c.locked_until < now),
+            ~exists().where(
+                earlier.c.message_id == c.message_id,
+                earlier.c.state == PENDING_CONSTANT,
+                earlier.c.id < c.id,
+            ),
+        )
+        .order_by(c.next_attempt_at, c.id)
+        .limit(bindparam("b_limit", type_=Integer))
+    )
+    if excluding:
+        query = query.where(~one_of_param(dialect, c.client_id, "b_exclude"))
+    return query
+
+
+@functools.cache
+def _candidates_statement(dialect: str, excluding: bool) -> Select[tuple[int, int, str]]:
+    # Two statements, so that the usual look (nobody saturated) has no filter to evaluate.
+    return _due(dialect, excluding=excluding)
+
+
+@functools.cache
+def _lease_statement(dialect: str) -> Update:
+    """`lease`: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING."""
+    c = DELIVERIES.c
+    leasable = (
+        select(c.id)
+        .where(
+            one_of_param(dialect, c.id, "b_ids"),
+            c.state == PENDING_CONSTANT,
+            or_(c.locked_until.is_(None), c.locked_until < bindparam("b_now")),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    return _leasing(dialect, leasable)
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Update:
+    """`claim`: `lease` over `candidates`' own query, locked as it is read."""
+    due = _due(dialect).with_only_columns(DELIVERIES.c.id).with_for_update(skip_locked=True)
+    return _leasing(dialect, due)
+
+
+def _leasing(dialect: str, leasable: Select[Any]) -> Update:
+    """Lease the rows `leasable` selects, returning each delivery (`_claimed`) with its
+    client's credentials.
+
+    The credentials are scalar subqueries of the RETURNING (a primary-key look-up each)
+    rather than a SELECT of their own after the claim: one statement fewer per claim, and
+    still read in the claim's transaction, so a rotated secret signs the very next request
+    as before (they are never cached).
+    """
+    c = DELIVERIES.c
+    return (
+        update(DELIVERIES)
+        .where(_one_of_selected(dialect, c.id, leasable))
+        .values(locked_until=bindparam("b_until"))
+        .returning(
+            c.id,
+            c.client_id,
+            c.message_id,
+            c.url,
+            c.format,
+            c.content_type,
+            c.body,
+            c.attempts,
+            c.schedule,
+            c.webhook_id,
+            _of_client(CLIENTS.c.webhook_secret),
+            _of_client(CLIENTS.c.webhook_login),
+            _of_client(CLIENTS.c.webhook_password),
+        )
+    )
+
+
+def _claimed(rows: Iterable[tuple[Any, ...]], lease: datetime) -> list[ClaimedDelivery]:
+    """The rows `_leasing` returns, as deliveries in id order."""
+    return [
+        ClaimedDelivery(
+            id=id_,
+            # Rows made before webhook ids existed keep sending their row id.
+            webhook_id=webhook_id or str(id_),
+            client_id=client_id,
+            message_id=message_id,
+            url=url,
+            format=format_,
+            content_type=content_type,
+            body=body,
+            attempts=attempts,
+            schedule=[int(delay) for delay in schedule],
+            lease=lease,
+            secret=secret,
+            login=login,
+            password=password,
+        )
+        for (
+            id_,
+            client_id,
+            message_id,
+            url,
+            format_,
+            content_type,
+            body,
+            attempts,
+            schedule,
+            webhook_id,
+            secret,
+            login,
+            password,
+        ) in sorted(rows, key=lambda row: row[0])
+    ]
+
+
+def _of_client(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A column of the leased delivery's client."""
+    # SQLite's RETURNING is rendered with unqualified column names, subqueries included:
+    # `WHERE id = client_id` there, and `client_id` is the delivery's only while `clients`
+    # has no column of that name.
+    assert "client_id" not in CLIENTS.c, "the lease's credentials would read the wrong column"
+    return (
+        select(column)
+        .where(CLIENTS.c.id == DELIVERIES.c.client_id)
+        .correlate(DELIVERIES)
+        .scalar_subquery()
+    )
+
+
+def _one_of_selected(
+    dialect: str, column: ColumnElement[Any], selected: Select[Any]
+) -> ColumnElement[bool]:
+    """`arrays.one_of_selected` by dialect name: ``column = ANY(ARRAY(subquery))`` on
+    PostgreSQL (the subquery runs once, an InitPlan, whatever a generic plan guesses of
+    its LIMIT), ``column IN (subquery)`` elsewhere."""
+    if dialect == POSTGRESQL:
+        return column == any_(func.array(selected.scalar_subquery(), type_=ARRAY(column.type)))
+    return column.in_(selected.scalar_subquery())
+
+
+# The outcome of each delivery, applied only while it still carries the lease it was sent
+# under (`record`). Its parameters are named apart from the columns, which SQLAlchemy keeps
+# for the SET clause's own.
+_RECORD: Update = (
+    update(DELIVERIES)
+    .where(
+        and_(
+            DELIVERIES.c.id == bindparam("delivery_id"),
+            DELIVERIES.c.locked_until == bindparam("lease"),
+        )
+    )
+    .values(
+        state=bindparam("new_state"),
+        attempts=bindparam("new_attempts"),
+        next_attempt_at=bindparam("next_at"),
+        finished_at=bindparam("finished"),
+        last_error=bindparam("error"),
+        status_code=bindparam("answer_code"),
+        duration_ms=bindparam("answer_ms"),
+        response_body=bindparam("answer_body"),
+        locked_until=None,
+    )
+)
 
 
 def _answer(outcome: Outcome) -> dict[str, Any]:

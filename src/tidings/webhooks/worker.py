@@ -275,18 +275,26 @@ class WebhookWorker:
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.options.lease_seconds)
         budget = self._host_budget()
+        # Whether every due delivery would be leased: no endpoint holds so many that this
+        # claim could take it to its budget (so none is saturated either). Then the look and
+        # the lease are one statement; otherwise the candidates are read first and chosen
+        # per endpoint.
+        takes_all = max(self._held_per_host.values(), default=0) + limit <= budget
         async with transaction(self.sessions) as session:
             repo = WebhookRepository(session)
-            candidates = await repo.candidates(now, limit, self._saturated_clients())
-            taking: Counter[str] = Counter()
-            chosen: list[int] = []
-            for candidate in candidates:
-                host = endpoint_of(candidate.url)
-                if self._held_per_host[host] + taking[host] >= budget:
-                    continue  # left unleased: the endpoint has enough in hand already
-                taking[host] += 1
-                chosen.append(candidate.id)
-            claimed = await repo.lease(chosen, now, lease_until)
+            if takes_all:
+                claimed = await repo.claim(now, limit, lease_until)
+            else:
+                candidates = await repo.candidates(now, limit, self._saturated_clients())
+                taking: Counter[str] = Counter()
+                chosen: list[int] = []
+                for candidate in candidates:
+                    host = endpoint_of(candidate.url)
+                    if self._held_per_host[host] + taking[host] >= budget:
+                        continue  # left unleased: the endpoint has enough in hand already
+                    taking[host] += 1
+                    chosen.append(candidate.id)
+                claimed = await repo.lease(chosen, now, lease_until)
         for delivery in claimed:
             host = endpoint_of(delivery.url)
             self._held[delivery.id] = (host, delivery.client_id)
