@@ -32,7 +32,8 @@ from tidings.clock import SystemClock
 from tidings.connectors.base import SubmitOutcome, SubmitResult
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.delivery.service import RetryPolicy, claim_batch, record_outcomes
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest
+from tidings.messages.storing import accept_sms
 
 SUPPLIER = "sim"
 CHUNK = 10_000  # the client API's largest batch

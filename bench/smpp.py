@@ -73,8 +73,9 @@ from tidings.connectors.smpp.tlv import Tag
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.migrate import upgrade
 from tidings.delivery.worker import DeliveryWorker, SupplierLane, WorkerOptions
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest
 from tidings.messages.models import Message
+from tidings.messages.storing import accept_sms
 from tidings.numbering import CountryTable
 from tidings.routing.models import Supplier
 from tidings.routing.service import create_route, create_supplier

@@ -25,10 +25,11 @@ from tidings.billing.service import import_prices
 from tidings.clock import FrozenClock
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.migrate import upgrade
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest
 from tidings.messages.changes import AppliedChange, StatusChange
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import Status
+from tidings.messages.storing import accept_sms
 from tidings.numbering import CountryTable
 from tidings.routing.service import create_route, create_supplier
 from tidings.webhooks.repository import WebhookRepository

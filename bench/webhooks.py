@@ -27,10 +27,11 @@ from tidings.billing.service import import_prices
 from tidings.clock import SystemClock
 from tidings.db.engine import create_engine, create_sessionmaker, transaction
 from tidings.db.migrate import upgrade
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest
 from tidings.messages.changes import StatusChange
 from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
+from tidings.messages.storing import accept_sms
 from tidings.numbering import CountryTable
 from tidings.routing.service import create_route, create_supplier
 from tidings.webhooks.models import WebhookDelivery

@@ -36,10 +36,11 @@ from tidings.delivery.service import (
     record_outcomes,
 )
 from tidings.delivery.worker import WorkerOptions
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest
 from tidings.messages.changes import MessageRecord
 from tidings.messages.models import Message, MessageEvent
 from tidings.messages.repository import MessageRepository
+from tidings.messages.storing import accept_sms
 from tidings.numbering import CountryTable
 from tidings.routing.models import Supplier
 from tidings.routing.service import create_route, create_supplier

@@ -35,9 +35,10 @@ from tidings.delivery.service import (
     sweep_expired,
 )
 from tidings.delivery.worker import SupplierLane, WorkerOptions
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest
 from tidings.messages.models import Message
 from tidings.messages.status import Status
+from tidings.messages.storing import accept_sms
 from tidings.routing.models import Supplier
 
 

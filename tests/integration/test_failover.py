@@ -15,8 +15,9 @@ from tidings.clock import FrozenClock
 from tidings.db.engine import transaction
 from tidings.delivery.models import DispatchJob
 from tidings.delivery.worker import SupplierLane, WorkerOptions
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest
 from tidings.messages.queries import history
+from tidings.messages.storing import accept_sms
 from tidings.observability.metrics import Metrics
 from tidings.routing.cache import PlanCache
 from tidings.routing.health import ensure_rows

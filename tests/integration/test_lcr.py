@@ -19,8 +19,9 @@ from tidings.db.engine import transaction
 from tidings.delivery.worker import SupplierLane, WorkerOptions
 from tidings.errors import InvalidRequest
 from tidings.hlr.models import HlrLookup
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest
 from tidings.messages.models import Message
+from tidings.messages.storing import accept_sms
 from tidings.numbering import CountryTable, InvalidMsisdn, parse_msisdn
 from tidings.routing.cache import PlanCache
 from tidings.routing.costs import import_costs, set_rate

@@ -18,9 +18,10 @@ from tidings.billing.models import LedgerEntry
 from tidings.clock import FrozenClock
 from tidings.db.engine import transaction
 from tidings.errors import InvalidRequest, OptedOut
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms, prepare_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, prepare_sms
 from tidings.messages.catalog import load_catalog
 from tidings.messages.models import Message
+from tidings.messages.storing import accept_sms
 from tidings.messages.writer import AcceptQueue
 from tidings.optouts.keywords import Keyword, KeywordSet
 from tidings.optouts.repository import OptOutRepository

@@ -33,12 +33,13 @@ from tidings.delivery.models import DispatchJob, MessagePart, Receipt
 from tidings.delivery.repository import PartRepository
 from tidings.delivery.service import RetryPolicy, ingest_reports, match_late_receipts
 from tidings.delivery.worker import DeliveryWorker, SupplierLane, WorkerOptions
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, accept_sms
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest
 from tidings.messages.changes import StatusChange
 from tidings.messages.encoding import decode_gsm7
 from tidings.messages.models import Message
 from tidings.messages.service import apply_changes
 from tidings.messages.status import Status
+from tidings.messages.storing import accept_sms
 from tidings.routing.models import Supplier
 
 FAST = {

@@ -25,8 +25,9 @@ from tidings.config import Settings
 from tidings.errors import TidingsError
 from tidings.inbound.replies import pin_suppliers, resolve_replies
 from tidings.inbound.service import InboundHook, StoredInbound
-from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, prepare_sms, write_accepted
+from tidings.messages.acceptance import Limits, SmsItem, SmsRequest, prepare_sms
 from tidings.messages.catalog import load_catalog
+from tidings.messages.storing import write_accepted
 from tidings.optouts.keywords import KeywordSet
 from tidings.optouts.service import OptOutOutcome, apply_inbound_keyword
 

@@ -1,47 +1,31 @@
 """Accepting messages: validate, price, route (pure), then charge and store (batched).
 
-Acceptance has two halves. `prepare_sms` checks and prices a request against a `Catalog`
-snapshot without touching the database. `write_accepted` stores any number of prepared
-requests in the caller's one transaction: numbers on their client's opt-out list taken out
-(docs/optouts.md), references checked, balances debited, messages, tasks, dispatch jobs and
-ledger entries inserted in bulk. Each request succeeds or fails on its own (a request is all
-or nothing but for its opted-out numbers; its neighbours in the transaction are not affected).
-The `AcceptQueue` (writer.py) uses that to commit many concurrent API requests at once.
+Acceptance has two halves. `prepare_sms` (here) checks and prices a request against a
+`Catalog` snapshot without touching the database. `write_accepted` (storing.py) stores any
+number of prepared requests in the caller's one transaction.
 """
 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.accounts.repository import ClientRepository
 from tidings.accounts.service import Caller
-from tidings.billing.repository import LedgerRepository
-from tidings.clock import Clock
-from tidings.delivery.repository import DispatchRepository
 from tidings.errors import (
     Conflict,
-    InsufficientFunds,
     InvalidRequest,
-    OptedOut,
     PricingError,
     RoutingError,
     TidingsError,
 )
-from tidings.hlr.repository import HlrRepository
-from tidings.messages.catalog import Catalog, load_catalog
+from tidings.messages.catalog import Catalog
 from tidings.messages.encoding import segment
-from tidings.messages.repository import MessageRepository
-from tidings.messages.status import Status
 from tidings.numbering import Destination, InvalidMsisdn, parse_msisdn
-from tidings.optouts.repository import OptOutRepository
 from tidings.routing.plan import UnitCost
 from tidings.routing.service import RouteTable
 
@@ -189,7 +173,7 @@ class RecipientChecks:
         self._references.add(reference)
 
 
-def _fail_at(index: int, request: SmsRequest, what: str) -> str:
+def fail_at(index: int, request: SmsRequest, what: str) -> str:
     return f"phones[{index}]: {what}" if request.is_batch else what
 
 
@@ -217,7 +201,7 @@ def quote_sms(catalog: Catalog, caller: Caller, request: SmsRequest, limits: Lim
         segmentation = segment(item.body)
         if segmentation.parts > limits.max_parts:
             raise InvalidRequest(
-                _fail_at(
+                fail_at(
                     index,
                     request,
                     f"text needs {segmentation.parts} parts, more than {limits.max_parts}",
@@ -228,7 +212,7 @@ def quote_sms(catalog: Catalog, caller: Caller, request: SmsRequest, limits: Lim
         unit = prices.get(destination.iso)
         if unit is None:
             raise PricingError(
-                _fail_at(index, request, f"no SMS price to {destination.iso} in tariff {tariff}"),
+                fail_at(index, request, f"no SMS price to {destination.iso} in tariff {tariff}"),
                 reason="no_price",
             )
         if currency is None:
@@ -263,18 +247,18 @@ def prepare_sms(
         decision = routes.decide(item.destination)
         if decision.supplier_id is None:
             raise RoutingError(
-                _fail_at(item.index, request, f"no SMS route to {item.destination.iso}"),
+                fail_at(item.index, request, f"no SMS route to {item.destination.iso}"),
                 reason="no_route",
             )
         hlr = hlr or decision.hlr_routing
-        routed.append(_with_supplier(routes, item, decision.supplier_id, decision.cost))
+        routed.append(with_supplier(routes, item, decision.supplier_id, decision.cost))
     routed_quote = Quote(routed, quote.total_price, quote.currency, quote.tariff)
     return PreparedSms(
         caller=caller, request=request, quote=routed_quote, routes=routes if hlr else None
     )
 
 
-def _with_supplier(
+def with_supplier(
     routes: RouteTable, item: PricedItem, supplier_id: int, unit: UnitCost | None
 ) -> PricedItem:
     cost, cost_currency = routes.message_cost(unit, item.parts, item.currency)
@@ -292,37 +276,6 @@ def _with_supplier(
     )
 
 
-async def _route_by_hlr(
-    session: AsyncSession, clock: Clock, prepared: Sequence[PreparedSms], admitted: list[int]
-) -> dict[tuple[int, int], PricedItem]:
-    """Items whose route asks for HLR routing, chosen again by their numbers' latest HLR
-    network (one query for the whole write; nothing when no route asks for it)."""
-    wanted: dict[str, list[tuple[int, PricedItem]]] = defaultdict(list)
-    for i in admitted:
-        routes = prepared[i].routes
-        if routes is None:
-            continue
-        for item in prepared[i].quote.items:
-            if routes.wants_hlr(item.destination.msisdn, item.destination.iso):
-                wanted[item.destination.msisdn].append((i, item))
-    if not wanted:
-        return {}
-    networks = await HlrRepository(session).recent_networks(
-        list(wanted), clock.now() - HLR_ROUTING_TTL
-    )
-    rerouted: dict[tuple[int, int], PricedItem] = {}
-    for msisdn, network in networks.items():
-        for i, item in wanted[msisdn]:
-            routes = prepared[i].routes
-            assert routes is not None
-            decision = routes.decide(item.destination, hlr_network=network)
-            if decision.supplier_id is not None:
-                rerouted[(i, item.index)] = _with_supplier(
-                    routes, item, decision.supplier_id, decision.cost
-                )
-    return rerouted
-
-
 def fake_acceptance(prepared: PreparedSms) -> Acceptance:
     """What a test key gets: the real prices, made-up ids, nothing stored."""
     rng = random.SystemRandom()
@@ -337,305 +290,3 @@ def fake_acceptance(prepared: PreparedSms) -> Acceptance:
         currency=quote.currency,
         task_id=rng.randrange(10_000, 90_000) if prepared.request.is_batch else None,
     )
-
-
-# --- Storing ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Admission:
-    """The requests of one write, and what became of each."""
-
-    prepared: list[PreparedSms]
-    outcome: list[Acceptance | TidingsError | None] = field(default_factory=list)
-    refused: dict[int, list[RefusedItem]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.outcome = [None] * len(self.prepared)
-
-    def open(self) -> list[int]:
-        return [i for i, result in enumerate(self.outcome) if result is None]
-
-
-async def write_accepted(
-    session: AsyncSession,
-    clock: Clock,
-    prepared: Sequence[PreparedSms],
-    *,
-    check_optouts: bool = True,
-) -> list[Acceptance | TidingsError]:
-    """Charge and store prepared requests in the caller's transaction, in bulk.
-
-    Returns one result per request, in order: its Acceptance (with the numbers refused one
-    by one, `refused`), or the error that refused it (a reference in use, a balance that does
-    not cover it, no number left that has not opted out). Raises only for faults of the
-    whole write (the database); a concurrent writer taking a reference between the check and
-    the insert surfaces as IntegrityError, and the caller retries the requests one by one.
-    """
-    admission = _Admission(list(prepared))
-    if check_optouts:  # off only for the confirmation of an opt-out (inbound/hooks.py)
-        await _refuse_opted_out(session, admission)
-    prepared = admission.prepared  # without the numbers that opted out
-    await _refuse_used_references(session, admission)
-    paid = await _debit_whole_totals(session, admission)
-    await _refuse_uncovered(session, admission, paid)
-    admitted = admission.open()
-    if not admitted:
-        return [r for r in admission.outcome if r is not None]
-
-    now = clock.now()
-    messages = MessageRepository(session)
-    task_ids = await messages.insert_tasks(
-        [_task_row(prepared[i], now) for i in admitted if prepared[i].request.is_batch]
-    )
-    next_task = iter(task_ids)
-    rows: list[dict[str, object]] = []
-    owners: list[tuple[int, PricedItem]] = []
-    task_of: dict[int, int | None] = {}
-    rerouted = await _route_by_hlr(session, clock, prepared, admitted)
-    for i in admitted:
-        request = prepared[i].request
-        task_of[i] = next(next_task) if request.is_batch else None
-        for item in prepared[i].quote.items:
-            item = rerouted.get((i, item.index), item)
-            assert item.supplier_id is not None, "prepared items are routed"
-            # Inserted into the dispatch queue: its job is `due_at` on the row itself.
-            due_at = _send_at(prepared[i].request, now) or now
-            rows.append({**_message_row(prepared[i], item, task_of[i], now), "due_at": due_at})
-            owners.append((i, item))
-    ids = await messages.insert_many(rows)
-    DispatchRepository(session).enqueued({item.supplier_id or 0 for _, item in owners})
-
-    accepted: dict[int, list[AcceptedItem]] = defaultdict(list)
-    for message_id, (i, item) in zip(ids, owners, strict=True):
-        accepted[i].append(
-            AcceptedItem(message_id, item.item.reference, item.price, item.currency, item.parts)
-        )
-    ledger: list[tuple[int, Decimal, str, str | None]] = []
-    for i in admitted:
-        quote = prepared[i].quote
-        reference = f"task:{task_of[i]}" if task_of[i] else f"message:{accepted[i][0].id}"
-        ledger.append((prepared[i].caller.client_id, -quote.total_price, "charge", reference))
-        admission.outcome[i] = Acceptance(
-            accepted[i], quote.total_price, quote.currency, task_of[i], admission.refused.get(i, [])
-        )
-    await LedgerRepository(session).add_many(ledger, now)
-    await _debit(session, admission, admitted, paid)
-    for i in admitted:
-        after_write = prepared[i].request.after_write
-        if after_write is not None:
-            await after_write(session, [item.id for item in accepted[i]])
-    return [r for r in admission.outcome if r is not None]
-
-
-async def _refuse_opted_out(session: AsyncSession, admission: _Admission) -> None:
-    """Take the numbers on their client's opt-out list out of each request (one query for
-    the whole write). A batch goes on without them, priced without them; a request left
-    with no number is refused whole."""
-    open_ = admission.open()
-    listed = await OptOutRepository(session).listed(
-        {admission.prepared[i].caller.client_id for i in open_},
-        {item.destination.msisdn for i in open_ for item in admission.prepared[i].quote.items},
-    )
-    if not listed:
-        return
-    for i in open_:
-        prepared = admission.prepared[i]
-        client_id, request = prepared.caller.client_id, prepared.request
-        refused = [
-            RefusedItem(
-                item.index,
-                item.destination.msisdn,
-                item.item.reference,
-                OptedOut(item.destination.msisdn, where=_fail_at(item.index, request, "")),
-            )
-            for item in prepared.quote.items
-            if (client_id, item.destination.msisdn) in listed
-        ]
-        if not refused:
-            continue
-        if len(refused) == len(prepared.quote.items):
-            first = refused[0]
-            admission.outcome[i] = (
-                OptedOut(
-                    first.msisdn,
-                    message=f"every phone of the request has opted out "
-                    f"(phones[{first.index}]: {first.msisdn}, …)",
-                )
-                if request.is_batch and len(refused) > 1
-                else first.error
-            )
-            continue
-        admission.prepared[i] = without_refused(prepared, refused)
-        admission.refused[i] = refused
-
-
-def without_refused(prepared: PreparedSms, refused: Sequence[RefusedItem]) -> PreparedSms:
-    """The request as stored: without its refused numbers, its total without their prices."""
-    if not refused:
-        return prepared
-    gone = {r.index for r in refused}
-    quote = prepared.quote
-    kept = [item for item in quote.items if item.index not in gone]
-    total = sum((item.price for item in kept), Decimal(0))
-    return replace(prepared, quote=Quote(kept, total, quote.currency, quote.tariff))
-
-
-async def _refuse_used_references(session: AsyncSession, admission: _Admission) -> None:
-    wanted: dict[int, set[str]] = defaultdict(set)
-    for request in admission.prepared:
-        for priced in request.quote.items:
-            if priced.item.reference is not None:
-                wanted[request.caller.client_id].add(priced.item.reference)
-    used: dict[int, set[str]] = {}
-    messages = MessageRepository(session)
-    for client_id, references in wanted.items():
-        used[client_id] = set(await messages.references_in_use(client_id, references))
-    # References of requests admitted earlier in this same write count as used too.
-    for i in admission.open():
-        request = admission.prepared[i]
-        taken = used.setdefault(request.caller.client_id, set())
-        refs = [p.item.reference for p in request.quote.items if p.item.reference is not None]
-        clash = next((ref for ref in refs if ref in taken), None)
-        if clash is not None:
-            admission.outcome[i] = Conflict(
-                f"reference {clash!r} is used already", reason="duplicate_reference"
-            )
-            continue
-        taken.update(refs)
-
-
-async def _debit_whole_totals(session: AsyncSession, admission: _Admission) -> set[int]:
-    """Debit each client's whole total at once where its balance covers it: the clients
-    paid for. Nearly always all of them, and then one UPDATE per client is the whole
-    balance check (a read and a later debit would be two statements). The row stays locked
-    from here to the commit, a few statements later."""
-    totals: dict[int, Decimal] = defaultdict(Decimal)
-    for i in admission.open():
-        request = admission.prepared[i]
-        totals[request.caller.client_id] += request.quote.total_price
-    clients = ClientRepository(session)
-    return {
-        client_id
-        for client_id, total in totals.items()
-        if await clients.debit_if_covered(client_id, total)
-    }
-
-
-async def _refuse_uncovered(session: AsyncSession, admission: _Admission, paid: set[int]) -> None:
-    """Admit each client's requests in order while its balance covers them (the clients in
-    `paid` are debited for all of theirs already)."""
-    clients = {admission.prepared[i].caller.client_id for i in admission.open()} - paid
-    if not clients:
-        return
-    balances = await ClientRepository(session).balances(clients)
-    for i in admission.open():
-        request = admission.prepared[i]
-        client_id = request.caller.client_id
-        if client_id in paid:
-            continue
-        cost = request.quote.total_price
-        if balances.get(client_id, Decimal(0)) < cost:
-            admission.outcome[i] = InsufficientFunds(f"the balance does not cover {cost}")
-            continue
-        balances[client_id] -= cost
-
-
-async def _debit(
-    session: AsyncSession, admission: _Admission, admitted: list[int], paid: set[int]
-) -> None:
-    """Debit the clients not `paid` for yet last, so that their balance rows stay locked
-    only from here to the commit."""
-    spent: dict[int, Decimal] = defaultdict(Decimal)
-    for i in admitted:
-        client_id = admission.prepared[i].caller.client_id
-        if client_id not in paid:
-            spent[client_id] += admission.prepared[i].quote.total_price
-    clients = ClientRepository(session)
-    for client_id, amount in spent.items():
-        if not await clients.debit_if_covered(client_id, amount):
-            # Another process spent the money since we read the balance: the caller retries
-            # the requests one by one, where this check decides for each.
-            raise BalanceRace(client_id)
-
-
-class BalanceRace(Exception):
-    """Raised inside a write when a balance changed under it; the write is rolled back."""
-
-
-def _task_row(prepared: PreparedSms, now: datetime) -> dict[str, object]:
-    request = prepared.request
-    first = request.items[0]
-    same_text = request.destination == "phones"
-    return {
-        "client_id": prepared.caller.client_id,
-        "destination": request.destination,
-        "originator": first.originator if same_text else None,
-        "body": first.body if same_text else None,
-        "validity_hours": request.validity_hours,
-        "total_price": prepared.quote.total_price,
-        "currency": prepared.quote.currency,
-        "created_at": now,
-    }
-
-
-def _message_row(
-    prepared: PreparedSms, item: PricedItem, task_id: int | None, now: datetime
-) -> dict[str, object]:
-    request = prepared.request
-    send_at = _send_at(request, now)
-    return {
-        "client_id": prepared.caller.client_id,
-        "task_id": task_id,
-        "channel": SMS,
-        "source": request.source,
-        "msisdn": item.destination.msisdn,
-        "country": item.destination.iso,
-        "reference": item.item.reference,
-        "originator": item.item.originator,
-        "body": item.item.body,
-        "encoding": item.encoding,
-        "parts": item.parts,
-        "tariff": prepared.quote.tariff,
-        "price": item.price,
-        "currency": item.currency,
-        "status": (Status.SCHEDULED if send_at else Status.QUEUED).value,
-        "callback_url": request.callback_url,
-        "supplier_id": item.supplier_id,
-        "reply_to": item.item.reply_to,
-        "cost": item.cost,
-        "cost_currency": item.cost_currency,
-        "send_at": send_at,
-        "expires_at": request.expires_at
-        or (send_at or now) + timedelta(hours=request.validity_hours),
-        "time_in": now,
-    }
-
-
-def _send_at(request: SmsRequest, now: datetime) -> datetime | None:
-    """When to send: None for now (a time in the past means now too)."""
-    return request.send_at if request.send_at and request.send_at > now else None
-
-
-async def accept_sms(
-    session: AsyncSession,
-    clock: Clock,
-    caller: Caller,
-    request: SmsRequest,
-    limits: Limits,
-) -> Acceptance:
-    """Accept one request in the caller's transaction (CLI, SMPP, tests; the API batches)."""
-    prepared = prepare_sms(await load_catalog(session), caller, request, limits)
-    if caller.is_test:
-        return fake_acceptance(prepared)
-    try:
-        [result] = await write_accepted(session, clock, [prepared])
-    except BalanceRace:
-        raise InsufficientFunds(
-            f"the balance does not cover {prepared.quote.total_price}"
-        ) from None
-    except IntegrityError:  # a concurrent request took a reference after our check
-        raise Conflict("a reference is used already", reason="duplicate_reference") from None
-    if isinstance(result, TidingsError):
-        raise result
-    return result

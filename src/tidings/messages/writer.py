@@ -13,14 +13,8 @@ from tidings.clock import Clock
 from tidings.db.engine import transaction
 from tidings.errors import Conflict, InsufficientFunds, OptedOut, TidingsError
 from tidings.groupcommit import GroupCommit
-from tidings.messages.acceptance import (
-    SMS,
-    Acceptance,
-    BalanceRace,
-    PreparedSms,
-    without_refused,
-    write_accepted,
-)
+from tidings.messages.acceptance import SMS, Acceptance, PreparedSms
+from tidings.messages.storing import BalanceRace, without_refused, write_accepted
 from tidings.observability.logging import log_accepted
 from tidings.observability.metrics import Metrics
 
