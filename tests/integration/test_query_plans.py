@@ -167,7 +167,6 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
             "dispatch.retry_later",
             lambda s: DispatchRepository(s).retry_later([(ROWS, NOW, "busy")]),
         ),
-        ("messages.outbound", lambda s: MessageRepository(s).outbound(pending_ids)),
         ("messages.lock_for_update", lambda s: MessageRepository(s).lock_for_update(delivered_ids)),
         (
             "messages.update_columns",
@@ -557,7 +556,6 @@ BY_ID = {
     "messages.get": ("messages", [ROWS // 2]),
     "messages.events": ("message_events", [ROWS // 2]),
     "messages.lock_for_update": ("messages", _ids(ROWS // 2, LOOKUPS)),
-    "messages.outbound": ("messages", _ids(ROWS - BACKLOG + 1, 100)),
 }
 
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.connectors.base import OutboundMessage
 from tidings.db.ids import allocate_ids
 from tidings.db.prebuilt import POSTGRESQL, dialect_of, one_of_param, one_of_values
 from tidings.delivery.models import MessagePart, Receipt
@@ -49,6 +50,7 @@ PARTS = cast(Table, MessagePart.__table__)
 class ClaimedJob:
     message_id: int
     attempts: int
+    message: OutboundMessage  # what the connector needs of it, returned by the claim itself
 
 
 def _one_of_selected(
@@ -58,6 +60,20 @@ def _one_of_selected(
     if dialect == POSTGRESQL:
         return column == any_(func.array(selected.scalar_subquery(), type_=ARRAY(column.type)))
     return column.in_(selected.scalar_subquery())
+
+
+# OutboundMessage's fields, in order.
+_OUTBOUND_COLUMNS = (
+    "id",
+    "msisdn",
+    "originator",
+    "body",
+    "encoding",
+    "parts",
+    "expires_at",
+    "reference",
+    "currency",
+)
 
 
 @functools.cache
@@ -78,7 +94,9 @@ def _claim(dialect: str) -> Update:
         update(t)
         .where(_one_of_selected(dialect, t.c.id, claimable))
         .values(locked_until=bindparam("b_lease"), attempts=t.c.attempts + 1)
-        .returning(t.c.id, t.c.attempts)
+        # The columns a connector needs (OutboundMessage's, in order) come back with the
+        # lease: no second statement to read the rows just claimed.
+        .returning(t.c.attempts, *(t.c[name] for name in _OUTBOUND_COLUMNS))
     )
 
 
@@ -305,7 +323,7 @@ class DispatchRepository:
             {"b_supplier": supplier_id, "b_now": now, "b_limit": limit, "b_lease": lease_until},
         )
         return sorted(
-            (ClaimedJob(message_id=row[0], attempts=row[1]) for row in result),
+            (ClaimedJob(row[1], row[0], OutboundMessage(*row[1:])) for row in result),
             key=lambda job: job.message_id,
         )
 

@@ -59,10 +59,9 @@ async def claim_batch(
     )
     if not jobs:
         return ClaimedBatch([], {}, [])
-    outbound = await MessageRepository(session).outbound([job.message_id for job in jobs])
     to_send: list[OutboundMessage] = []
     expired: list[int] = []
-    for message in outbound:
+    for message in (job.message for job in jobs):  # in id order
         if message.expires_at <= now:
             expired.append(message.message_id)
         else:

@@ -22,32 +22,11 @@ __all__ = [
     "event_insert",
     "lock_for_update",
     "one_of_values",
-    "outbound",
     "references",
 ]
 
 
 _MESSAGES = cast(Table, Message.__table__)
-
-
-@functools.cache
-def outbound(dialect: str) -> Select[Any]:
-    t = _MESSAGES
-    return (
-        select(
-            t.c.id,
-            t.c.msisdn,
-            t.c.originator,
-            t.c.body,
-            t.c.encoding,
-            t.c.parts,
-            t.c.expires_at,
-            t.c.reference,
-            t.c.currency,
-        )
-        .where(one_of_param(dialect, t.c.id, "b_ids"))
-        .order_by(t.c.id)
-    )
 
 
 @functools.cache

@@ -7,7 +7,6 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.connectors.base import OutboundMessage
 from tidings.db.arrays import one_of
 from tidings.db.ids import allocate_ids
 from tidings.messages import change_statements as statements
@@ -69,14 +68,6 @@ class MessageRepository:
             select(Message).where(Message.client_id == client_id, Message.reference == reference)
         )
         return result.scalar_one_or_none()
-
-    async def outbound(self, message_ids: Sequence[int]) -> list[OutboundMessage]:
-        """What a connector needs of each message (plain rows: no ORM objects to build)."""
-        result = await self.session.execute(
-            statements.outbound(statements.dialect_of(self.session)),
-            statements.one_of_values("b_ids", message_ids),
-        )
-        return [OutboundMessage(*row) for row in result]
 
     async def get_task(self, client_id: int, task_id: int) -> Task | None:
         result = await self.session.execute(
