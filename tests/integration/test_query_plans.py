@@ -181,7 +181,10 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
         ("webhooks.lease", lambda s: WebhookRepository(s).lease(pending_ids, NOW, lease)),
         ("webhooks.record", lambda s: WebhookRepository(s).record([outcome])),
         # Receipt matching.
-        ("receipts.match_messages", lambda s: ReceiptRepository(s).match_messages(SUPPLIER, smids)),
+        (
+            "receipts.reported",
+            lambda s: ReceiptRepository(s).reported(SUPPLIER, smids + part_ids),
+        ),
         ("receipts.newly_matchable", lambda s: ReceiptRepository(s).newly_matchable(since, 1000)),
         (
             "receipts.newly_matchable(ids)",

@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     Insert,
     Integer,
     Select,
@@ -26,9 +27,11 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    null,
     or_,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -143,11 +146,19 @@ def _receipt_insert(dialect: str) -> Insert:
 
 
 @functools.cache
-def _match_messages(dialect: str) -> Select[Any]:
-    t = MESSAGES
-    return select(t.c.supplier_message_id, t.c.id).where(
-        t.c.supplier_id == bindparam("b_supplier"),
-        one_of_param(dialect, t.c.supplier_message_id, "b_smids"),
+def _reported(dialect: str) -> CompoundSelect[Any]:
+    # The parts and the messages a report round's ids name, in one statement (two indexed
+    # look-ups): (id, part row id, message id, seqnum, total), part row id NULL for a message.
+    p, m = PARTS, MESSAGES
+    return union_all(
+        select(p.c.part_id, p.c.id, p.c.message_id, p.c.seqnum, p.c.total).where(
+            p.c.supplier_id == bindparam("b_supplier"),
+            one_of_param(dialect, p.c.part_id, "b_part_ids"),
+        ),
+        select(m.c.supplier_message_id, null(), m.c.id, null(), null()).where(
+            m.c.supplier_id == bindparam("b_supplier"),
+            one_of_param(dialect, m.c.supplier_message_id, "b_smids"),
+        ),
     )
 
 
@@ -389,18 +400,31 @@ class ReceiptRepository:
         )
         return ids
 
-    async def match_messages(
+    async def reported(
         self, supplier_id: int, supplier_message_ids: Iterable[str]
-    ) -> dict[str, int]:
-        """Our message ids for the ids a supplier gave us."""
+    ) -> tuple[dict[str, PartRow], dict[str, int]]:
+        """What the ids a supplier reported about name: parts of long messages (as
+        `PartRepository.find`), and messages (our message id of each), both in one statement.
+        """
         ids = list(set(supplier_message_ids))
         if not ids:
-            return {}
+            return {}, {}
         result = await self.session.execute(
-            _match_messages(dialect_of(self.session)),
-            {"b_supplier": supplier_id, **one_of_values("b_smids", ids)},
+            _reported(dialect_of(self.session)),
+            {
+                "b_supplier": supplier_id,
+                **one_of_values("b_part_ids", ids),
+                **one_of_values("b_smids", ids),
+            },
         )
-        return {row[0]: row[1] for row in result}
+        parts: dict[str, PartRow] = {}
+        messages: dict[str, int] = {}
+        for reported_id, part_id, message_id, seqnum, total in result:
+            if part_id is None:
+                messages[reported_id] = message_id
+            else:
+                parts[reported_id] = PartRow(part_id, message_id, seqnum, total)
+        return parts, messages
 
     async def mark_matched(self, matches: Sequence[tuple[int, int]]) -> None:
         """(receipt_id, message_id) pairs."""

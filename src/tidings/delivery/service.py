@@ -288,16 +288,21 @@ async def ingest_reports(
     """Store every report, apply those whose message is known, keep the rest for later."""
     receipts = ReceiptRepository(session)
     now = clock.now()
+    known_parts, known_messages = await receipts.reported(
+        supplier_id, (r.supplier_message_id for r in reports)
+    )
     # Parts of long messages first: the first part's id is also the message's own.
     parts = await settle_parts(
         session,
         supplier_id,
         [PartReport(r.supplier_message_id, r.status, r.at or now, r.detail) for r in reports],
+        known_parts,
     )
-    matches = await receipts.match_messages(
-        supplier_id,
-        (r.supplier_message_id for r in reports if r.supplier_message_id not in parts.message_of),
-    )
+    matches = {
+        reported: message_id
+        for reported, message_id in known_messages.items()
+        if reported not in parts.message_of
+    }
     matches.update(parts.message_of)
     ids = await receipts.add_many(
         [
