@@ -156,6 +156,45 @@ async def test_receipt_before_submit_answer_is_kept_and_applied(
         assert receipt is not None and receipt.message_id == mid
 
 
+async def test_early_receipts_of_parts_and_of_whole_messages_are_applied_with_the_answers(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """Receipts stored before their submit answers: the lane's look-up after recording the
+    answers applies them, by part for the long message, by message for the short one."""
+    world = await build_world(sessions, clock)
+    long_id, short_id = await accept(sessions, clock, world, 2)
+    async with transaction(sessions) as session:
+        early = await ingest_reports(
+            session,
+            clock,
+            world.supplier_id,
+            [
+                SupplierReport(reported, Status.DELIVERED, clock.now())
+                for reported in ("long-1", "long-2", "short")
+            ],
+        )
+    assert early.matched == [False, False, False]
+    async with transaction(sessions) as session:
+        batch = await claim_batch(session, clock, world.supplier_id, 10, lease_seconds=60)
+    outcomes = [
+        SubmitOutcome(long_id, SubmitResult.ACCEPTED, "long-1", part_ids=("long-1", "long-2")),
+        SubmitOutcome(short_id, SubmitResult.ACCEPTED, "short"),
+    ]
+    async with transaction(sessions) as session:
+        await record_outcomes(session, clock, world.supplier_id, batch, outcomes, RetryPolicy())
+    assert (await message(sessions, long_id)).status == "sent"
+    async with transaction(sessions) as session:
+        applied = await apply_early_receipts(session, clock, outcomes)
+    assert sorted(a.message.id for a in applied) == [long_id, short_id]
+    settled = await message(sessions, long_id)
+    assert settled.status == "delivered"
+    assert settled.status_detail is not None and settled.status_detail.startswith("all 2 parts")
+    assert (await message(sessions, short_id)).status == "delivered"
+    async with sessions() as session:
+        receipts = (await session.scalars(select(Receipt).order_by(Receipt.id))).all()
+    assert [r.message_id for r in receipts] == [long_id, long_id, short_id]
+
+
 async def test_status_is_monotonic_and_idempotent(
     sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
 ) -> None:

@@ -167,7 +167,6 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
             "dispatch.retry_later",
             lambda s: DispatchRepository(s).retry_later([(ROWS, NOW, "busy")]),
         ),
-        ("messages.outbound", lambda s: MessageRepository(s).outbound(pending_ids)),
         ("messages.lock_for_update", lambda s: MessageRepository(s).lock_for_update(delivered_ids)),
         (
             "messages.update_columns",
@@ -183,7 +182,10 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
         ("webhooks.claim", lambda s: WebhookRepository(s).claim(NOW, 100, lease)),
         ("webhooks.record", lambda s: WebhookRepository(s).record([outcome])),
         # Receipt matching.
-        ("receipts.match_messages", lambda s: ReceiptRepository(s).match_messages(SUPPLIER, smids)),
+        (
+            "receipts.reported",
+            lambda s: ReceiptRepository(s).reported(SUPPLIER, smids + part_ids),
+        ),
         ("receipts.newly_matchable", lambda s: ReceiptRepository(s).newly_matchable(since, 1000)),
         (
             "receipts.newly_matchable(ids)",
@@ -558,7 +560,6 @@ BY_ID = {
     "messages.get": ("messages", [ROWS // 2]),
     "messages.events": ("message_events", [ROWS // 2]),
     "messages.lock_for_update": ("messages", _ids(ROWS // 2, LOOKUPS)),
-    "messages.outbound": ("messages", _ids(ROWS - BACKLOG + 1, 100)),
 }
 
 

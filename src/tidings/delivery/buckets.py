@@ -7,13 +7,40 @@ commit, so lanes in other processes queue on it for microseconds, not for a batc
 
 from __future__ import annotations
 
+import functools
 from typing import cast
 
-from sqlalchemy import BigInteger, Table, bindparam, case, update
+from sqlalchemy import BigInteger, Insert, Table, Update, bindparam, case, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db.upsert import insert_for
+from tidings.db.prebuilt import POSTGRESQL, dialect_of
 from tidings.delivery.models import SupplierRateBucket
+
+BUCKETS = cast(Table, SupplierRateBucket.__table__)
+
+
+@functools.cache
+def _book(dialect: str) -> Insert:
+    # One per dialect (db/prebuilt.py): a rate-limited lane books before every batch.
+    insert = postgresql.insert if dialect == POSTGRESQL else sqlite.insert
+    now = bindparam("now_us", type_=BigInteger)
+    span = bindparam("span_us", type_=BigInteger)
+    first = insert(BUCKETS).values(supplier_id=bindparam("b_supplier"), booked_until_us=now + span)
+    booked = BUCKETS.c.booked_until_us
+    return first.on_conflict_do_update(
+        index_elements=[BUCKETS.c.supplier_id],
+        set_={"booked_until_us": case((booked > now, booked + span), else_=now + span)},
+    ).returning(booked)
+
+
+@functools.cache
+def _give_back(dialect: str) -> Update:
+    return (
+        update(BUCKETS)
+        .where(BUCKETS.c.supplier_id == bindparam("b_supplier"))
+        .values(booked_until_us=BUCKETS.c.booked_until_us - bindparam("span_us", type_=BigInteger))
+    )
 
 
 class RateBucketRepository:
@@ -28,26 +55,14 @@ class RateBucketRepository:
         One upsert: the first booking of a supplier creates its row, and concurrent bookers
         queue on the row's lock, each seeing the others' committed bookings.
         """
-        buckets = cast(Table, SupplierRateBucket.__table__)
-        now = bindparam("now_us", now_us, type_=BigInteger)
-        span = bindparam("span_us", span_us, type_=BigInteger)
-        insert = insert_for(self.session)
-        first = insert(buckets).values(supplier_id=supplier_id, booked_until_us=now + span)
-        booked = buckets.c.booked_until_us
-        statement = first.on_conflict_do_update(
-            index_elements=[buckets.c.supplier_id],
-            set_={"booked_until_us": case((booked > now, booked + span), else_=now + span)},
-        ).returning(booked)
-        return int((await self.session.execute(statement)).scalar_one())
+        result = await self.session.execute(
+            _book(dialect_of(self.session)),
+            {"b_supplier": supplier_id, "now_us": now_us, "span_us": span_us},
+        )
+        return int(result.scalar_one())
 
     async def give_back(self, supplier_id: int, span_us: int) -> None:
         """Return booked time that will not be used (the batch did not go)."""
-        buckets = cast(Table, SupplierRateBucket.__table__)
         await self.session.execute(
-            update(buckets)
-            .where(buckets.c.supplier_id == supplier_id)
-            .values(
-                booked_until_us=buckets.c.booked_until_us
-                - bindparam("span_us", span_us, type_=BigInteger)
-            )
+            _give_back(dialect_of(self.session)), {"b_supplier": supplier_id, "span_us": span_us}
         )

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.delivery.repository import PartRepository
+from tidings.delivery.repository import PartRepository, PartRow
 from tidings.messages.changes import StatusChange
 from tidings.messages.status import DELIVERED_STATUSES, FINAL_STATUSES, Status
 
@@ -35,12 +35,17 @@ class PartSettlement:
 
 
 async def settle_parts(
-    session: AsyncSession, supplier_id: int, reports: Sequence[PartReport]
+    session: AsyncSession,
+    supplier_id: int,
+    reports: Sequence[PartReport],
+    known: dict[str, PartRow] | None = None,
 ) -> PartSettlement:
     """The message-level changes of reports about parts of long messages (others ignored);
-    the parts' statuses are written in the caller's transaction."""
+    the parts' statuses are written in the caller's transaction. `known`: the parts the
+    reports' ids name, when the caller has looked them up already."""
     repository = PartRepository(session)
-    known = await repository.find(supplier_id, (r.supplier_message_id for r in reports))
+    if known is None:
+        known = await repository.find(supplier_id, (r.supplier_message_id for r in reports))
     if not known:
         return PartSettlement({}, [])
     parts = await repository.statuses(p.message_id for p in known.values())

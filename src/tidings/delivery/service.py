@@ -59,10 +59,9 @@ async def claim_batch(
     )
     if not jobs:
         return ClaimedBatch([], {}, [])
-    outbound = await MessageRepository(session).outbound([job.message_id for job in jobs])
     to_send: list[OutboundMessage] = []
     expired: list[int] = []
-    for message in outbound:
+    for message in (job.message for job in jobs):  # in id order
         if message.expires_at <= now:
             expired.append(message.message_id)
         else:
@@ -135,7 +134,7 @@ async def record_outcomes(
                 retries.append((mid, due, error))
     applied = await apply_changes(session, clock, changes)
     jobs = DispatchRepository(session)
-    await jobs.complete(done)
+    await jobs.complete(_still_queued(done, applied))
     await jobs.retry_later(retries)
     await failover.write(session)
     if retries:
@@ -146,6 +145,19 @@ async def record_outcomes(
     if long:
         await PartRepository(session).add(supplier_id, long)
     return applied
+
+
+def _still_queued(done: Sequence[int], applied: Sequence[AppliedChange]) -> list[int]:
+    """Of messages whose dispatch job is done, those that may still be in the queue.
+
+    A change to `sent` or to a final status that `apply_changes` applied took its message
+    out of the queue itself (its record's `due_at` is None: the row, locked by this
+    transaction, was written so), and every change made for `done` is one of those. Only
+    the messages whose change did not apply (a status that allows no such move) still need
+    `DispatchRepository.complete`; usually none, and the statement is not sent at all.
+    """
+    cleared = {a.message.id for a in applied if a.message.due_at is None}
+    return [message_id for message_id in done if message_id not in cleared]
 
 
 class _Failover:
@@ -229,7 +241,7 @@ async def drain_batch(
         for mid in batch.expired
     ]
     applied = await apply_changes(session, clock, changes)
-    await DispatchRepository(session).complete(batch.expired)
+    await DispatchRepository(session).complete(_still_queued(batch.expired, applied))
     await failover.write(session)
     return applied, sum(1 for _, s, _, _, _ in failover.moves if s != supplier_id)
 
@@ -244,14 +256,18 @@ async def apply_early_receipts(
     either committed by now, and its receipts are found here, or commits later and finds
     the answers itself (`match_late_receipts` after its round).
     """
-    taken = [
-        o.message_id
-        for o in outcomes
-        if o.result is SubmitResult.ACCEPTED and o.supplier_message_id
-    ]
-    if not taken:
+    accepted = [o for o in outcomes if o.result is SubmitResult.ACCEPTED and o.supplier_message_id]
+    if not accepted:
         return []
-    return await match_late_receipts(session, clock, limit=None, message_ids=taken)
+    return await match_late_receipts(
+        session,
+        clock,
+        limit=None,
+        message_ids=[o.message_id for o in accepted],
+        # Parts are recorded only for an answer with several part ids (record_outcomes);
+        # the parts another answer recorded are looked for by its own lane's call.
+        long_message_ids=[o.message_id for o in accepted if len(o.part_ids) > 1],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,16 +288,21 @@ async def ingest_reports(
     """Store every report, apply those whose message is known, keep the rest for later."""
     receipts = ReceiptRepository(session)
     now = clock.now()
+    known_parts, known_messages = await receipts.reported(
+        supplier_id, (r.supplier_message_id for r in reports)
+    )
     # Parts of long messages first: the first part's id is also the message's own.
     parts = await settle_parts(
         session,
         supplier_id,
         [PartReport(r.supplier_message_id, r.status, r.at or now, r.detail) for r in reports],
+        known_parts,
     )
-    matches = await receipts.match_messages(
-        supplier_id,
-        (r.supplier_message_id for r in reports if r.supplier_message_id not in parts.message_of),
-    )
+    matches = {
+        reported: message_id
+        for reported, message_id in known_messages.items()
+        if reported not in parts.message_of
+    }
     matches.update(parts.message_of)
     ids = await receipts.add_many(
         [
@@ -343,7 +364,7 @@ async def sweep_expired(
         for mid in viber_silent
     ]
     applied = await apply_changes(session, clock, changes)
-    await DispatchRepository(session).complete(pending)
+    await DispatchRepository(session).complete(_still_queued(pending, applied))
     applied.extend(await match_late_receipts(session, clock, limit=limit))
     return applied
 
@@ -359,9 +380,12 @@ async def match_late_receipts(
     limit: int | None = 1000,
     ids: Sequence[int] | None = None,
     message_ids: Sequence[int] | None = None,
+    long_message_ids: Sequence[int] | None = None,
 ) -> list[AppliedChange]:
     """Apply unmatched receipts whose message is known now: all of them (up to ``limit``), or
-    only those with these receipt ``ids``, or only those about these ``message_ids``.
+    only those with these receipt ``ids``, or only those about these ``message_ids``. With
+    ``message_ids``, ``long_message_ids`` may tell which of them can have parts: receipts
+    about parts are looked for only of those (none: the look-up is not made).
 
     The sweeper runs it over everything now and then. Right after committing, whoever wrote
     an unmatched receipt (a report round) or a supplier's submit answers (a lane) runs it
@@ -372,7 +396,12 @@ async def match_late_receipts(
     receipts = ReceiptRepository(session)
     since = clock.now() - UNMATCHED_RECEIPT_WINDOW
     found = await receipts.newly_matchable(since, limit, ids, message_ids)
-    of_parts = await PartRepository(session).unmatched_receipts(since, limit, ids, message_ids)
+    parts_of = message_ids if long_message_ids is None else long_message_ids
+    of_parts = (
+        await PartRepository(session).unmatched_receipts(since, limit, ids, parts_of)
+        if parts_of is None or parts_of
+        else []
+    )
     if not found and not of_parts:
         return []
     changes: list[StatusChange] = []

@@ -5,14 +5,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Insert, Select, Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Insert, Select, Table, bindparam, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.connectors.base import OutboundMessage
-from tidings.db.arrays import one_of
 from tidings.db.ids import allocate_ids
 from tidings.db.prebuilt import dialect_of, one_of_param, one_of_values
-from tidings.messages.changes import RECORD_FIELDS, MessageRecord
+from tidings.messages import change_statements as statements
+from tidings.messages.changes import MessageRecord
 from tidings.messages.models import Message, MessageEvent, Task, status_predicate
 from tidings.messages.status import FINAL_STATUSES, Status
 
@@ -79,25 +78,6 @@ class MessageRepository:
             select(Message).where(Message.client_id == client_id, Message.reference == reference)
         )
         return result.scalar_one_or_none()
-
-    async def outbound(self, message_ids: Sequence[int]) -> list[OutboundMessage]:
-        """What a connector needs of each message (plain rows: no ORM objects to build)."""
-        result = await self.session.execute(
-            select(
-                Message.id,
-                Message.msisdn,
-                Message.originator,
-                Message.body,
-                Message.encoding,
-                Message.parts,
-                Message.expires_at,
-                Message.reference,
-                Message.currency,
-            )
-            .where(one_of(self.session, Message.id, message_ids))
-            .order_by(Message.id)
-        )
-        return [OutboundMessage(*row) for row in result]
 
     async def get_task(self, client_id: int, task_id: int) -> Task | None:
         result = await self.session.execute(
@@ -168,38 +148,33 @@ class MessageRepository:
 
     async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(cast(Table, MessageEvent.__table__)), list(rows))
+            await self.session.execute(
+                statements.event_insert(statements.dialect_of(self.session)), list(rows)
+            )
 
     async def update_columns(self, updates: dict[int, dict[str, Any]]) -> None:
         """Set columns of messages by id: one executemany per distinct set of columns."""
-        table = cast(Table, Message.__table__)
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for message_id, values in updates.items():
             if values:
                 groups.setdefault(tuple(sorted(values)), []).append({"_id": message_id, **values})
+        dialect = statements.dialect_of(self.session)
         for columns, rows in groups.items():
-            await self.session.execute(
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values({column: bindparam(column) for column in columns}),
-                rows,
-            )
+            await self.session.execute(statements.column_update(dialect, columns), rows)
 
     async def references(self, message_ids: Sequence[int]) -> dict[int, str | None]:
         """The client's reference of each of these messages."""
         result = await self.session.execute(
-            select(Message.id, Message.reference).where(
-                one_of(self.session, Message.id, message_ids)
-            )
+            statements.references(statements.dialect_of(self.session)),
+            statements.one_of_values("b_ids", message_ids),
         )
         return {message_id: reference for message_id, reference in result.tuples()}
 
     async def lock_for_update(self, message_ids: Sequence[int]) -> list[MessageRecord]:
         """These messages' rows, locked for this transaction (plain records, no ORM objects)."""
-        table = cast(Table, Message.__table__)
-        columns = [table.c[name] for name in RECORD_FIELDS]  # positional: the record's order
         result = await self.session.execute(
-            select(*columns).where(one_of(self.session, table.c.id, message_ids)).with_for_update()
+            statements.lock_for_update(statements.dialect_of(self.session)),
+            statements.one_of_values("b_ids", message_ids),
         )
         return [MessageRecord(*row) for row in result]
 
