@@ -136,7 +136,7 @@ def _processes_option(default: int | None) -> Any:
         min=1,
         help="Processes, each with its own event loop, sharing the HTTP port"
         + (
-            " (default: TIDINGS_PROCESSES, else one per core on PostgreSQL, one on SQLite)."
+            " (default: TIDINGS_PROCESSES, else one per core)."
             if default is None
             else "."
         ),
@@ -149,7 +149,7 @@ def serve(
     processes: int | None = _processes_option(None),
 ) -> None:
     """Run the HTTP API and the workers (the embedded mode), on every core."""
-    from tidings.cli.processes import default_process_count
+    from tidings.cli.processes import core_count
 
     settings = Settings()
     _logging(settings)
@@ -158,7 +158,7 @@ def serve(
         asyncio.run(upgrade(settings.database_url))
     print_banner(settings, _demo_keys() if demo else None)
     if processes is None:
-        processes = settings.processes or default_process_count(settings)
+        processes = settings.processes or core_count()
     _run_http(settings, with_workers=True, processes=processes)
 
 

@@ -73,24 +73,16 @@ def roles_for(index: int, count: int, *, with_workers: bool = True) -> Roles:
     return Roles(delivery=False, webhooks=True, background=False, smpp=False)
 
 
-def default_process_count(settings: Settings) -> int:
-    """One per core on PostgreSQL; one on SQLite, where it measured faster.
-
-    On SQLite every transaction of every process queues for the one write lock, and a
-    transaction costs about a millisecond of CPU whatever it holds, so what counts is how
-    many messages each one carries. Two processes split the concurrent requests in two, so
-    each process's group commits carry half as many: on the end-to-end benchmark (2 cores,
-    8 connections, bench/README.md) `--processes 2` gave 62 messages/s at 16.8 ms of CPU
-    each against 88/s at 11.8 ms with one process. `--processes N` (or TIDINGS_PROCESSES)
-    still spreads a SQLite gateway over N processes, correctly (tests/e2e/test_processes_e2e.py).
-    """
-    if settings.is_sqlite:
-        return 1
-    return core_count()
-
-
 def core_count() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on: how many processes `serve` and `worker` run by
+    default.
+
+    On SQLite every transaction of every process queues for the one write lock, so what
+    counts is that the client API's group commits stay full: only the first process takes
+    HTTP requests (`roles_for`), the second sends the webhooks. Measured on the end-to-end
+    benchmark (2 cores, bench/README.md), 553 final callbacks/s at 2.01 ms of CPU a message
+    against 439/s at 2.15 ms with one process.
+    """
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
