@@ -1,5 +1,5 @@
-"""`tidings serve --processes 2`: two event loops, the loops spread over them (the first
-takes the requests and the supplier lanes, the second sends the webhooks), one /metrics for
+"""`tidings serve --processes 2`: two event loops, the work spread over them (the first
+takes the requests, the second runs the lanes and sends the webhooks), one /metrics for
 both, and `kill -9` of the parent takes the children with it. `tidings worker --processes 2`
 spreads its loops the same way."""
 
@@ -70,7 +70,7 @@ def test_two_processes_share_the_port_and_the_work(gateway: Gateway, tmp_path: P
             return all(http.get(f"/rest/sms/{i}").json()["status"] == "delivered" for i in ids)
 
         wait_until(all_delivered, timeout=60)
-        # /metrics holds both processes' counters (the webhook sender's: delivered reports).
+        # /metrics holds both processes' counters (the second's: submits, reports, webhooks).
         for _ in range(4):
             with httpx.Client(base_url=gateway.base_url, timeout=10) as fresh:
                 text = fresh.get("/metrics").text

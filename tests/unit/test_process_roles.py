@@ -10,10 +10,12 @@ def test_one_process_runs_everything() -> None:
     assert roles_for(0, 1) == Roles()
 
 
-def test_two_processes_one_takes_requests_and_lanes_the_other_sends_webhooks() -> None:
+def test_two_processes_one_takes_requests_the_other_runs_every_loop() -> None:
     first, second = roles_for(0, 2), roles_for(1, 2)
-    assert first.http and first.delivery and first.smpp and not first.webhooks
-    assert not second.http and second.webhooks and second.background and not second.delivery
+    assert first.http and first.smpp
+    assert not (first.delivery or first.webhooks or first.background)
+    assert not second.http and not second.smpp
+    assert second.delivery and second.webhooks and second.background
 
 
 def test_more_processes_take_requests_and_send_webhooks() -> None:

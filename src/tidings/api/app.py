@@ -54,9 +54,9 @@ class Roles:
     """Which background loops run beside the HTTP API in this process.
 
     `tidings serve` runs them all in one process, or spreads them over several
-    (`--processes`, tidings/cli/processes.py): the supplier lanes and the SMPP server in one,
-    the webhook sender, HLR and export workers in another, so that no one event loop carries
-    the whole path of a message.
+    (`--processes`, tidings/cli/processes.py: `roles_for`): the HTTP API and the SMPP server
+    in one, the background loops in another, so that no one event loop carries the whole
+    path of a message.
     """
 
     delivery: bool = True  # supplier lanes, sweeper, receipts from connectors

@@ -1,10 +1,10 @@
 """`tidings serve --processes N`: one event loop per core, sharing the listening socket.
 
 One Python process runs one event loop on one core. The parent binds the HTTP socket once
-and starts N children, which all accept on that socket, so the kernel spreads connections
-over them. The background loops are spread too (`Roles`): child 0 runs the supplier lanes
-and the SMPP server, child 1 the webhook sender, HLR and export workers, any further child
-another webhook sender. The database is what they share: every claim is a lease (`FOR UPDATE
+and starts N children; the work is spread by role (`roles_for`): child 0 takes the HTTP
+requests and the SMPP server's binds, child 1 runs the background loops (supplier lanes,
+receipts, webhooks, HLR, exports) and serves no HTTP, any further child takes requests and
+sends webhooks (the kernel spreads connections over the children that listen). The database is what they share: every claim is a lease (`FOR UPDATE
 SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), and a commit wakes the loop that
 has work in whichever process it runs (tidings/wakeups.py).
 
@@ -55,21 +55,24 @@ RESTART_PAUSE = 1.0
 def roles_for(index: int, count: int, *, with_workers: bool = True) -> Roles:
     """Which loops child `index` of `count` runs, and whether it serves HTTP.
 
-    With two processes, one takes the requests and the supplier lanes, the other sends the
-    webhooks and serves no HTTP: the client API's group commits (messages/writer.py) carry
-    every request in flight then, not half of them each, and a transaction costs much the
-    same whatever it carries. Measured on the end-to-end benchmark (SQLite, 2 cores), HTTP in
-    both processes cost 3.7 ms of CPU per message, HTTP in one 2.3 ms. A third process and
-    beyond take requests and send webhooks.
+    With two processes, the first takes the HTTP requests (and the SMPP server's binds) and
+    nothing else, the second runs every background loop — supplier lanes, receipts, the
+    sweeper, the webhook sender, HLR and exports — and serves no HTTP. What a client waits
+    for is its request's group commit (messages/writer.py): on a loop of its own it comes
+    round sooner, and the commits carry every request in flight (not half of them each, as
+    with HTTP in both). Measured on the end-to-end benchmark (SQLite, 2 cores, 8
+    connections): 585–589 final callbacks/s at 1.86 ms of CPU a message, against 512–519/s
+    at 2.15 ms with the lanes beside the HTTP API, and 3.7 ms with HTTP in both processes.
+    A third process and beyond take requests and send webhooks.
     """
     if not with_workers:  # the API alone; the SMPP server (if any) in one of them
         return Roles(delivery=False, webhooks=False, background=False, smpp=index == 0)
     if count <= 1:
         return Roles()
     if index == 0:
-        return Roles(delivery=True, webhooks=False, background=False, smpp=True)
+        return Roles(delivery=False, webhooks=False, background=False, smpp=True)
     if index == 1:
-        return Roles(delivery=False, webhooks=True, background=True, smpp=False, http=False)
+        return Roles(smpp=False, http=False)
     return Roles(delivery=False, webhooks=True, background=False, smpp=False)
 
 
@@ -77,11 +80,10 @@ def core_count() -> int:
     """The cores this process may run on: how many processes `serve` and `worker` run by
     default.
 
-    On SQLite every transaction of every process queues for the one write lock, so what
-    counts is that the client API's group commits stay full: only the first process takes
-    HTTP requests (`roles_for`), the second sends the webhooks. Measured on the end-to-end
-    benchmark (2 cores, bench/README.md), 553 final callbacks/s at 2.01 ms of CPU a message
-    against 439/s at 2.15 ms with one process.
+    On SQLite as on PostgreSQL: the first process takes the HTTP requests, the second runs
+    the background loops (`roles_for`). Measured on the end-to-end benchmark (SQLite,
+    2 cores, bench/README.md): 585–589 final callbacks/s at 1.86 ms of CPU a message against
+    439/s at 2.15 ms with one process.
     """
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
