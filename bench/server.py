@@ -106,6 +106,22 @@ class SqliteDatabase(BenchDatabase):
                 Path(f"{self.path}{suffix}").unlink()
 
 
+def postgres_admin(sql: str) -> None:
+    """Run one statement as the bench's PostgreSQL superuser."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 class PostgresDatabase(BenchDatabase):
     kind = "postgres"
     _serial = 0
@@ -119,18 +135,7 @@ class PostgresDatabase(BenchDatabase):
         self._lock = threading.Lock()
 
     def _admin(self, sql: str) -> None:
-        import asyncio
-
-        import asyncpg
-
-        async def run() -> None:
-            conn = await asyncpg.connect(PG_ADMIN_URL)
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
-
-        asyncio.run(run())
+        postgres_admin(sql)
 
     def create(self, template: str | None = None) -> None:
         self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
