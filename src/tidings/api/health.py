@@ -22,7 +22,7 @@ async def health(request: Request) -> JSONResponse:
             await session.execute(text("SELECT 1"))
     except Exception as error:  # the database is what "unhealthy" means here
         # Not ready while the database is away; the next probe after it is back says ok
-        # (the pool drops dead connections on checkout, pool_pre_ping).
+        # (the pool pings a connection idle for a while on checkout, db/engine.py).
         return JSONResponse(
             {
                 "status": "database unavailable",
