@@ -135,11 +135,7 @@ def _processes_option(default: int | None) -> Any:
         "-p",
         min=1,
         help="Processes, each with its own event loop, sharing the HTTP port"
-        + (
-            " (default: TIDINGS_PROCESSES, else one per core)."
-            if default is None
-            else "."
-        ),
+        + (" (default: TIDINGS_PROCESSES, else one per core)." if default is None else "."),
     )
 
 

@@ -4,9 +4,10 @@ One Python process runs one event loop on one core. The parent binds the HTTP so
 and starts N children; the work is spread by role (`roles_for`): child 0 takes the HTTP
 requests and the SMPP server's binds, child 1 runs the background loops (supplier lanes,
 receipts, webhooks, HLR, exports) and serves no HTTP, any further child takes requests and
-sends webhooks (the kernel spreads connections over the children that listen). The database is what they share: every claim is a lease (`FOR UPDATE
-SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), and a commit wakes the loop that
-has work in whichever process it runs (tidings/wakeups.py).
+sends webhooks (the kernel spreads connections over the children that listen). The
+database is what they share: every claim is a lease (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, `BEGIN IMMEDIATE` on SQLite), and a commit wakes the loop that has work in
+whichever process it runs (tidings/wakeups.py).
 
 Children die with the parent (`PR_SET_PDEATHSIG`), so `kill -9` of `tidings serve` ends the
 whole gateway, as it did with one process, and a restart can bind the port again. A child
