@@ -184,46 +184,44 @@ class UnmatchedReceipt:
 
 @functools.cache
 def _newly_matchable(dialect: str, limited: bool, by_ids: bool, by_messages: bool) -> Select[Any]:
-    r, m = RECEIPTS, MESSAGES
-    query = (
-        select(*(r.c[name] for name in _RECEIPT_COLUMNS), m.c.id)
-        .select_from(
-            r.join(
-                m,
-                and_(
-                    m.c.supplier_id == r.c.supplier_id,
-                    m.c.supplier_message_id == r.c.supplier_message_id,
-                ),
-            )
-        )
-        .where(r.c.message_id.is_(None), r.c.received_at >= bindparam("b_since"))
-        .order_by(r.c.id)
+    """Waiting receipts whose supplier id now names a message (with that message's id)."""
+    m = MESSAGES
+    return _waiting_receipts(
+        dialect, m, m.c.supplier_message_id, m.c.id, (m.c.id,), limited, by_ids, by_messages
     )
-    if limited:
-        query = query.limit(bindparam("b_limit", type_=Integer))
-    if by_ids:
-        query = query.where(one_of_param(dialect, r.c.id, "b_ids"))
-    if by_messages:
-        query = query.where(one_of_param(dialect, m.c.id, "b_message_ids"))
-    return query
 
 
 @functools.cache
 def _unmatched_part_receipts(
     dialect: str, limited: bool, by_ids: bool, by_messages: bool
 ) -> Select[Any]:
-    r, p = RECEIPTS, PARTS
+    """Waiting receipts whose supplier id names a part of a long message."""
+    p = PARTS
+    return _waiting_receipts(
+        dialect, p, p.c.part_id, p.c.message_id, (), limited, by_ids, by_messages
+    )
+
+
+def _waiting_receipts(
+    dialect: str,
+    target: Table,
+    supplier_id_column: ColumnElement[Any],
+    message_id_column: ColumnElement[Any],
+    extra: tuple[ColumnElement[Any], ...],
+    limited: bool,
+    by_ids: bool,
+    by_messages: bool,
+) -> Select[Any]:
+    """Unmatched receipts joined to `target` (messages or parts) by supplier and supplier
+    message id, oldest first, optionally limited, by receipt ids or by message ids."""
+    r = RECEIPTS
+    joined = and_(
+        target.c.supplier_id == r.c.supplier_id,
+        supplier_id_column == r.c.supplier_message_id,
+    )
     query = (
-        select(*(r.c[name] for name in _RECEIPT_COLUMNS))
-        .select_from(
-            r.join(
-                p,
-                and_(
-                    p.c.supplier_id == r.c.supplier_id,
-                    p.c.part_id == r.c.supplier_message_id,
-                ),
-            )
-        )
+        select(*(r.c[name] for name in _RECEIPT_COLUMNS), *extra)
+        .select_from(r.join(target, joined))
         .where(r.c.message_id.is_(None), r.c.received_at >= bindparam("b_since"))
         .order_by(r.c.id)
     )
@@ -232,7 +230,7 @@ def _unmatched_part_receipts(
     if by_ids:
         query = query.where(one_of_param(dialect, r.c.id, "b_ids"))
     if by_messages:
-        query = query.where(one_of_param(dialect, p.c.message_id, "b_message_ids"))
+        query = query.where(one_of_param(dialect, message_id_column, "b_message_ids"))
     return query
 
 
