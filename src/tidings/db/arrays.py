@@ -11,14 +11,15 @@ of the table. SQLite has no arrays and no plan cache across statements: IN stays
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, any_, func, literal
+from sqlalchemy import ColumnElement, Select, and_, any_, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from tidings.db.partitions import PARTITION_KEYS
+from tidings.db import prebuilt
+from tidings.db.prebuilt import dialect_of
 
 
 def is_postgres(session: AsyncSession) -> bool:
@@ -56,9 +57,7 @@ def none_of(
 
 def _is_partition_key(column: ColumnElement[Any] | InstrumentedAttribute[Any]) -> bool:
     element = column.__clause_element__() if hasattr(column, "__clause_element__") else column
-    table = getattr(element, "table", None)
-    name = getattr(table, "name", None)
-    return name is not None and PARTITION_KEYS.get(name) == getattr(element, "name", None)
+    return prebuilt.is_partition_key(cast(ColumnElement[Any], element))
 
 
 def one_of_selected(
@@ -66,13 +65,9 @@ def one_of_selected(
     column: ColumnElement[Any] | InstrumentedAttribute[Any],
     selected: Select[Any],
 ) -> ColumnElement[bool]:
-    """``column = ANY(ARRAY(subquery))`` on PostgreSQL, ``column IN (subquery)`` elsewhere.
-
-    A claim's ``UPDATE … WHERE id IN (SELECT … LIMIT $n FOR UPDATE SKIP LOCKED)`` is a join
-    to the planner, and a generic plan cannot know $n: it guesses a tenth of the table and
-    may hash-join against a sequential scan of it. ``ARRAY(subquery)`` runs the subquery once
-    (an InitPlan) and the UPDATE looks its few ids up by primary key, whatever the estimate.
-    """
-    if is_postgres(session):
-        return column == any_(func.array(selected.scalar_subquery(), type_=ARRAY(column.type)))
-    return column.in_(selected.scalar_subquery())
+    """``column = ANY(ARRAY(subquery))`` on PostgreSQL, ``column IN (subquery)`` elsewhere
+    (`prebuilt.one_of_selected`, which says why)."""
+    element = column.__clause_element__() if hasattr(column, "__clause_element__") else column
+    return prebuilt.one_of_selected(
+        dialect_of(session), cast(ColumnElement[Any], element), selected
+    )

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, any_, bindparam
+from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,7 +43,7 @@ def one_of_param(dialect: str, column: ColumnElement[Any], name: str) -> ColumnE
     if dialect != POSTGRESQL:
         return column.in_(bindparam(name, expanding=True))
     matches = column == any_(bindparam(name, type_=ARRAY(column.type)))
-    if _is_partition_key(column):
+    if is_partition_key(column):
         # A generic plan cannot prune partitions by an array, but it prunes by a range.
         return and_(
             matches, column.between(bindparam(f"{name}_least"), bindparam(f"{name}_greatest"))
@@ -61,7 +61,23 @@ def one_of_values(name: str, values: Iterable[Any]) -> dict[str, Any]:
     return {name: wanted, f"{name}_least": min(wanted), f"{name}_greatest": max(wanted)}
 
 
-def _is_partition_key(column: ColumnElement[Any]) -> bool:
+def one_of_selected(
+    dialect: str, column: ColumnElement[Any], selected: Select[Any]
+) -> ColumnElement[bool]:
+    """``column = ANY(ARRAY(subquery))`` on PostgreSQL, ``column IN (subquery)`` elsewhere.
+
+    A claim's ``UPDATE … WHERE id IN (SELECT … LIMIT $n FOR UPDATE SKIP LOCKED)`` is a join
+    to the planner, and a generic plan cannot know $n: it guesses a tenth of the table and
+    may hash-join against a sequential scan of it. ``ARRAY(subquery)`` runs the subquery once
+    (an InitPlan) and the UPDATE looks its few ids up by primary key, whatever the estimate.
+    """
+    if dialect == POSTGRESQL:
+        return column == any_(func.array(selected.scalar_subquery(), type_=ARRAY(column.type)))
+    return column.in_(selected.scalar_subquery())
+
+
+def is_partition_key(column: ColumnElement[Any]) -> bool:
+    """Whether `column` is the partition key of a partitioned table (db/partitions.py)."""
     table = getattr(column, "table", None)
     name = getattr(table, "name", None)
     return name is not None and PARTITION_KEYS.get(name) == getattr(column, "name", None)

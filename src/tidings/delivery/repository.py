@@ -23,7 +23,6 @@ from sqlalchemy import (
     Table,
     Update,
     and_,
-    any_,
     bindparam,
     func,
     insert,
@@ -39,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.connectors.base import OutboundMessage
 from tidings.db.ids import allocate_ids
-from tidings.db.prebuilt import POSTGRESQL, dialect_of, one_of_param, one_of_values
+from tidings.db.prebuilt import POSTGRESQL, dialect_of, one_of_param, one_of_selected, one_of_values
 from tidings.delivery.models import MessagePart, Receipt
 from tidings.messages.models import Message
 from tidings.wakeups import dispatch_channel, wake_after_commit
@@ -54,15 +53,6 @@ class ClaimedJob:
     message_id: int
     attempts: int
     message: OutboundMessage  # what the connector needs of it, returned by the claim itself
-
-
-def _one_of_selected(
-    dialect: str, column: ColumnElement[Any], selected: Select[Any]
-) -> ColumnElement[bool]:
-    """`arrays.one_of_selected` by dialect name, for a statement built once."""
-    if dialect == POSTGRESQL:
-        return column == any_(func.array(selected.scalar_subquery(), type_=ARRAY(column.type)))
-    return column.in_(selected.scalar_subquery())
 
 
 # OutboundMessage's fields, in order.
@@ -95,7 +85,7 @@ def _claim(dialect: str) -> Update:
     )
     return (
         update(t)
-        .where(_one_of_selected(dialect, t.c.id, claimable))
+        .where(one_of_selected(dialect, t.c.id, claimable))
         .values(locked_until=bindparam("b_lease"), attempts=t.c.attempts + 1)
         # The columns a connector needs (OutboundMessage's, in order) come back with the
         # lease: no second statement to read the rows just claimed.

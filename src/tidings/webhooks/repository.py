@@ -18,22 +18,19 @@ from sqlalchemy import (
     Table,
     Update,
     and_,
-    any_,
     bindparam,
     exists,
-    func,
     insert,
     literal_column,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ColumnClause
 
 from tidings.accounts.models import Client
-from tidings.db.prebuilt import POSTGRESQL, dialect_of, one_of_param, one_of_values
+from tidings.db.prebuilt import dialect_of, one_of_param, one_of_selected, one_of_values
 from tidings.wakeups import WEBHOOKS, wake_after_commit
 from tidings.webhooks.models import WebhookAttempt, WebhookDelivery
 
@@ -343,7 +340,7 @@ def _leasing(dialect: str, leasable: Select[Any]) -> Update:
     c = DELIVERIES.c
     return (
         update(DELIVERIES)
-        .where(_one_of_selected(dialect, c.id, leasable))
+        .where(one_of_selected(dialect, c.id, leasable))
         .values(locked_until=bindparam("b_until"))
         .returning(
             c.id,
@@ -413,17 +410,6 @@ def _of_client(column: ColumnElement[Any]) -> ColumnElement[Any]:
         .correlate(DELIVERIES)
         .scalar_subquery()
     )
-
-
-def _one_of_selected(
-    dialect: str, column: ColumnElement[Any], selected: Select[Any]
-) -> ColumnElement[bool]:
-    """`arrays.one_of_selected` by dialect name: ``column = ANY(ARRAY(subquery))`` on
-    PostgreSQL (the subquery runs once, an InitPlan, whatever a generic plan guesses of
-    its LIMIT), ``column IN (subquery)`` elsewhere."""
-    if dialect == POSTGRESQL:
-        return column == any_(func.array(selected.scalar_subquery(), type_=ARRAY(column.type)))
-    return column.in_(selected.scalar_subquery())
 
 
 # The outcome of each delivery, applied only while it still carries the lease it was sent
