@@ -55,6 +55,7 @@ from tidings.db.statistics import MIN_ROWS, analyze_grown_tables
 from tidings.delivery.repository import DispatchRepository, PartRepository, ReceiptRepository
 from tidings.delivery.service import sweep_expired
 from tidings.hlr.repository import HlrRepository
+from tidings.messages.admission_repository import AdmissionRepository
 from tidings.messages.models import Message
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import IN_FLIGHT_STATUSES, PENDING_STATUSES
@@ -248,6 +249,14 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
         (
             "optouts.listed",
             lambda s: OptOutRepository(s).listed([CLIENT, CLIENT + 1], optout_numbers),
+        ),
+        # An accept round's reads in one statement on PostgreSQL: its opt-outs, its
+        # references, its ids.
+        (
+            "admission.round_facts",
+            lambda s: AdmissionRepository(s).round_facts(
+                {CLIENT: optout_numbers, CLIENT + 1: optout_numbers[:10]}, {CLIENT: refs}, 100
+            ),
         ),
     ]
 

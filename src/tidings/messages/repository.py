@@ -41,24 +41,31 @@ class MessageRepository:
         await self.session.flush()
         return task
 
-    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Insert messages with one executemany; the new ids come back in the rows' order."""
-        ids = await allocate_ids(self.session, MESSAGES, len(rows), shared_with=(TASKS,))
+    async def insert_many(
+        self, rows: Sequence[dict[str, Any]], ids: Sequence[int] | None = None
+    ) -> list[int]:
+        """Insert messages with one executemany; the new ids come back in the rows' order.
+        `ids`: taken already (messages/admission_repository.py), else taken here."""
+        if ids is None:
+            ids = await allocate_ids(self.session, MESSAGES, len(rows), shared_with=(TASKS,))
         await self.session.execute(
             _insert(MESSAGES), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
-        return ids
+        return list(ids)
 
-    async def insert_tasks(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+    async def insert_tasks(
+        self, rows: Sequence[dict[str, Any]], ids: Sequence[int] | None = None
+    ) -> list[int]:
         if not rows:
             return []
         # Task ids are taken from the messages' numbers, so that `GET /sms/{id}` is never
         # both a message and a task (docs/api.md, "Short form").
-        ids = await allocate_ids(self.session, MESSAGES, len(rows), shared_with=(TASKS,))
+        if ids is None:
+            ids = await allocate_ids(self.session, MESSAGES, len(rows), shared_with=(TASKS,))
         await self.session.execute(
             _insert(TASKS), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
-        return ids
+        return list(ids)
 
     async def references_in_use(self, client_id: int, references: Iterable[str]) -> list[str]:
         result = await self.session.execute(

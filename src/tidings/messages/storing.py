@@ -12,10 +12,11 @@ transaction (CLI, SMPP, tests).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import islice
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,10 +44,10 @@ from tidings.messages.acceptance import (
     prepare_sms,
     with_supplier,
 )
+from tidings.messages.admission_repository import AdmissionRepository
 from tidings.messages.catalog import load_catalog
 from tidings.messages.repository import MessageRepository
 from tidings.messages.status import Status
-from tidings.optouts.repository import OptOutRepository
 
 
 @dataclass(slots=True)
@@ -80,10 +81,15 @@ async def write_accepted(
     the insert surfaces as IntegrityError, and the caller retries the requests one by one.
     """
     admission = _Admission(list(prepared))
-    if check_optouts:  # off only for the confirmation of an opt-out (inbound/hooks.py)
-        await _refuse_opted_out(session, admission)
+    facts = await AdmissionRepository(session).round_facts(
+        # Off only for the confirmation of an opt-out (inbound/hooks.py).
+        _numbers_by_client(admission) if check_optouts else {},
+        _references_by_client(admission),
+        _ids_needed(admission),
+    )
+    _refuse_opted_out(admission, facts.opted_out)
     prepared = admission.prepared  # without the numbers that opted out
-    await _refuse_used_references(session, admission)
+    _refuse_used_references(admission, facts.used_references)
     paid = await _debit_whole_totals(session, admission)
     await _refuse_uncovered(session, admission, paid)
     admitted = admission.open()
@@ -92,9 +98,9 @@ async def write_accepted(
 
     now = clock.now()
     messages = MessageRepository(session)
-    task_ids = await messages.insert_tasks(
-        [_task_row(prepared[i], now) for i in admitted if prepared[i].request.is_batch]
-    )
+    taken = iter(facts.ids)  # PostgreSQL: taken with the reads; SQLite: taken at the insert
+    task_rows = [_task_row(prepared[i], now) for i in admitted if prepared[i].request.is_batch]
+    task_ids = await messages.insert_tasks(task_rows, _take(taken, len(task_rows)))
     next_task = iter(task_ids)
     rows: list[dict[str, object]] = []
     owners: list[tuple[int, PricedItem]] = []
@@ -110,7 +116,7 @@ async def write_accepted(
             due_at = _send_at(prepared[i].request, now) or now
             rows.append({**_message_row(prepared[i], item, task_of[i], now), "due_at": due_at})
             owners.append((i, item))
-    ids = await messages.insert_many(rows)
+    ids = await messages.insert_many(rows, _take(taken, len(rows)))
     DispatchRepository(session).enqueued({item.supplier_id or 0 for _, item in owners})
 
     accepted: dict[int, list[AcceptedItem]] = defaultdict(list)
@@ -135,18 +141,49 @@ async def write_accepted(
     return [r for r in admission.outcome if r is not None]
 
 
-async def _refuse_opted_out(session: AsyncSession, admission: _Admission) -> None:
-    """Take the numbers on their client's opt-out list out of each request (one query for
-    the whole write). A batch goes on without them, priced without them; a request left
-    with no number is refused whole."""
-    open_ = admission.open()
-    listed = await OptOutRepository(session).listed(
-        {admission.prepared[i].caller.client_id for i in open_},
-        {item.destination.msisdn for i in open_ for item in admission.prepared[i].quote.items},
+def _numbers_by_client(admission: _Admission) -> dict[int, set[str]]:
+    numbers: dict[int, set[str]] = defaultdict(set)
+    for i in admission.open():
+        request = admission.prepared[i]
+        numbers[request.caller.client_id].update(
+            item.destination.msisdn for item in request.quote.items
+        )
+    return numbers
+
+
+def _references_by_client(admission: _Admission) -> dict[int, set[str]]:
+    wanted: dict[int, set[str]] = defaultdict(set)
+    for request in admission.prepared:
+        for priced in request.quote.items:
+            if priced.item.reference is not None:
+                wanted[request.caller.client_id].add(priced.item.reference)
+    return wanted
+
+
+def _ids_needed(admission: _Admission) -> int:
+    """At most the ids the write inserts: a message per number, a task per batch request."""
+    return sum(
+        len(admission.prepared[i].quote.items) + admission.prepared[i].request.is_batch
+        for i in admission.open()
     )
+
+
+def _take(taken: Iterator[int], count: int) -> list[int] | None:
+    """`count` of the ids taken up front, or None where none were (the insert takes them)."""
+    ids = list(islice(taken, count))
+    if not ids and count:
+        return None
+    assert len(ids) == count, "an accept round took fewer ids than it inserts rows"
+    return ids
+
+
+def _refuse_opted_out(admission: _Admission, listed: set[tuple[int, str]]) -> None:
+    """Take the numbers on their client's opt-out list out of each request (`listed`: read
+    for the whole write at once). A batch goes on without them, priced without them; a
+    request left with no number is refused whole."""
     if not listed:
         return
-    for i in open_:
+    for i in admission.open():
         prepared = admission.prepared[i]
         client_id, request = prepared.caller.client_id, prepared.request
         refused = [
@@ -188,16 +225,8 @@ def without_refused(prepared: PreparedSms, refused: Sequence[RefusedItem]) -> Pr
     return replace(prepared, quote=Quote(kept, total, quote.currency, quote.tariff))
 
 
-async def _refuse_used_references(session: AsyncSession, admission: _Admission) -> None:
-    wanted: dict[int, set[str]] = defaultdict(set)
-    for request in admission.prepared:
-        for priced in request.quote.items:
-            if priced.item.reference is not None:
-                wanted[request.caller.client_id].add(priced.item.reference)
-    used: dict[int, set[str]] = {}
-    messages = MessageRepository(session)
-    for client_id, references in wanted.items():
-        used[client_id] = set(await messages.references_in_use(client_id, references))
+def _refuse_used_references(admission: _Admission, in_use: dict[int, set[str]]) -> None:
+    used = {client_id: set(references) for client_id, references in in_use.items()}
     # References of requests admitted earlier in this same write count as used too.
     for i in admission.open():
         request = admission.prepared[i]
