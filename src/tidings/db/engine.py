@@ -20,7 +20,13 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from tidings.config import normalize_database_url
 from tidings.db.sqlite_driver import inline_statements, one_trip_dbapi
 
-__all__ = ["create_engine", "create_sessionmaker", "inline_statements", "transaction"]
+__all__ = [
+    "create_engine",
+    "create_sessionmaker",
+    "inline_statements",
+    "one_statement",
+    "transaction",
+]
 from tidings.wakeups import Wakeups, waking_sessionmaker_options
 
 
@@ -119,3 +125,22 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     """One unit of work: commits on success, rolls back on any exception."""
     async with sessions() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def one_statement(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A unit of work that is one statement (one executemany counts as one: PostgreSQL runs
+    its rows in one implicit transaction). On PostgreSQL it runs in autocommit, with no
+    BEGIN and COMMIT: one round trip instead of three, and a round trip costs both sides a
+    write and a wake-up, more than a small statement does (docs/performance.md, "Round
+    trips"). Elsewhere, and for anything longer, `transaction`."""
+    async with sessions() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            async with session.begin():
+                yield session
+            return
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+        await session.commit()

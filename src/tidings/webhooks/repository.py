@@ -183,6 +183,12 @@ class WebhookRepository:
         )
         return _claimed(result.tuples(), lease_until)
 
+    @staticmethod
+    def record_is_one_statement(outcomes: Sequence[Outcome]) -> bool:
+        """Whether `record` is one statement (no attempt row to log): the worker can then
+        write it without a transaction of its own (db/engine.py: `one_statement`)."""
+        return not _attempt_rows(outcomes)
+
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Log the attempts and move the deliveries, in the caller's one transaction.
 
@@ -192,7 +198,7 @@ class WebhookRepository:
         first attempt that succeeds has no attempt row: the delivery row keeps its answer
         (`with_attempts` shows it as the one attempt), one insert fewer for most deliveries.
         """
-        attempts = [o.attempt for o in outcomes if o.attempt is not None and not first_success(o)]
+        attempts = _attempt_rows(outcomes)
         if attempts:
             await self.session.execute(_INSERT_ATTEMPTS, attempts)
         if not outcomes:
@@ -468,3 +474,8 @@ def _first_success(delivery: WebhookDelivery) -> list[WebhookAttempt]:
             duration_ms=delivery.duration_ms or 0,
         )
     ]
+
+
+def _attempt_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """The attempt rows `record` logs: all but first attempts that succeeded."""
+    return [o.attempt for o in outcomes if o.attempt is not None and not first_success(o)]

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tidings import __version__
 from tidings.clock import Clock
 from tidings.config import Settings
-from tidings.db.engine import inline_statements, transaction
+from tidings.db.engine import inline_statements, one_statement, transaction
 from tidings.db.outage import Backoff, describe, is_connection_error, pause_after_failure
 from tidings.errors import ConfigurationError
 from tidings.observability.metrics import Metrics
@@ -280,7 +280,7 @@ class WebhookWorker:
         # the lease are one statement; otherwise the candidates are read first and chosen
         # per endpoint.
         takes_all = max(self._held_per_host.values(), default=0) + limit <= budget
-        async with transaction(self.sessions) as session:
+        async with (one_statement if takes_all else transaction)(self.sessions) as session:
             repo = WebhookRepository(session)
             if takes_all:
                 claimed = await repo.claim(now, limit, lease_until)
@@ -395,7 +395,8 @@ class WebhookWorker:
         self._room.set()
 
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
-        async with transaction(self.sessions) as session:
+        unit = one_statement if WebhookRepository.record_is_one_statement(outcomes) else transaction
+        async with unit(self.sessions) as session:
             await WebhookRepository(session).record(outcomes)
 
 
