@@ -173,6 +173,13 @@ def _hot_calls() -> list[tuple[str, Callable[[AsyncSession], Awaitable[object]]]
             "messages.update_columns",
             lambda s: MessageRepository(s).update_columns({ROWS: {"status": "sent"}}),
         ),
+        # A batch of answers or receipts: one UPDATE … FROM unnest(…) on PostgreSQL.
+        (
+            "messages.update_columns(batch)",
+            lambda s: MessageRepository(s).update_columns(
+                {id_: {"status": "delivered", "time_dr": NOW} for id_ in delivered_ids}
+            ),
+        ),
         # The webhook sender.
         ("webhooks.candidates", lambda s: WebhookRepository(s).candidates(NOW, 100, [])),
         (

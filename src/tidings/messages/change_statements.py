@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 from typing import Any, cast
 
-from sqlalchemy import Insert, Select, Table, Update, bindparam, insert, select, update
+from sqlalchemy import Insert, Select, Table, Update, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from tidings.db.prebuilt import dialect_of, one_of_param, one_of_values
 from tidings.messages.changes import RECORD_FIELDS
@@ -18,6 +19,7 @@ from tidings.messages.models import Message, MessageEvent
 
 __all__ = [
     "column_update",
+    "column_update_many",
     "dialect_of",
     "event_insert",
     "lock_for_update",
@@ -42,6 +44,28 @@ def column_update(dialect: str, columns: tuple[str, ...]) -> Update:
         update(t)
         .where(t.c.id == bindparam("_id"))
         .values({column: bindparam(column) for column in columns})
+    )
+
+
+@functools.cache
+def column_update_many(dialect: str, columns: tuple[str, ...]) -> Update:
+    """PostgreSQL: `column_update` for many messages as one statement, the values as arrays
+    (`UPDATE … FROM unnest(:_id, :status, …)`). An executemany binds each row on its own,
+    and on a partitioned table each bind is planned afresh (a custom plan prunes to one
+    week; the generic one looks costlier for it): about 0.2 ms of the server's time per row,
+    more than the update itself. One statement is planned once for the batch; the id range
+    lets that plan prune the weeks the batch does not touch."""
+    t = _MESSAGES
+    ids = bindparam("_ids", type_=ARRAY(t.c.id.type))
+    arrays = [bindparam(column, type_=ARRAY(t.c[column].type)) for column in columns]
+    rows = func.unnest(ids, *arrays).table_valued("_id", *columns).render_derived(name="u")
+    return (
+        update(t)
+        .where(
+            t.c.id == rows.c._id,
+            t.c.id.between(bindparam("_least"), bindparam("_greatest")),
+        )
+        .values({column: rows.c[column] for column in columns})
     )
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Insert, Select, Table, bindparam, func, insert, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.db.ids import allocate_ids
-from tidings.db.prebuilt import dialect_of, one_of_param, one_of_values
+from tidings.db.prebuilt import POSTGRESQL, dialect_of, one_of_param, one_of_values
 from tidings.messages import change_statements as statements
 from tidings.messages.changes import MessageRecord
 from tidings.messages.models import Message, MessageEvent, Task, status_predicate
@@ -167,6 +167,14 @@ class MessageRepository:
                 groups.setdefault(tuple(sorted(values)), []).append({"_id": message_id, **values})
         dialect = statements.dialect_of(self.session)
         for columns, rows in groups.items():
+            if dialect == POSTGRESQL and len(rows) > 1:
+                ids = [row["_id"] for row in rows]
+                arrays = {column: [row[column] for row in rows] for column in columns}
+                await self.session.execute(
+                    statements.column_update_many(dialect, columns),
+                    {"_ids": ids, "_least": min(ids), "_greatest": max(ids), **arrays},
+                )
+                continue
             await self.session.execute(statements.column_update(dialect, columns), rows)
 
     async def references(self, message_ids: Sequence[int]) -> dict[int, str | None]:
