@@ -115,7 +115,7 @@ class AdmissionRepository:
             facts.opted_out = {pair for pair in listed if pair[1] in numbers[pair[0]]}
         messages = MessageRepository(self.session)
         for client_id, refs in references.items():
-            facts.used_references[client_id].update(
-                await messages.references_in_use(client_id, refs)
-            )
+            used = await messages.references_in_use(client_id, refs)
+            if used:
+                facts.used_references[client_id].update(used)
         return facts
