@@ -69,14 +69,20 @@ async def allocate_ids(
     return list(range(start, start + count))
 
 
-@cache
-def _next_values(time_ordered: bool) -> TextClause:
+def next_ids_sql(time_ordered: bool) -> str:
+    """PostgreSQL: the query of `:n` new ids of table `:table`, one per row (a part of a
+    larger statement's text, as in messages/admission_repository.py, or one of its own)."""
     # tidings_time_id: migration 0017, the same formula as first_id_at in SQL.
     function = "tidings_time_id" if time_ordered else "nextval"
-    return text(
+    return (
         f"SELECT {function}(pg_get_serial_sequence(:table, 'id')::regclass) "
         "FROM generate_series(1, :n)"
-    ).bindparams(bindparam("n", type_=Integer))
+    )
+
+
+@cache
+def _next_values(time_ordered: bool) -> TextClause:
+    return text(next_ids_sql(time_ordered)).bindparams(bindparam("n", type_=Integer))
 
 
 @cache

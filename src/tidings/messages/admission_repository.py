@@ -26,9 +26,9 @@ from functools import cache
 from sqlalchemy import ARRAY, BigInteger, Integer, String, TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidings.db.ids import first_id_at
+from tidings.db.ids import first_id_at, next_ids_sql
 from tidings.db.prebuilt import POSTGRESQL, dialect_of
-from tidings.messages.repository import MessageRepository
+from tidings.messages.repository import MESSAGES, MessageRepository
 from tidings.optouts.repository import OptOutRepository
 
 _OPTED_OUT, _REFERENCE, _ID = 0, 1, 2
@@ -63,22 +63,21 @@ def _round_facts() -> TextClause:
     # is made at every execution (a custom plan): about 0.25 ms a week. `id < :ids_before`
     # leaves out the weeks ahead, which hold nothing yet (ids are the database clock's).
     # The product of two arrays may name pairs nobody asked about; the caller ignores them.
-    # tidings_time_id: migration 0017 (db/ids.py); tasks draw from the messages' numbers.
+    # The ids: db/ids.py's own query (tasks draw from the messages' numbers).
     return text(
         f"SELECT {_OPTED_OUT} AS kind, client_id, msisdn AS value, NULL::bigint AS id "
         "FROM optouts WHERE client_id = ANY(:optout_clients) AND msisdn = ANY(:msisdns) "
         f"UNION ALL SELECT {_REFERENCE}, client_id, reference, NULL FROM messages "
         "WHERE client_id = ANY(:reference_clients) AND reference = ANY(:references) "
         "AND id < :ids_before "
-        f"UNION ALL SELECT {_ID}, NULL, NULL, "
-        "tidings_time_id(pg_get_serial_sequence('messages', 'id')::regclass) "
-        "FROM generate_series(1, :id_count)"
+        f"UNION ALL SELECT {_ID}, NULL, NULL, taken.id "
+        f"FROM ({next_ids_sql(time_ordered=True)}) AS taken(id)"
     ).bindparams(
         bindparam("optout_clients", type_=ARRAY(Integer)),
         bindparam("msisdns", type_=ARRAY(String)),
         bindparam("reference_clients", type_=ARRAY(Integer)),
         bindparam("references", type_=ARRAY(String)),
-        bindparam("id_count", type_=Integer),
+        bindparam("n", type_=Integer),
         bindparam("ids_before", type_=BigInteger),
     )
 
@@ -109,7 +108,8 @@ class AdmissionRepository:
                 "msisdns": sorted(set().union(*asked.values())),
                 "reference_clients": sorted(refs),
                 "references": sorted(set().union(*refs.values())),
-                "id_count": max(id_count, 0),
+                "table": MESSAGES.name,
+                "n": max(id_count, 0),
                 "ids_before": _ids_before(),
             },
         )
