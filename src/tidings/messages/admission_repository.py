@@ -9,6 +9,14 @@ sides (docs/performance.md, "Round trips"). So on PostgreSQL the three reads are
 `UNION ALL`, and the ids are taken for every number of the round up front: those of numbers
 refused later are a gap in the sequence, as a rolled-back insert leaves one anyway.
 
+Then the write: each client's whole total debited where its balance covers it, and the
+tasks, messages and ledger entries inserted. On PostgreSQL, with the ids known, that is one
+statement too (`write_round`): the debit as a CTE, the inserts as CTEs that insert only if
+every client was debited (a round nearly always has one client, whose balance covers it). If
+one was not, nothing is inserted, the debits of the others stand, and the caller goes on in
+the same transaction as on SQLite: the uncovered requests refused, the rest inserted. The
+round is then four round trips (BEGIN, the reads, the write, COMMIT) instead of six.
+
 On SQLite the reads are calls into the same process, nothing to save: they stay the three
 statements of their own repositories, and the ids are taken at the insert, under the write
 lock (db/ids.py).
@@ -18,17 +26,37 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import ARRAY, BigInteger, Integer, String, TextClause, bindparam, text
+from sqlalchemy import (
+    ARRAY,
+    CTE,
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Table,
+    TextClause,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidings.accounts.repository import CLIENTS
+from tidings.billing.models import LedgerEntry
 from tidings.db.ids import first_id_at, next_ids_sql
 from tidings.db.prebuilt import POSTGRESQL, dialect_of
-from tidings.messages.repository import MESSAGES, MessageRepository
+from tidings.messages.repository import MESSAGES, TASKS, MessageRepository
 from tidings.optouts.repository import OptOutRepository
 
 _OPTED_OUT, _REFERENCE, _ID = 0, 1, 2
@@ -80,6 +108,73 @@ def _round_facts() -> TextClause:
         bindparam("n", type_=Integer),
         bindparam("ids_before", type_=BigInteger),
     )
+
+
+_LEDGER = cast(Table, LedgerEntry.__table__)
+LEDGER_COLUMNS = ("client_id", "amount", "reason", "reference", "created_at")
+
+
+def _insert_if(
+    table: Table, columns: tuple[str, ...], name: str, paid_all: ColumnElement[bool]
+) -> CTE:
+    """`INSERT INTO table (columns) SELECT … FROM unnest(:name_column, …) WHERE paid_all`:
+    the rows as one array per column, planned once whatever their number."""
+    arrays = [bindparam(f"{name}_{c}", type_=ARRAY(table.c[c].type)) for c in columns]
+    rows = func.unnest(*arrays).table_valued(*columns).render_derived(name=f"{name}_rows")
+    chosen = select(*(rows.c[c] for c in columns)).where(paid_all)
+    # No Python-side defaults: the server's fill the columns not given (messages.attempts).
+    insert_rows = insert(table).from_select(list(columns), chosen, include_defaults=False)
+    return insert_rows.cte(f"{name}_insert")
+
+
+@cache
+def _write_round(message_columns: tuple[str, ...], task_columns: tuple[str, ...]) -> Select[Any]:
+    """PostgreSQL: debit every client's total where its balance covers it (returning the
+    clients debited) and, only if that was all of them, insert the round's tasks, messages
+    and ledger entries. Data-modifying CTEs all run, once, whether the main query reads them
+    or not; the inserts read the debit's RETURNING, so they see its outcome."""
+    c = CLIENTS.c
+    owed = (
+        func.unnest(
+            bindparam("debit_clients", type_=ARRAY(c.id.type)),
+            bindparam("debit_amounts", type_=ARRAY(c.balance.type)),
+        )
+        .table_valued("client_id", "amount")
+        .render_derived(name="owed")
+    )
+    debit = (
+        update(CLIENTS)
+        .where(c.id == owed.c.client_id, c.balance >= owed.c.amount)
+        .values(balance=c.balance - owed.c.amount)
+        .returning(c.id)
+        .cte("debit")
+    )
+    paid_all = select(func.count()).select_from(debit).scalar_subquery() == bindparam(
+        "debit_count", type_=Integer
+    )
+    inserts = [
+        _insert_if(MESSAGES, message_columns, "messages", paid_all),
+        _insert_if(_LEDGER, LEDGER_COLUMNS, "ledger", paid_all),
+    ]
+    if task_columns:
+        inserts.insert(0, _insert_if(TASKS, task_columns, "tasks", paid_all))
+    return select(debit.c.id).add_cte(*inserts)
+
+
+def _as_arrays(
+    name: str,
+    columns: tuple[str, ...],
+    rows: Sequence[Mapping[str, Any]],
+    ids: Sequence[int] | None = None,
+) -> dict[str, list[Any]]:
+    """The parameters of `_insert_if(…, columns, name, …)`: a list per column (`ids` are
+    the rows' "id", where the rows do not hold it)."""
+    arrays = {
+        f"{name}_{column}": [row[column] for row in rows] for column in columns if column != "id"
+    }
+    if ids is not None:
+        arrays[f"{name}_id"] = list(ids)
+    return arrays
 
 
 class AdmissionRepository:
@@ -138,3 +233,40 @@ class AdmissionRepository:
             if used:
                 facts.used_references[client_id].update(used)
         return facts
+
+    async def write_round(
+        self,
+        totals: Mapping[int, Decimal],
+        tasks: Sequence[Mapping[str, Any]],
+        task_ids: Sequence[int],
+        messages: Sequence[Mapping[str, Any]],
+        message_ids: Sequence[int],
+        ledger: Sequence[tuple[int, Decimal, str, str | None]],
+        at: datetime,
+    ) -> set[int]:
+        """PostgreSQL: debit each client its total in `totals` where its balance covers it,
+        and insert the rows with their ids (the rows of a kind have the same keys; ledger
+        entries are (client_id, amount, reason, reference), as LedgerRepository.add_many
+        takes them) only if every client was debited. Returns the clients debited: all of
+        `totals` when the rows were inserted, else those whose debit stands (nothing was
+        inserted)."""
+        assert dialect_of(self.session) == POSTGRESQL, "one statement on PostgreSQL only"
+        task_columns = ("id", *sorted(tasks[0])) if tasks else ()
+        message_columns = ("id", *sorted(messages[0]))
+        clients = sorted(totals)  # one lock order for every round: no deadlock between them
+        result = await self.session.execute(
+            _write_round(message_columns, task_columns),
+            {
+                "debit_clients": clients,
+                "debit_amounts": [totals[client] for client in clients],
+                "debit_count": len(clients),
+                **_as_arrays("tasks", task_columns, tasks, task_ids),
+                **_as_arrays("messages", message_columns, messages, message_ids),
+                **_as_arrays(
+                    "ledger",
+                    LEDGER_COLUMNS,
+                    [dict(zip(LEDGER_COLUMNS, (*entry, at), strict=True)) for entry in ledger],
+                ),
+            },
+        )
+        return {int(client_id) for (client_id,) in result.tuples()}

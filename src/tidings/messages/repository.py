@@ -41,13 +41,17 @@ class MessageRepository:
         await self.session.flush()
         return task
 
+    async def take_ids(self, count: int) -> list[int]:
+        """`count` new ids for messages or tasks (they draw from the same numbers)."""
+        return await allocate_ids(self.session, MESSAGES, count, shared_with=(TASKS,))
+
     async def insert_many(
         self, rows: Sequence[dict[str, Any]], ids: Sequence[int] | None = None
     ) -> list[int]:
         """Insert messages with one executemany; the new ids come back in the rows' order.
         `ids`: taken already (messages/admission_repository.py), else taken here."""
         if ids is None:
-            ids = await allocate_ids(self.session, MESSAGES, len(rows), shared_with=(TASKS,))
+            ids = await self.take_ids(len(rows))
         await self.session.execute(
             _insert(MESSAGES), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )
@@ -61,7 +65,7 @@ class MessageRepository:
         # Task ids are taken from the messages' numbers, so that `GET /sms/{id}` is never
         # both a message and a task (docs/api.md, "Short form").
         if ids is None:
-            ids = await allocate_ids(self.session, MESSAGES, len(rows), shared_with=(TASKS,))
+            ids = await self.take_ids(len(rows))
         await self.session.execute(
             _insert(TASKS), [{**row, "id": id_} for id_, row in zip(ids, rows, strict=True)]
         )

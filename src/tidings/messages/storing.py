@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from itertools import islice
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,64 +80,129 @@ async def write_accepted(
     the insert surfaces as IntegrityError, and the caller retries the requests one by one.
     """
     admission = _Admission(list(prepared))
-    facts = await AdmissionRepository(session).round_facts(
+    admissions = AdmissionRepository(session)
+    facts = await admissions.round_facts(
         # Off only for the confirmation of an opt-out (inbound/hooks.py).
         _numbers_by_client(admission) if check_optouts else {},
         _references_by_client(admission),
         _ids_needed(admission),
     )
     _refuse_opted_out(admission, facts.opted_out)
-    prepared = admission.prepared  # without the numbers that opted out
     _refuse_used_references(admission, facts.used_references)
-    paid = await _debit_whole_totals(session, admission)
+    if not admission.open():
+        return _outcomes(admission)
+    now = clock.now()
+    rerouted = await _route_by_hlr(session, clock, admission.prepared, admission.open())
+    paid: set[int] = set()
+    if facts.ids:
+        # PostgreSQL, the ids known: debit and inserts are one statement, which inserts only
+        # if every client's balance covered its total (admission_repository.py).
+        rows = _rows(admission, admission.open(), rerouted, iter(facts.ids), now)
+        totals = _totals(admission)
+        paid = await admissions.write_round(
+            totals, rows.tasks, rows.task_ids, rows.messages, rows.message_ids, rows.ledger, now
+        )
+        if paid == set(totals):
+            return await _settle(session, admission, rows)
+    else:
+        paid = await _debit_whole_totals(session, admission)
     await _refuse_uncovered(session, admission, paid)
     admitted = admission.open()
     if not admitted:
-        return [r for r in admission.outcome if r is not None]
-
-    now = clock.now()
+        return _outcomes(admission)
     messages = MessageRepository(session)
-    taken = iter(facts.ids)  # PostgreSQL: taken with the reads; SQLite: taken at the insert
-    task_rows = [_task_row(prepared[i], now) for i in admitted if prepared[i].request.is_batch]
-    task_ids = await messages.insert_tasks(task_rows, _take(taken, len(task_rows)))
-    next_task = iter(task_ids)
-    rows: list[dict[str, object]] = []
-    owners: list[tuple[int, PricedItem]] = []
+    ids = facts.ids or await messages.take_ids(_ids_needed(admission))
+    rows = _rows(admission, admitted, rerouted, iter(ids), now)
+    await messages.insert_tasks(rows.tasks, rows.task_ids)
+    await messages.insert_many(rows.messages, rows.message_ids)
+    await LedgerRepository(session).add_many(rows.ledger, now)
+    await _debit(session, admission, admitted, paid)
+    return await _settle(session, admission, rows)
+
+
+@dataclass(slots=True)
+class _Rows:
+    """What a write inserts for its admitted requests, with their ids, and what each
+    request's Acceptance says."""
+
+    tasks: list[dict[str, object]] = field(default_factory=list)
+    task_ids: list[int] = field(default_factory=list)
+    messages: list[dict[str, object]] = field(default_factory=list)
+    message_ids: list[int] = field(default_factory=list)
+    ledger: list[tuple[int, Decimal, str, str | None]] = field(default_factory=list)
+    acceptances: dict[int, Acceptance] = field(default_factory=dict)
+    suppliers: set[int] = field(default_factory=set)
+
+
+def _rows(
+    admission: _Admission,
+    admitted: list[int],
+    rerouted: dict[tuple[int, int], PricedItem],
+    ids: Iterator[int],
+    now: datetime,
+) -> _Rows:
+    """The rows of the admitted requests: a task per batch request (ids first), a message
+    per number, a ledger charge per request."""
+    prepared = admission.prepared
+    rows = _Rows()
     task_of: dict[int, int | None] = {}
-    rerouted = await _route_by_hlr(session, clock, prepared, admitted)
     for i in admitted:
-        request = prepared[i].request
-        task_of[i] = next(next_task) if request.is_batch else None
-        for item in prepared[i].quote.items:
+        task_of[i] = None
+        if prepared[i].request.is_batch:
+            task_id = next(ids)
+            task_of[i] = task_id
+            rows.tasks.append(_task_row(prepared[i], now))
+            rows.task_ids.append(task_id)
+    for i in admitted:
+        request, quote = prepared[i].request, prepared[i].quote
+        # Inserted into the dispatch queue: its job is `due_at` on the row itself.
+        due_at = _send_at(request, now) or now
+        accepted: list[AcceptedItem] = []
+        for item in quote.items:
             item = rerouted.get((i, item.index), item)
             assert item.supplier_id is not None, "prepared items are routed"
-            # Inserted into the dispatch queue: its job is `due_at` on the row itself.
-            due_at = _send_at(prepared[i].request, now) or now
-            rows.append({**_message_row(prepared[i], item, task_of[i], now), "due_at": due_at})
-            owners.append((i, item))
-    ids = await messages.insert_many(rows, _take(taken, len(rows)))
-    DispatchRepository(session).enqueued({item.supplier_id or 0 for _, item in owners})
+            message_id = next(ids)
+            rows.messages.append(
+                {**_message_row(prepared[i], item, task_of[i], now), "due_at": due_at}
+            )
+            rows.message_ids.append(message_id)
+            rows.suppliers.add(item.supplier_id)
+            accepted.append(
+                AcceptedItem(message_id, item.item.reference, item.price, item.currency, item.parts)
+            )
+        reference = f"task:{task_of[i]}" if task_of[i] else f"message:{accepted[0].id}"
+        rows.ledger.append((prepared[i].caller.client_id, -quote.total_price, "charge", reference))
+        rows.acceptances[i] = Acceptance(
+            accepted, quote.total_price, quote.currency, task_of[i], admission.refused.get(i, [])
+        )
+    return rows
 
-    accepted: dict[int, list[AcceptedItem]] = defaultdict(list)
-    for message_id, (i, item) in zip(ids, owners, strict=True):
-        accepted[i].append(
-            AcceptedItem(message_id, item.item.reference, item.price, item.currency, item.parts)
-        )
-    ledger: list[tuple[int, Decimal, str, str | None]] = []
-    for i in admitted:
-        quote = prepared[i].quote
-        reference = f"task:{task_of[i]}" if task_of[i] else f"message:{accepted[i][0].id}"
-        ledger.append((prepared[i].caller.client_id, -quote.total_price, "charge", reference))
-        admission.outcome[i] = Acceptance(
-            accepted[i], quote.total_price, quote.currency, task_of[i], admission.refused.get(i, [])
-        )
-    await LedgerRepository(session).add_many(ledger, now)
-    await _debit(session, admission, admitted, paid)
-    for i in admitted:
-        after_write = prepared[i].request.after_write
+
+async def _settle(
+    session: AsyncSession, admission: _Admission, rows: _Rows
+) -> list[Acceptance | TidingsError]:
+    """After the inserts: wake the suppliers' lanes at the commit, run the requests'
+    `after_write` hooks, and give every request its outcome."""
+    DispatchRepository(session).enqueued(rows.suppliers)
+    for i, acceptance in rows.acceptances.items():
+        admission.outcome[i] = acceptance
+        after_write = admission.prepared[i].request.after_write
         if after_write is not None:
-            await after_write(session, [item.id for item in accepted[i]])
+            await after_write(session, [item.id for item in acceptance.items])
+    return _outcomes(admission)
+
+
+def _outcomes(admission: _Admission) -> list[Acceptance | TidingsError]:
     return [r for r in admission.outcome if r is not None]
+
+
+def _totals(admission: _Admission) -> dict[int, Decimal]:
+    """What each client owes for its open requests."""
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for i in admission.open():
+        request = admission.prepared[i]
+        totals[request.caller.client_id] += request.quote.total_price
+    return totals
 
 
 def _numbers_by_client(admission: _Admission) -> dict[int, set[str]]:
@@ -166,15 +230,6 @@ def _ids_needed(admission: _Admission) -> int:
         len(admission.prepared[i].quote.items) + admission.prepared[i].request.is_batch
         for i in admission.open()
     )
-
-
-def _take(taken: Iterator[int], count: int) -> list[int] | None:
-    """`count` of the ids taken up front, or None where none were (the insert takes them)."""
-    ids = list(islice(taken, count))
-    if not ids and count:
-        return None
-    assert len(ids) == count, "an accept round took fewer ids than it inserts rows"
-    return ids
 
 
 def _refuse_opted_out(admission: _Admission, listed: set[tuple[int, str]]) -> None:
@@ -246,14 +301,10 @@ async def _debit_whole_totals(session: AsyncSession, admission: _Admission) -> s
     paid for. Nearly always all of them, and then one UPDATE per client is the whole
     balance check (a read and a later debit would be two statements). The row stays locked
     from here to the commit, a few statements later."""
-    totals: dict[int, Decimal] = defaultdict(Decimal)
-    for i in admission.open():
-        request = admission.prepared[i]
-        totals[request.caller.client_id] += request.quote.total_price
     clients = ClientRepository(session)
     return {
         client_id
-        for client_id, total in totals.items()
+        for client_id, total in _totals(admission).items()
         if await clients.debit_if_covered(client_id, total)
     }
 
