@@ -3,6 +3,8 @@ on PostgreSQL, the repositories' own elsewhere; the same answers on both."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from decimal import Decimal
 
 import pytest
@@ -14,7 +16,7 @@ from tidings.accounts.models import Client
 from tidings.accounts.service import Caller, KeyKind
 from tidings.billing.models import LedgerEntry
 from tidings.clock import FrozenClock
-from tidings.db.engine import transaction
+from tidings.db.engine import one_statement, transaction
 from tidings.errors import InsufficientFunds
 from tidings.messages.acceptance import (
     Acceptance,
@@ -24,10 +26,11 @@ from tidings.messages.acceptance import (
     SmsRequest,
     prepare_sms,
 )
-from tidings.messages.admission_repository import AdmissionRepository
+from tidings.messages.admission_repository import AdmissionRepository, UncoveredRound
 from tidings.messages.catalog import load_catalog
 from tidings.messages.models import Message, Task
-from tidings.messages.storing import accept_sms, write_accepted
+from tidings.messages.storing import accept_sms
+from tidings.messages.writer import AcceptQueue
 from tidings.optouts.repository import OptOutRepository
 
 
@@ -76,9 +79,9 @@ async def test_round_facts_of_nothing_ask_nothing(
 async def test_a_round_with_a_client_short_of_money_stores_the_rest(
     sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
 ) -> None:
-    """On PostgreSQL the round's write is one statement that inserts only if every client's
-    balance covered its total; here one does not, so the round goes on request by request
-    in the same transaction (SQLite always does). Both end the same."""
+    """On PostgreSQL the round's write is one statement that fails whole unless every
+    client's balance covered its total; here one does not, so the queue writes the round
+    again in a transaction, request by request (SQLite always does). Both end the same."""
     rich = await build_world(sessions, clock, balance=Decimal("10"))
     # 0.03 EUR: one 0.02 message fits, two do not.
     poor = await build_world(sessions, clock, balance=Decimal("0.03"), name="poor")
@@ -96,8 +99,12 @@ async def test_a_round_with_a_client_short_of_money_stores_the_rest(
         prepared(poor.client_id, "phone", "380975000004"),
         prepared(poor.client_id, "phone", "380975000005"),
     ]
-    async with transaction(sessions) as session:
-        results = await write_accepted(session, clock, round_)
+    queue = AcceptQueue(sessions, clock)
+    queue.start()
+    try:  # submitted before the queue's task runs: one round
+        results = await asyncio.gather(*(queue.submit(p) for p in round_), return_exceptions=True)
+    finally:
+        await queue.stop()
 
     batch, single, covered, uncovered = results
     assert isinstance(batch, Acceptance) and batch.task_id is not None
@@ -170,10 +177,11 @@ async def test_write_round_inserts_nothing_unless_every_client_paid(
         "due_at": clock.now(),
     }
     async with transaction(sessions) as session:
-        admissions = AdmissionRepository(session)
-        [message_id] = (await admissions.round_facts({}, {}, 1)).ids
-        paid = await admissions.write_round(
-            {rich.client_id: Decimal("0.02"), poor.client_id: Decimal("0.02")},
+        [message_id] = (await AdmissionRepository(session).round_facts({}, {}, 1)).ids
+
+    def write(session: AsyncSession, totals: dict[int, Decimal]) -> Awaitable[None]:
+        return AdmissionRepository(session).write_round(
+            totals,
             [],
             [],
             [row],
@@ -181,23 +189,25 @@ async def test_write_round_inserts_nothing_unless_every_client_paid(
             [(rich.client_id, Decimal("-0.02"), "charge", f"message:{message_id}")],
             clock.now(),
         )
-        # The poor client's balance does not cover it: nothing inserted, the rich one's
-        # debit stands (the caller goes on in this transaction, or rolls it back).
-        assert paid == {rich.client_id}
-        assert await session.scalar(select(func.count()).select_from(Message)) == 0
-        assert await session.scalar(select(func.count()).where(LedgerEntry.reason == "charge")) == 0
-        paid = await admissions.write_round(
-            {rich.client_id: Decimal("0.02")},
-            [],
-            [],
-            [row],
-            [message_id],
-            [(rich.client_id, Decimal("-0.02"), "charge", f"message:{message_id}")],
-            clock.now(),
-        )
-        assert paid == {rich.client_id}
-        assert await session.scalar(select(Message.id)) == message_id
-        assert await session.scalar(select(func.count()).where(LedgerEntry.reason == "charge")) == 1
+
+    # The poor client's balance does not cover its total: the statement fails whole, the
+    # rich client's debit with it, and nothing is inserted.
+    with pytest.raises(UncoveredRound):
+        async with one_statement(sessions) as session:
+            await write(session, {rich.client_id: Decimal("0.02"), poor.client_id: Decimal("0.02")})
     async with sessions() as session:
-        client = await session.get(Client, rich.client_id)
-        assert client is not None and client.balance == Decimal("0.96")
+        assert await session.scalar(select(Client.balance).where(Client.id == rich.client_id)) == (
+            Decimal("1")
+        )
+        assert await session.scalar(select(func.count()).select_from(Message)) == 0
+        charges = select(func.count()).where(LedgerEntry.reason == "charge")
+        assert await session.scalar(charges) == 0
+
+    async with one_statement(sessions) as session:
+        await write(session, {rich.client_id: Decimal("0.02")})
+    async with sessions() as session:
+        assert await session.scalar(select(Client.balance).where(Client.id == rich.client_id)) == (
+            Decimal("0.98")
+        )
+        assert await session.scalar(select(Message.id)) == message_id
+        assert await session.scalar(charges) == 1

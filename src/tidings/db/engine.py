@@ -120,6 +120,12 @@ def create_sessionmaker(
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, **options)
 
 
+def dialect_name(sessions: async_sessionmaker[AsyncSession]) -> str:
+    """The dialect ("postgresql", "sqlite") of the engine a session maker is bound to."""
+    bind = sessions.kw.get("bind")
+    return bind.dialect.name if bind is not None else ""
+
+
 @asynccontextmanager
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits on success, rolls back on any exception."""
@@ -132,10 +138,11 @@ async def one_statement(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
     """A unit of work that is one statement (one executemany counts as one: PostgreSQL runs
-    its rows in one implicit transaction). On PostgreSQL it runs in autocommit, with no
-    BEGIN and COMMIT: one round trip instead of three, and a round trip costs both sides a
-    write and a wake-up, more than a small statement does (docs/performance.md, "Round
-    trips"). Elsewhere, and for anything longer, `transaction`."""
+    its rows in one implicit transaction), or statements that need no common transaction
+    (reads before a write that checks what they read, as the accept round's). On PostgreSQL
+    it runs in autocommit, with no BEGIN and COMMIT: one round trip instead of three, and a
+    round trip costs both sides a write and a wake-up, more than a small statement does
+    (docs/performance.md, "Round trips"). Elsewhere, and for anything longer, `transaction`."""
     async with sessions() as session:
         if session.get_bind().dialect.name != "postgresql":
             async with session.begin():

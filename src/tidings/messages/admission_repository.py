@@ -11,11 +11,16 @@ refused later are a gap in the sequence, as a rolled-back insert leaves one anyw
 
 Then the write: each client's whole total debited where its balance covers it, and the
 tasks, messages and ledger entries inserted. On PostgreSQL, with the ids known, that is one
-statement too (`write_round`): the debit as a CTE, the inserts as CTEs that insert only if
-every client was debited (a round nearly always has one client, whose balance covers it). If
-one was not, nothing is inserted, the debits of the others stand, and the caller goes on in
-the same transaction as on SQLite: the uncovered requests refused, the rest inserted. The
-round is then four round trips (BEGIN, the reads, the write, COMMIT) instead of six.
+statement too (`write_round`), and the round runs in autocommit (messages/writer.py): the
+reads, then the write, each its own implicit transaction, two round trips where BEGIN, four
+statements and COMMIT were six. The reads need no transaction of their own: the ids come
+from a sequence, an opt-out or a reference that changes between the two statements is one
+that could change between two statements of a transaction too (read committed), and the
+references' unique index catches a concurrent insert. The write debits as a CTE and inserts
+as CTEs; its result row requires that every client's balance covered its total
+(`tidings_require`, migration 0019), else the whole statement fails and nothing of it is
+written (`UncoveredRound`): a round nearly always has one client, whose balance covers it,
+and when it does not the caller decides each request in a transaction.
 
 On SQLite the reads are calls into the same process, nothing to save: they stay the three
 statements of their own repositories, and the ids are taken at the insert, under the write
@@ -37,7 +42,7 @@ from sqlalchemy import (
     ARRAY,
     CTE,
     BigInteger,
-    ColumnElement,
+    Boolean,
     Integer,
     Select,
     String,
@@ -50,6 +55,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings.accounts.repository import CLIENTS
@@ -114,25 +120,30 @@ _LEDGER = cast(Table, LedgerEntry.__table__)
 LEDGER_COLUMNS = ("client_id", "amount", "reason", "reference", "created_at")
 
 
-def _insert_if(
-    table: Table, columns: tuple[str, ...], name: str, paid_all: ColumnElement[bool]
-) -> CTE:
-    """`INSERT INTO table (columns) SELECT … FROM unnest(:name_column, …) WHERE paid_all`:
-    the rows as one array per column, planned once whatever their number."""
+def _insert(table: Table, columns: tuple[str, ...], name: str) -> CTE:
+    """`INSERT INTO table (columns) SELECT … FROM unnest(:name_column, …)`: the rows as one
+    array per column, planned once whatever their number."""
     arrays = [bindparam(f"{name}_{c}", type_=ARRAY(table.c[c].type)) for c in columns]
     rows = func.unnest(*arrays).table_valued(*columns).render_derived(name=f"{name}_rows")
-    chosen = select(*(rows.c[c] for c in columns)).where(paid_all)
+    chosen = select(*(rows.c[c] for c in columns))
     # No Python-side defaults: the server's fill the columns not given (messages.attempts).
     insert_rows = insert(table).from_select(list(columns), chosen, include_defaults=False)
     return insert_rows.cte(f"{name}_insert")
 
 
+# SQLSTATE of tidings_require (migration 0019).
+REQUIREMENT_FAILED = "TD001"
+
+
+class UncoveredRound(Exception):
+    """A client's balance did not cover its total: the round's write failed whole."""
+
+
 @cache
 def _write_round(message_columns: tuple[str, ...], task_columns: tuple[str, ...]) -> Select[Any]:
-    """PostgreSQL: debit every client's total where its balance covers it (returning the
-    clients debited) and, only if that was all of them, insert the round's tasks, messages
-    and ledger entries. Data-modifying CTEs all run, once, whether the main query reads them
-    or not; the inserts read the debit's RETURNING, so they see its outcome."""
+    """PostgreSQL: debit every client's total where its balance covers it, insert the
+    round's tasks, messages and ledger entries, and fail unless every client was debited.
+    Data-modifying CTEs all run, once, whether the main query reads them or not."""
     c = CLIENTS.c
     owed = (
         func.unnest(
@@ -149,16 +160,17 @@ def _write_round(message_columns: tuple[str, ...], task_columns: tuple[str, ...]
         .returning(c.id)
         .cte("debit")
     )
-    paid_all = select(func.count()).select_from(debit).scalar_subquery() == bindparam(
-        "debit_count", type_=Integer
-    )
     inserts = [
-        _insert_if(MESSAGES, message_columns, "messages", paid_all),
-        _insert_if(_LEDGER, LEDGER_COLUMNS, "ledger", paid_all),
+        _insert(MESSAGES, message_columns, "messages"),
+        _insert(_LEDGER, LEDGER_COLUMNS, "ledger"),
     ]
     if task_columns:
-        inserts.insert(0, _insert_if(TASKS, task_columns, "tasks", paid_all))
-    return select(debit.c.id).add_cte(*inserts)
+        inserts.insert(0, _insert(TASKS, task_columns, "tasks"))
+    every_client_paid = func.count() == bindparam("debit_count", type_=Integer)
+    required = func.tidings_require(
+        every_client_paid, "a balance did not cover its client's total", type_=Boolean
+    )
+    return select(required).select_from(debit).add_cte(*inserts)
 
 
 def _as_arrays(
@@ -243,30 +255,33 @@ class AdmissionRepository:
         message_ids: Sequence[int],
         ledger: Sequence[tuple[int, Decimal, str, str | None]],
         at: datetime,
-    ) -> set[int]:
-        """PostgreSQL: debit each client its total in `totals` where its balance covers it,
-        and insert the rows with their ids (the rows of a kind have the same keys; ledger
-        entries are (client_id, amount, reason, reference), as LedgerRepository.add_many
-        takes them) only if every client was debited. Returns the clients debited: all of
-        `totals` when the rows were inserted, else those whose debit stands (nothing was
-        inserted)."""
+    ) -> None:
+        """PostgreSQL, one statement: debit each client its total in `totals` and insert the
+        rows with their ids (the rows of a kind have the same keys; ledger entries are
+        (client_id, amount, reason, reference), as LedgerRepository.add_many takes them).
+        Raises UncoveredRound, having written nothing, if a balance did not cover its total
+        (in a transaction, that transaction is then aborted)."""
         assert dialect_of(self.session) == POSTGRESQL, "one statement on PostgreSQL only"
         task_columns = ("id", *sorted(tasks[0])) if tasks else ()
         message_columns = ("id", *sorted(messages[0]))
         clients = sorted(totals)  # one lock order for every round: no deadlock between them
-        result = await self.session.execute(
-            _write_round(message_columns, task_columns),
-            {
-                "debit_clients": clients,
-                "debit_amounts": [totals[client] for client in clients],
-                "debit_count": len(clients),
-                **_as_arrays("tasks", task_columns, tasks, task_ids),
-                **_as_arrays("messages", message_columns, messages, message_ids),
-                **_as_arrays(
-                    "ledger",
-                    LEDGER_COLUMNS,
-                    [dict(zip(LEDGER_COLUMNS, (*entry, at), strict=True)) for entry in ledger],
-                ),
-            },
-        )
-        return {int(client_id) for (client_id,) in result.tuples()}
+        try:
+            await self.session.execute(
+                _write_round(message_columns, task_columns),
+                {
+                    "debit_clients": clients,
+                    "debit_amounts": [totals[client] for client in clients],
+                    "debit_count": len(clients),
+                    **_as_arrays("tasks", task_columns, tasks, task_ids),
+                    **_as_arrays("messages", message_columns, messages, message_ids),
+                    **_as_arrays(
+                        "ledger",
+                        LEDGER_COLUMNS,
+                        [dict(zip(LEDGER_COLUMNS, (*entry, at), strict=True)) for entry in ledger],
+                    ),
+                },
+            )
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == REQUIREMENT_FAILED:
+                raise UncoveredRound(sorted(totals)) from error
+            raise

@@ -70,6 +70,7 @@ async def write_accepted(
     prepared: Sequence[PreparedSms],
     *,
     check_optouts: bool = True,
+    one_statement: bool = False,
 ) -> list[Acceptance | TidingsError]:
     """Charge and store prepared requests in the caller's transaction, in bulk.
 
@@ -78,6 +79,10 @@ async def write_accepted(
     not cover it, no number left that has not opted out). Raises only for faults of the
     whole write (the database); a concurrent writer taking a reference between the check and
     the insert surfaces as IntegrityError, and the caller retries the requests one by one.
+
+    `one_statement` (PostgreSQL, in autocommit: messages/writer.py): the write is one
+    statement, which raises UncoveredRound, having written nothing, when a client's balance
+    does not cover its total; the caller then writes the round in a transaction.
     """
     admission = _Admission(list(prepared))
     admissions = AdmissionRepository(session)
@@ -93,19 +98,19 @@ async def write_accepted(
         return _outcomes(admission)
     now = clock.now()
     rerouted = await _route_by_hlr(session, clock, admission.prepared, admission.open())
-    paid: set[int] = set()
-    if facts.ids:
-        # PostgreSQL, the ids known: debit and inserts are one statement, which inserts only
-        # if every client's balance covered its total (admission_repository.py).
+    if one_statement:
         rows = _rows(admission, admission.open(), rerouted, iter(facts.ids), now)
-        totals = _totals(admission)
-        paid = await admissions.write_round(
-            totals, rows.tasks, rows.task_ids, rows.messages, rows.message_ids, rows.ledger, now
+        await admissions.write_round(
+            _totals(admission),
+            rows.tasks,
+            rows.task_ids,
+            rows.messages,
+            rows.message_ids,
+            rows.ledger,
+            now,
         )
-        if paid == set(totals):
-            return await _settle(session, admission, rows)
-    else:
-        paid = await _debit_whole_totals(session, admission)
+        return await _settle(session, admission, rows)
+    paid = await _debit_whole_totals(session, admission)
     await _refuse_uncovered(session, admission, paid)
     admitted = admission.open()
     if not admitted:

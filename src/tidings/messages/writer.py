@@ -10,10 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidings.clock import Clock
-from tidings.db.engine import transaction
+from tidings.db.engine import dialect_name, one_statement, transaction
+from tidings.db.prebuilt import POSTGRESQL
 from tidings.errors import Conflict, InsufficientFunds, OptedOut, TidingsError
 from tidings.groupcommit import GroupCommit
 from tidings.messages.acceptance import SMS, Acceptance, PreparedSms
+from tidings.messages.admission_repository import UncoveredRound
 from tidings.messages.storing import BalanceRace, without_refused, write_accepted
 from tidings.observability.logging import log_accepted
 from tidings.observability.metrics import Metrics
@@ -31,6 +33,7 @@ class AcceptQueue:
         self.sessions = sessions
         self.clock = clock
         self.metrics = metrics
+        self._one_statement = dialect_name(sessions) == POSTGRESQL
         self._rounds: GroupCommit[PreparedSms, Acceptance] = GroupCommit(
             self._write,
             weight=lambda prepared: len(prepared.quote.items),
@@ -73,6 +76,14 @@ class AcceptQueue:
 
     async def _write(self, batch: Sequence[PreparedSms]) -> list[Acceptance | TidingsError]:
         try:
+            if self._one_statement and not any(p.request.after_write for p in batch):
+                # PostgreSQL: the reads, then the write as one statement, in autocommit
+                # (messages/admission_repository.py): two round trips, not six.
+                try:
+                    async with one_statement(self.sessions) as session:
+                        return await write_accepted(session, self.clock, batch, one_statement=True)
+                except UncoveredRound:
+                    pass  # nothing was written: the transaction below decides each request
             async with transaction(self.sessions) as session:
                 return await write_accepted(session, self.clock, batch)
         except (BalanceRace, IntegrityError):
