@@ -148,7 +148,8 @@ async def test_reads_go_to_the_replica_and_writes_to_the_primary(
             },
         )
         assert created.json()["error"] == "0", created.text
-        assert any(s.startswith("insert into messages") for s in recorder.statements["primary"])
+        # On PostgreSQL the insert is a CTE of the accept round's one write (WITH …).
+        assert any("insert into messages" in s for s in recorder.statements["primary"])
         assert recorder.statements["replica"] == []
 
         # The console's pages read the replica too.
