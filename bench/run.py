@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from bench.e2e.loadgen import wrk_available
 from bench.load import (
     Sample,
     percentile,
@@ -31,7 +32,6 @@ from bench.load import (
     run_single_httpx,
     run_wrk,
     warm_up,
-    wrk_available,
 )
 from bench.profile import summarize
 from bench.server import (
