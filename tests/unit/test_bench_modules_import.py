@@ -6,9 +6,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-import pytest
-
 import bench
+import pytest
 
 MODULES = sorted(
     info.name
