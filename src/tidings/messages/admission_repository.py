@@ -179,7 +179,7 @@ def _as_arrays(
     rows: Sequence[Mapping[str, Any]],
     ids: Sequence[int] | None = None,
 ) -> dict[str, list[Any]]:
-    """The parameters of `_insert_if(…, columns, name, …)`: a list per column (`ids` are
+    """The parameters of `_insert(…, columns, name)`: a list per column (`ids` are
     the rows' "id", where the rows do not hold it)."""
     arrays = {
         f"{name}_{column}": [row[column] for row in rows] for column in columns if column != "id"

@@ -94,12 +94,13 @@ async def write_accepted(
     )
     _refuse_opted_out(admission, facts.opted_out)
     _refuse_used_references(admission, facts.used_references)
-    if not admission.open():
+    admitted = admission.open()
+    if not admitted:
         return _outcomes(admission)
     now = clock.now()
-    rerouted = await _route_by_hlr(session, clock, admission.prepared, admission.open())
+    rerouted = await _route_by_hlr(session, clock, admission.prepared, admitted)
     if one_statement:
-        rows = _rows(admission, admission.open(), rerouted, iter(facts.ids), now)
+        rows = _rows(admission, admitted, rerouted, iter(facts.ids), now)
         await admissions.write_round(
             _totals(admission),
             rows.tasks,
